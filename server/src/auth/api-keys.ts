@@ -1,0 +1,61 @@
+// API keys: `ksk_` + 32 random bytes (base64url). Only their SHA-256 is stored; a lookup hashes
+// the presented key and finds it by that hash, so a leaked table does not leak usable keys.
+import { createHash, randomBytes } from "node:crypto";
+import { sql } from "slonik";
+import { z } from "zod";
+import type { DatabasePool } from "../db/pool.ts";
+
+export type Scope = "ingest" | "manage" | "read";
+export const ALL_SCOPES: readonly Scope[] = ["ingest", "manage", "read"];
+
+export interface ApiKeyIdentity {
+  keyId: string;
+  tenantId: string;
+  scopes: readonly Scope[];
+}
+
+export function generateApiKey(): { secret: string; prefix: string; hash: Buffer } {
+  const secret = `ksk_${randomBytes(32).toString("base64url")}`;
+  return { secret, prefix: secret.slice(0, 12), hash: hashApiKey(secret) };
+}
+
+export function hashApiKey(secret: string): Buffer {
+  return createHash("sha256").update(secret).digest();
+}
+
+const identityRow = z.object({ id: z.string(), tenant_id: z.string(), scopes: z.array(z.string()) });
+
+/**
+ * Finds active keys by hash. Answers are cached briefly because ingest authenticates every
+ * request; a revocation in this process clears the cache at once, other processes see it within
+ * the cache TTL.
+ */
+export class ApiKeyStore {
+  readonly #pool: DatabasePool;
+  readonly #ttlMs: number;
+  readonly #cache = new Map<string, { identity: ApiKeyIdentity | undefined; until: number }>();
+
+  constructor(pool: DatabasePool, ttlMs = 2_000) {
+    this.#pool = pool;
+    this.#ttlMs = ttlMs;
+  }
+
+  async lookup(secret: string): Promise<ApiKeyIdentity | undefined> {
+    const hash = hashApiKey(secret);
+    const cacheKey = hash.toString("base64");
+    const now = Date.now();
+    const hit = this.#cache.get(cacheKey);
+    if (hit && hit.until > now) return hit.identity;
+    const row = await this.#pool.maybeOne(sql.type(identityRow)`
+      SELECT k.id, k.tenant_id, k.scopes FROM api_keys k
+      WHERE k.secret_sha256 = ${sql.binary(hash)} AND k.revoked_at IS NULL`);
+    const identity = row ? { keyId: row.id, tenantId: row.tenant_id, scopes: row.scopes as Scope[] } : undefined;
+    if (this.#cache.size > 10_000) this.#cache.clear();
+    this.#cache.set(cacheKey, { identity, until: now + this.#ttlMs });
+    return identity;
+  }
+
+  forgetAll(): void {
+    this.#cache.clear();
+  }
+}

@@ -1,0 +1,90 @@
+// Authenticates every RPC and checks it against the access table below, so no handler can forget
+// to. Health checks are open; tenant administration needs the admin token; the rest needs an API
+// key with the listed scope.
+import { timingSafeEqual, createHash } from "node:crypto";
+import type { Interceptor } from "@connectrpc/connect";
+import { KapselError } from "../errors.ts";
+import type { ApiKeyStore, Scope } from "./api-keys.ts";
+import { callerKey, type Caller } from "./auth-context.ts";
+
+type Access = "public" | "admin" | "admin-or-read" | "admin-or-manage" | Scope | "read-or-manage" | "any";
+
+/** Access per RPC, by `Service/Method`. Anything not listed needs the `manage` scope. */
+const ACCESS: Record<string, Access> = {
+  "grpc.health.v1.Health/Check": "public",
+  "grpc.health.v1.Health/Watch": "public",
+  "grpc.health.v1.Health/List": "public",
+  "kapsel.v1.IngestService/Ingest": "ingest",
+  "kapsel.v1.IngestService/IngestBatch": "ingest",
+  "kapsel.v1.ManagementService/CreateTenant": "admin",
+  "kapsel.v1.ManagementService/ListTenants": "admin",
+  "kapsel.v1.ManagementService/UpdateTenant": "admin",
+  "kapsel.v1.ManagementService/GetTenant": "admin-or-read",
+  "kapsel.v1.ManagementService/CreateApiKey": "admin-or-manage",
+  "kapsel.v1.ManagementService/GetEndpoint": "read-or-manage",
+  "kapsel.v1.ManagementService/ListEndpoints": "read-or-manage",
+  "kapsel.v1.ManagementService/ListApiKeys": "read-or-manage",
+  "kapsel.v1.ManagementService/ListEvents": "read-or-manage",
+  "kapsel.v1.ManagementService/GetEvent": "read-or-manage",
+  "kapsel.v1.ManagementService/WatchEvent": "read-or-manage",
+  "kapsel.v1.ManagementService/GetEndpointHealth": "read-or-manage",
+  "kapsel.v1.AttestationService/GetCheckpoint": "any",
+  "kapsel.v1.AttestationService/GetPublicKeys": "any",
+  "kapsel.v1.AttestationService/GetConsistencyProof": "any",
+  "kapsel.v1.AttestationService/WatchCheckpoints": "any",
+  "kapsel.v1.AttestationService/GetInclusionProof": "read-or-manage",
+  "kapsel.v1.AttestationService/GetProofBundle": "read-or-manage",
+};
+
+export interface Authenticator {
+  /** Resolves a bearer token to a caller; undefined when it is not valid. */
+  authenticate(token: string): Promise<Caller | undefined>;
+}
+
+export function createAuthenticator(adminToken: string, keys: ApiKeyStore): Authenticator {
+  const adminHash = createHash("sha256").update(adminToken).digest();
+  return {
+    async authenticate(token) {
+      // Compare hashes so the comparison is constant-time whatever the lengths.
+      if (timingSafeEqual(createHash("sha256").update(token).digest(), adminHash)) return { kind: "admin" };
+      if (!token.startsWith("ksk_")) return undefined;
+      const identity = await keys.lookup(token);
+      return identity && { kind: "tenant", ...identity };
+    },
+  };
+}
+
+export function bearerToken(header: string | null | undefined): string | undefined {
+  if (!header) return undefined;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return match?.[1];
+}
+
+/** Throws E1004 unless the caller may make this call. */
+export function authorize(access: Access, caller: Caller | undefined): void {
+  if (access === "public") return;
+  if (!caller) throw new KapselError("E1004", "missing or invalid API key");
+  const has = (s: Scope) => caller.kind === "tenant" && caller.scopes.includes(s);
+  const ok =
+    access === "any" ||
+    (access === "admin" && caller.kind === "admin") ||
+    (access === "admin-or-read" && (caller.kind === "admin" || has("read") || has("manage"))) ||
+    (access === "admin-or-manage" && (caller.kind === "admin" || has("manage"))) ||
+    (access === "read-or-manage" && (has("read") || has("manage"))) ||
+    ((access === "ingest" || access === "manage" || access === "read") && has(access));
+  if (!ok) {
+    const need = access === "admin" ? "the admin token" : access === "read-or-manage" ? "a key with scope read or manage" : `scope ${access.replace("admin-or-", "")}`;
+    throw new KapselError("E1004", `this call needs ${need}`, { forbidden: true });
+  }
+}
+
+export function authInterceptor(auth: Authenticator): Interceptor {
+  return (next) => async (req) => {
+    const access = ACCESS[`${req.service.typeName}/${req.method.name}`] ?? "manage";
+    const token = bearerToken(req.header.get("authorization"));
+    const caller = token === undefined ? undefined : await auth.authenticate(token);
+    authorize(access, caller);
+    req.contextValues.set(callerKey, caller);
+    return next(req);
+  };
+}

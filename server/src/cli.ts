@@ -1,0 +1,95 @@
+// `kapsel` command line: serve (what `npm start` runs), migrate, tenant create, and help.
+import { ConfigError, environmentHelp, loadConfig, type Config } from "./config.ts";
+import { openDatabase } from "./db/database.ts";
+import { MigrationError } from "./db/migrate.ts";
+import { createLogger } from "./logger.ts";
+import { startServer } from "./main.ts";
+import { ApiKeyStore } from "./auth/api-keys.ts";
+import { Tenants } from "./management/tenants.ts";
+
+const USAGE = `kapsel — webhook reliability with verifiable delivery
+
+Usage:
+  kapsel serve                 run the server (default when no command is given)
+  kapsel migrate               apply database migrations and exit
+  kapsel tenant create NAME    create a tenant and print its first API key
+  kapsel --help                this text
+
+Environment:
+${environmentHelp()}
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command = "serve", ...rest] = argv;
+  if (command === "--help" || command === "-h" || command === "help") {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`kapsel: configuration error: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const log = createLogger(command === "serve" ? config.logLevel : process.env.KAPSEL_LOG_LEVEL ?? "warn");
+
+  switch (command) {
+    case "serve":
+      return serve(config, log);
+    case "migrate": {
+      const db = await openDatabase(config, log);
+      await db.close();
+      process.stdout.write("migrations applied\n");
+      return 0;
+    }
+    case "tenant": {
+      const name = rest[1];
+      if (rest[0] !== "create" || !name) {
+        process.stderr.write("usage: kapsel tenant create NAME\n");
+        return 2;
+      }
+      const db = await openDatabase(config, log);
+      try {
+        const tenants = new Tenants(db.pool, new ApiKeyStore(db.pool), { perSecond: config.defaultRateLimitPerSecond, burst: config.defaultRateLimitBurst });
+        const { tenant, apiKey } = await tenants.create(name);
+        process.stdout.write(`tenant ${tenant.id} (${tenant.name})\napi key (shown once): ${apiKey}\n`);
+      } finally {
+        await db.close();
+      }
+      return 0;
+    }
+    default:
+      process.stderr.write(`kapsel: unknown command ${command}\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function serve(config: Config, log: ReturnType<typeof createLogger>): Promise<number> {
+  const server = await startServer(config, log);
+  return new Promise<number>((resolve) => {
+    const onSignal = (signal: string) => {
+      log.info({ signal }, "signal received");
+      process.off("SIGTERM", onSignal);
+      process.off("SIGINT", onSignal);
+      server.stop().then(() => resolve(0), (err: unknown) => {
+        log.error({ err }, "error during shutdown");
+        resolve(1);
+      });
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    const known = err instanceof MigrationError || err instanceof ConfigError;
+    process.stderr.write(`kapsel: ${known ? (err as Error).message : (err as Error)?.stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

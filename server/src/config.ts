@@ -1,0 +1,183 @@
+// One typed configuration object, read from the environment once at start. Nothing else reads
+// process.env: a bad value stops the process with a message naming the variable.
+
+export interface Config {
+  /** Postgres connection string; undefined → embedded Postgres under dataDir. */
+  databaseUrl: string | undefined;
+  /** Local state: embedded Postgres data, generated secrets. */
+  dataDir: string;
+  host: string;
+  port: number;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  /** Admin token for tenant management; undefined → generated and stored under dataDir. */
+  adminToken: string | undefined;
+  logLevel: string;
+  logOrigin: string;
+  signingKey: string | undefined;
+  /** Allow any private/loopback destination (tests, on-premise installs). */
+  allowPrivateDestinations: boolean;
+  /** CIDR ranges or host names allowed even though they are private. */
+  destinationAllowList: string[];
+  maxPayloadBytes: number;
+  /** Cap for one RPC message (Connect readMaxBytes); a batch of payloads needs room. */
+  maxRpcBytes: number;
+  dbPoolSize: number;
+  shutdownTimeoutMs: number;
+  idempotencyWindowMs: number;
+  defaultRateLimitPerSecond: number;
+  defaultRateLimitBurst: number;
+  keptHeaders: string[];
+  checkpointIntervalMs: number;
+  deliveryConcurrency: number;
+  deliveryPerEndpointConcurrency: number;
+  deliveryLeaseMs: number;
+  deliveryTimeoutMs: number;
+  circuitOpenMs: number;
+  circuitFailureThreshold: number;
+  circuitMinAttempts: number;
+  circuitFailureRate: number;
+  circuitWindowMs: number;
+}
+
+interface VarSpec {
+  name: string;
+  help: string;
+  default?: string;
+}
+
+/** Every environment variable Kapsel reads, for `kapsel --help`. */
+export const ENVIRONMENT: readonly VarSpec[] = [
+  { name: "DATABASE_URL", help: "Postgres URL; unset → embedded Postgres in KAPSEL_DATA_DIR/pg" },
+  { name: "KAPSEL_DATA_DIR", help: "local state folder", default: ".kapsel" },
+  { name: "KAPSEL_HOST", help: "listen address", default: "0.0.0.0" },
+  { name: "KAPSEL_PORT", help: "listen port (HTTP/1.1, h2c, gRPC, Connect, gRPC-Web on one port)", default: "8080" },
+  { name: "KAPSEL_TLS_CERT", help: "PEM certificate file; with KAPSEL_TLS_KEY serves TLS with ALPN" },
+  { name: "KAPSEL_TLS_KEY", help: "PEM private key file" },
+  { name: "KAPSEL_ADMIN_TOKEN", help: "admin token for tenant management; unset → generated into KAPSEL_DATA_DIR/admin-token" },
+  { name: "KAPSEL_LOG_LEVEL", help: "pino level: fatal|error|warn|info|debug|trace|silent", default: "info" },
+  { name: "KAPSEL_LOG_ORIGIN", help: "attestation log origin (no spaces or +)", default: "kapsel.localhost/log" },
+  { name: "KAPSEL_SIGNING_KEY", help: "log signing key: base64 Ed25519 seed (32 bytes); unset → generated and stored in the database" },
+  { name: "KAPSEL_ALLOW_PRIVATE_DESTINATIONS", help: "true → endpoints may point at private or loopback addresses", default: "false" },
+  { name: "KAPSEL_DESTINATION_ALLOWLIST", help: "comma-separated CIDRs or host names allowed although private" },
+  { name: "KAPSEL_MAX_PAYLOAD_BYTES", help: "largest event payload", default: String(10 * 1024 * 1024) },
+  { name: "KAPSEL_MAX_RPC_BYTES", help: "largest RPC message", default: String(64 * 1024 * 1024) },
+  { name: "KAPSEL_DB_POOL_SIZE", help: "Postgres connections per process", default: "8" },
+  { name: "KAPSEL_SHUTDOWN_TIMEOUT_MS", help: "how long SIGTERM waits for in-flight work", default: "10000" },
+  { name: "KAPSEL_IDEMPOTENCY_WINDOW_MS", help: "deduplication window for idempotency keys", default: String(24 * 3600 * 1000) },
+  { name: "KAPSEL_RATE_LIMIT_PER_SECOND", help: "default per-tenant ingest rate", default: "50000" },
+  { name: "KAPSEL_RATE_LIMIT_BURST", help: "default per-tenant ingest burst", default: "100000" },
+  { name: "KAPSEL_KEPT_HEADERS", help: "extra inbound header names the gateway keeps for every endpoint (comma-separated)" },
+  { name: "KAPSEL_CHECKPOINT_INTERVAL_MS", help: "how often the sequencer signs a checkpoint", default: "1000" },
+  { name: "KAPSEL_DELIVERY_CONCURRENCY", help: "in-flight deliveries per process", default: "256" },
+  { name: "KAPSEL_DELIVERY_PER_ENDPOINT_CONCURRENCY", help: "in-flight deliveries per endpoint per process", default: "64" },
+  { name: "KAPSEL_DELIVERY_LEASE_MS", help: "how long a claimed job stays leased", default: "60000" },
+  { name: "KAPSEL_DELIVERY_TIMEOUT_MS", help: "default per-attempt timeout", default: "15000" },
+  { name: "KAPSEL_CIRCUIT_OPEN_MS", help: "how long an open circuit waits before half-open", default: "30000" },
+  { name: "KAPSEL_CIRCUIT_CONSECUTIVE_FAILURES", help: "consecutive failures that open a circuit", default: "5" },
+  { name: "KAPSEL_CIRCUIT_MIN_ATTEMPTS", help: "attempts in the window before the failure rate counts", default: "10" },
+  { name: "KAPSEL_CIRCUIT_FAILURE_RATE", help: "failure rate (0..1) over the window that opens a circuit", default: "0.5" },
+  { name: "KAPSEL_CIRCUIT_WINDOW_MS", help: "sliding window for the failure rate", default: "60000" },
+];
+
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>;
+
+/** Reads and validates the configuration; throws ConfigError naming the first bad variable. */
+export function loadConfig(env: Env = process.env): Config {
+  const spec = new Map(ENVIRONMENT.map((v) => [v.name, v]));
+  const raw = (name: string): string | undefined => {
+    const value = env[name];
+    if (value !== undefined && value !== "") return value;
+    return spec.get(name)?.default;
+  };
+  const str = (name: string): string => raw(name) ?? "";
+  const int = (name: string, min: number, max: number): number => {
+    const value = str(name);
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < min || n > max) {
+      throw new ConfigError(`${name}=${JSON.stringify(value)}: expected an integer from ${min} to ${max}`);
+    }
+    return n;
+  };
+  const num = (name: string, min: number, max: number): number => {
+    const value = str(name);
+    const n = Number(value);
+    if (value === "" || !Number.isFinite(n) || n < min || n > max) {
+      throw new ConfigError(`${name}=${JSON.stringify(value)}: expected a number from ${min} to ${max}`);
+    }
+    return n;
+  };
+  const bool = (name: string): boolean => {
+    const value = str(name).toLowerCase();
+    if (["true", "1", "yes"].includes(value)) return true;
+    if (["false", "0", "no"].includes(value)) return false;
+    throw new ConfigError(`${name}=${JSON.stringify(value)}: expected true or false`);
+  };
+  const list = (name: string): string[] =>
+    (raw(name) ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
+
+  const logLevel = str("KAPSEL_LOG_LEVEL");
+  if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(logLevel)) {
+    throw new ConfigError(`KAPSEL_LOG_LEVEL=${JSON.stringify(logLevel)}: expected fatal|error|warn|info|debug|trace|silent`);
+  }
+  const logOrigin = str("KAPSEL_LOG_ORIGIN");
+  if (!/^[^\s+]+$/.test(logOrigin)) {
+    throw new ConfigError(`KAPSEL_LOG_ORIGIN=${JSON.stringify(logOrigin)}: must be non-empty with no spaces or '+'`);
+  }
+  const databaseUrl = raw("DATABASE_URL");
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError("DATABASE_URL: expected a postgres:// or postgresql:// URL");
+  }
+  const tlsCert = raw("KAPSEL_TLS_CERT");
+  const tlsKey = raw("KAPSEL_TLS_KEY");
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) {
+    throw new ConfigError("KAPSEL_TLS_CERT and KAPSEL_TLS_KEY must be set together");
+  }
+  const adminToken = raw("KAPSEL_ADMIN_TOKEN");
+  if (adminToken !== undefined && adminToken.length < 16) {
+    throw new ConfigError("KAPSEL_ADMIN_TOKEN: must be at least 16 characters");
+  }
+  const allowList = list("KAPSEL_DESTINATION_ALLOWLIST");
+  return {
+    databaseUrl,
+    dataDir: str("KAPSEL_DATA_DIR"),
+    host: str("KAPSEL_HOST"),
+    port: int("KAPSEL_PORT", 0, 65535),
+    tlsCert,
+    tlsKey,
+    adminToken,
+    logLevel,
+    logOrigin,
+    signingKey: raw("KAPSEL_SIGNING_KEY"),
+    allowPrivateDestinations: bool("KAPSEL_ALLOW_PRIVATE_DESTINATIONS"),
+    destinationAllowList: allowList,
+    maxPayloadBytes: int("KAPSEL_MAX_PAYLOAD_BYTES", 1, 1024 * 1024 * 1024),
+    maxRpcBytes: int("KAPSEL_MAX_RPC_BYTES", 1024, 1024 * 1024 * 1024),
+    dbPoolSize: int("KAPSEL_DB_POOL_SIZE", 2, 500),
+    shutdownTimeoutMs: int("KAPSEL_SHUTDOWN_TIMEOUT_MS", 0, 600_000),
+    idempotencyWindowMs: int("KAPSEL_IDEMPOTENCY_WINDOW_MS", 1, 30 * 24 * 3600 * 1000),
+    defaultRateLimitPerSecond: num("KAPSEL_RATE_LIMIT_PER_SECOND", 0.001, 1e9),
+    defaultRateLimitBurst: int("KAPSEL_RATE_LIMIT_BURST", 1, 1e9),
+    keptHeaders: list("KAPSEL_KEPT_HEADERS").map((h) => h.toLowerCase()),
+    checkpointIntervalMs: int("KAPSEL_CHECKPOINT_INTERVAL_MS", 10, 3_600_000),
+    deliveryConcurrency: int("KAPSEL_DELIVERY_CONCURRENCY", 1, 100_000),
+    deliveryPerEndpointConcurrency: int("KAPSEL_DELIVERY_PER_ENDPOINT_CONCURRENCY", 1, 100_000),
+    deliveryLeaseMs: int("KAPSEL_DELIVERY_LEASE_MS", 100, 3_600_000),
+    deliveryTimeoutMs: int("KAPSEL_DELIVERY_TIMEOUT_MS", 10, 600_000),
+    circuitOpenMs: int("KAPSEL_CIRCUIT_OPEN_MS", 10, 86_400_000),
+    circuitFailureThreshold: int("KAPSEL_CIRCUIT_CONSECUTIVE_FAILURES", 1, 10_000),
+    circuitMinAttempts: int("KAPSEL_CIRCUIT_MIN_ATTEMPTS", 1, 100_000),
+    circuitFailureRate: num("KAPSEL_CIRCUIT_FAILURE_RATE", 0.01, 1),
+    circuitWindowMs: int("KAPSEL_CIRCUIT_WINDOW_MS", 1000, 86_400_000),
+  };
+}
+
+/** The help text listing every variable. */
+export function environmentHelp(): string {
+  const width = Math.max(...ENVIRONMENT.map((v) => v.name.length));
+  return ENVIRONMENT.map((v) =>
+    `  ${v.name.padEnd(width)}  ${v.help}${v.default !== undefined ? ` (default ${v.default})` : ""}`,
+  ).join("\n");
+}

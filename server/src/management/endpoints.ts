@@ -1,0 +1,216 @@
+// Endpoints: destinations, their inbound verification and outbound signing secrets.
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext } from "@connectrpc/connect";
+import { randomBytes } from "node:crypto";
+import { sql } from "slonik";
+import { z } from "zod";
+import { tenantOf } from "../auth/auth-context.ts";
+import type { DatabasePool } from "../db/pool.ts";
+import { validateDestination, type DestinationPolicy } from "../delivery/destination-policy.ts";
+import { KapselError } from "../errors.ts";
+import {
+  EndpointSchema, SourceScheme,
+  type CreateEndpointRequest, type DeleteEndpointRequest, type Endpoint, type GetEndpointRequest,
+  type ListEndpointsRequest, type RotateEndpointSecretRequest, type UpdateEndpointRequest,
+} from "../gen/kapsel/v1/management_pb.ts";
+import { requireUuid } from "./ids.ts";
+import { decodeCursor, pageSize, paginate } from "./pagination.ts";
+
+/** How long the previous outbound secret keeps signing after a rotation. */
+export const SECRET_OVERLAP_MS = 24 * 3600 * 1000;
+
+export type SourceSchemeName = "none" | "hmac_sha256" | "github" | "stripe" | "standard_webhooks";
+
+const SCHEME_NAMES: Record<SourceScheme, SourceSchemeName> = {
+  [SourceScheme.UNSPECIFIED]: "none",
+  [SourceScheme.NONE]: "none",
+  [SourceScheme.HMAC_SHA256]: "hmac_sha256",
+  [SourceScheme.GITHUB]: "github",
+  [SourceScheme.STRIPE]: "stripe",
+  [SourceScheme.STANDARD_WEBHOOKS]: "standard_webhooks",
+};
+const SCHEME_ENUMS = Object.fromEntries(
+  Object.entries(SCHEME_NAMES).filter(([k]) => Number(k) !== SourceScheme.UNSPECIFIED).map(([k, v]) => [v, Number(k)]),
+) as Record<SourceSchemeName, SourceScheme>;
+
+export const endpointRow = z.object({
+  id: z.string(),
+  seq: z.string(),
+  tenant_id: z.string(),
+  url: z.string(),
+  description: z.string(),
+  enabled: z.boolean(),
+  disabled_reason: z.string(),
+  allow_http: z.boolean(),
+  source_scheme: z.string(),
+  source_header: z.string(),
+  source_tolerance_seconds: z.number(),
+  kept_headers: z.array(z.string()),
+  max_attempts: z.number(),
+  timeout_ms: z.number(),
+  secret_rotated_at: z.date(),
+  created_at: z.date(),
+  updated_at: z.date(),
+});
+export type EndpointRow = z.infer<typeof endpointRow>;
+
+const COLUMNS = sql.fragment`id, seq, tenant_id, url, description, enabled, disabled_reason, allow_http, source_scheme,
+  source_header, source_tolerance_seconds, kept_headers, max_attempts, timeout_ms, secret_rotated_at, created_at, updated_at`;
+
+export function generateSigningSecret(): string {
+  return `whsec_${randomBytes(24).toString("base64")}`;
+}
+
+export function endpointToProto(row: EndpointRow): Endpoint {
+  return create(EndpointSchema, {
+    id: row.id,
+    url: row.url,
+    description: row.description,
+    enabled: row.enabled,
+    disabledReason: row.disabled_reason,
+    allowHttp: row.allow_http,
+    sourceScheme: SCHEME_ENUMS[row.source_scheme as SourceSchemeName],
+    sourceHeader: row.source_header,
+    sourceToleranceSeconds: row.source_tolerance_seconds,
+    keptHeaders: row.kept_headers,
+    maxAttempts: row.max_attempts,
+    timeoutMs: row.timeout_ms,
+    createdAt: timestampFromDate(row.created_at),
+    updatedAt: timestampFromDate(row.updated_at),
+    secretRotatedAt: timestampFromDate(row.secret_rotated_at),
+  });
+}
+
+const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]{1,100}$/;
+
+function checkHeaders(names: readonly string[]): string[] {
+  const lower = [...new Set(names.map((n) => n.toLowerCase()))];
+  if (lower.length > 50 || lower.some((n) => !HEADER_NAME.test(n))) throw new KapselError("E1006", "kept_headers must be at most 50 valid header names");
+  return lower;
+}
+
+function checkLimits(maxAttempts: number | undefined, timeoutMs: number | undefined): void {
+  if (maxAttempts !== undefined && maxAttempts !== 0 && (maxAttempts < 1 || maxAttempts > 50)) throw new KapselError("E1006", "max_attempts must be 1 to 50");
+  if (timeoutMs !== undefined && timeoutMs !== 0 && (timeoutMs < 100 || timeoutMs > 120_000)) throw new KapselError("E1006", "timeout_ms must be 100 to 120000");
+}
+
+function checkSource(scheme: SourceSchemeName, secret: string, header: string): void {
+  if (scheme !== "none" && secret === "") throw new KapselError("E1006", `source_scheme ${scheme} needs a source_secret`);
+  if (scheme === "standard_webhooks" && !/^(whsec_)?[A-Za-z0-9+/]+=*$/.test(secret)) {
+    throw new KapselError("E1006", "a Standard Webhooks source_secret is whsec_ followed by base64");
+  }
+  if (!HEADER_NAME.test(header)) throw new KapselError("E1006", "source_header is not a valid header name");
+}
+
+export class Endpoints {
+  readonly #pool: DatabasePool;
+  readonly #policy: DestinationPolicy;
+  readonly #defaultTimeoutMs: number;
+
+  constructor(pool: DatabasePool, policy: DestinationPolicy, defaultTimeoutMs: number) {
+    this.#pool = pool;
+    this.#policy = policy;
+    this.#defaultTimeoutMs = defaultTimeoutMs;
+  }
+
+  async #find(tenantId: string, rawId: string): Promise<EndpointRow> {
+    const id = requireUuid(rawId, "endpoint_id");
+    const row = await this.#pool.maybeOne(sql.type(endpointRow)`
+      SELECT ${COLUMNS} FROM endpoints WHERE id = ${id} AND tenant_id = ${tenantId} AND deleted_at IS NULL`);
+    // Another tenant's endpoint is indistinguishable from one that does not exist.
+    if (!row) throw new KapselError("E1003");
+    return row;
+  }
+
+  createEndpoint = async (req: CreateEndpointRequest, ctx: HandlerContext) => {
+    const tenantId = tenantOf(ctx);
+    const url = await validateDestination(req.url, { allowHttp: req.allowHttp, policy: this.#policy });
+    const scheme = SCHEME_NAMES[req.sourceScheme] ?? "none";
+    const header = (req.sourceHeader || "x-signature").toLowerCase();
+    checkSource(scheme, req.sourceSecret, header);
+    checkLimits(req.maxAttempts, req.timeoutMs);
+    const secret = generateSigningSecret();
+    const row = await this.#pool.one(sql.type(endpointRow)`
+      INSERT INTO endpoints (tenant_id, url, description, enabled, allow_http, source_scheme, source_secret,
+        source_header, source_tolerance_seconds, kept_headers, max_attempts, timeout_ms, signing_secret)
+      VALUES (${tenantId}, ${url}, ${req.description.slice(0, 1000)}, ${!req.disabled}, ${req.allowHttp}, ${scheme},
+        ${req.sourceSecret}, ${header}, ${req.sourceToleranceSeconds || 300},
+        ${sql.array(checkHeaders(req.keptHeaders), "text")}, ${req.maxAttempts || 10},
+        ${req.timeoutMs || this.#defaultTimeoutMs}, ${secret})
+      RETURNING ${COLUMNS}`);
+    return { endpoint: endpointToProto(row), signingSecret: secret };
+  };
+
+  getEndpoint = async (req: GetEndpointRequest, ctx: HandlerContext) => {
+    return { endpoint: endpointToProto(await this.#find(tenantOf(ctx), req.endpointId)) };
+  };
+
+  listEndpoints = async (req: ListEndpointsRequest, ctx: HandlerContext) => {
+    const tenantId = tenantOf(ctx);
+    const limit = pageSize(req.pageSize);
+    const after = decodeCursor(req.pageToken, 1);
+    const rows = await this.#pool.any(sql.type(endpointRow)`
+      SELECT ${COLUMNS} FROM endpoints
+      WHERE tenant_id = ${tenantId} AND deleted_at IS NULL AND seq > ${after?.[0] ?? "0"}
+      ORDER BY seq LIMIT ${limit + 1}`);
+    const page = paginate(rows, limit, (r) => [r.seq]);
+    return { endpoints: page.items.map(endpointToProto), nextPageToken: page.next };
+  };
+
+  updateEndpoint = async (req: UpdateEndpointRequest, ctx: HandlerContext) => {
+    const tenantId = tenantOf(ctx);
+    const current = await this.#find(tenantId, req.endpointId);
+    const allowHttp = req.allowHttp ?? current.allow_http;
+    const url = req.url !== undefined || allowHttp !== current.allow_http
+      ? await validateDestination(req.url ?? current.url, { allowHttp, policy: this.#policy })
+      : null;
+    checkLimits(req.maxAttempts, req.timeoutMs);
+    const scheme = req.sourceScheme === undefined ? null : SCHEME_NAMES[req.sourceScheme] ?? "none";
+    const header = req.sourceHeader?.toLowerCase() ?? null;
+    if (scheme !== null || req.sourceSecret !== undefined || header !== null) {
+      const secret = await this.#pool.oneFirst(sql.type(z.object({ s: z.string() }))`SELECT source_secret AS s FROM endpoints WHERE id = ${current.id}`);
+      checkSource(scheme ?? (current.source_scheme as SourceSchemeName), req.sourceSecret ?? secret, header ?? current.source_header);
+    }
+    const row = await this.#pool.one(sql.type(endpointRow)`
+      UPDATE endpoints SET
+        url = coalesce(${url}, url),
+        description = coalesce(${req.description ?? null}, description),
+        enabled = coalesce(${req.enabled ?? null}::boolean, enabled),
+        disabled_reason = CASE WHEN ${req.enabled ?? null}::boolean THEN '' ELSE disabled_reason END,
+        allow_http = ${allowHttp},
+        source_scheme = coalesce(${scheme}, source_scheme),
+        source_secret = coalesce(${req.sourceSecret ?? null}, source_secret),
+        source_header = coalesce(${header}, source_header),
+        source_tolerance_seconds = coalesce(${req.sourceToleranceSeconds ?? null}::integer, source_tolerance_seconds),
+        kept_headers = CASE WHEN ${req.updateKeptHeaders} THEN ${sql.array(checkHeaders(req.keptHeaders), "text")} ELSE kept_headers END,
+        max_attempts = coalesce(${req.maxAttempts || null}::integer, max_attempts),
+        timeout_ms = coalesce(${req.timeoutMs || null}::integer, timeout_ms),
+        updated_at = now()
+      WHERE id = ${current.id}
+      RETURNING ${COLUMNS}`);
+    return { endpoint: endpointToProto(row) };
+  };
+
+  deleteEndpoint = async (req: DeleteEndpointRequest, ctx: HandlerContext) => {
+    const row = await this.#find(tenantOf(ctx), req.endpointId);
+    // Soft delete: events and attempts keep pointing at it for history and proofs.
+    await this.#pool.query(sql.unsafe`UPDATE endpoints SET deleted_at = now(), enabled = false, updated_at = now() WHERE id = ${row.id}`);
+    return {};
+  };
+
+  rotateEndpointSecret = async (req: RotateEndpointSecretRequest, ctx: HandlerContext) => {
+    const current = await this.#find(tenantOf(ctx), req.endpointId);
+    const secret = generateSigningSecret();
+    const row = await this.#pool.one(sql.type(endpointRow)`
+      UPDATE endpoints SET
+        previous_signing_secret = signing_secret,
+        previous_secret_expires_at = now() + ${`${SECRET_OVERLAP_MS} milliseconds`}::interval,
+        signing_secret = ${secret},
+        secret_rotated_at = now(),
+        updated_at = now()
+      WHERE id = ${current.id}
+      RETURNING ${COLUMNS}`);
+    return { endpoint: endpointToProto(row), signingSecret: secret };
+  };
+}

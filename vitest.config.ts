@@ -1,0 +1,29 @@
+import { defineConfig } from "vitest/config";
+
+// Two projects: the verifier's tests need nothing but themselves; everything that talks to the
+// server shares one embedded Postgres started by the global set-up (each file gets its own
+// database cloned from a migrated template).
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "verifier",
+          include: ["verifier/test/**/*.test.ts"],
+          testTimeout: 60_000,
+        },
+      },
+      {
+        test: {
+          name: "server",
+          include: ["server/test/**/*.test.ts", "sdk/test/**/*.test.ts", "test/**/*.test.ts"],
+          globalSetup: ["test/support/global-setup.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+          fileParallelism: true,
+          maxWorkers: 2,
+        },
+      },
+    ],
+  },
+});
