@@ -21,6 +21,13 @@ import { HttpMetrics } from "./http/metrics.ts";
 import type { Logger } from "./logger.ts";
 import { Endpoints } from "./management/endpoints.ts";
 import { Tenants } from "./management/tenants.ts";
+import { EndpointCache } from "./ingest/endpoint-cache.ts";
+import { gatewayRoute } from "./ingest/gateway.ts";
+import { GroupCommit } from "./ingest/group-commit.ts";
+import { IngestMetrics } from "./ingest/ingest-metrics.ts";
+import { ingestService } from "./ingest/ingest-service.ts";
+import { Ingestor } from "./ingest/ingestor.ts";
+import { RateLimiter } from "./ingest/rate-limiter.ts";
 
 export interface Server {
   port: number;
@@ -62,6 +69,17 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   const policy = { allowPrivate: config.allowPrivateDestinations, allowList: config.destinationAllowList };
   const endpoints = new Endpoints(db.pool, policy, config.deliveryTimeoutMs);
 
+  const ingestMetrics = new IngestMetrics(metrics.registry);
+  const endpointCache = new EndpointCache(db.pool);
+  const limiter = new RateLimiter((tenantId) => tenants.rateLimit(tenantId));
+  endpoints.onChanged = (id) => endpointCache.invalidate(id);
+  tenants.onRateLimitChanged = (id) => limiter.invalidate(id);
+  const groupCommit = new GroupCommit(db.pool, {
+    idempotencyWindowMs: config.idempotencyWindowMs,
+    onBatch: (rows) => ingestMetrics.batchSize.observe(rows),
+  });
+  const ingestor = new Ingestor(endpointCache, limiter, groupCommit, config.maxPayloadBytes);
+
   const routes: PlainRoute[] = [
     exact("GET", "/healthz", (_req, res) => sendJson(res, 200, { status: "ok" })),
     exact("GET", "/readyz", async (_req, res) => {
@@ -73,11 +91,12 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
       res.writeHead(200, { "content-type": metrics.registry.contentType });
       res.end(text);
     }),
+    gatewayRoute(ingestor, ingestMetrics, { keptHeaders: config.keptHeaders, log }),
   ];
 
   const rpc = (router: ConnectRouter) => {
     router.service(Health, healthService(readiness));
-    router.service(IngestService, {});
+    router.service(IngestService, ingestService(ingestor, ingestMetrics));
     router.service(ManagementService, {
       createTenant: tenants.createTenant,
       getTenant: tenants.getTenant,

@@ -27,6 +27,10 @@ export interface ListenOptions {
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
+function dropSocket(this: net.Socket): void {
+  this.destroy();
+}
+
 const h2Options: http2.ServerOptions = {
   // Watch streams are cancelled often; nghttp2's rapid-reset guard would otherwise GOAWAY clients.
   streamResetBurst: 10_000,
@@ -53,6 +57,9 @@ export async function listen(options: ListenOptions, handler: RequestHandler): P
     front = net.createServer((socket) => {
       sockets.add(socket);
       socket.on("close", () => sockets.delete(socket));
+      // Until a server owns the socket, a client's reset would be an unhandled 'error' event,
+      // which crashes the process.
+      socket.on("error", dropSocket);
       route(socket, Buffer.alloc(0));
     });
     // Decide by the first bytes; a short first read waits for more.
@@ -63,6 +70,7 @@ export async function listen(options: ListenOptions, handler: RequestHandler): P
         const isH2 = data.subarray(0, n).equals(PREFACE.subarray(0, n));
         if (isH2 && n < PREFACE.length) return route(socket, data);
         socket.pause();
+        socket.off("error", dropSocket);
         socket.unshift(data);
         (isH2 ? h2 : h1!).emit("connection", socket);
         socket.resume();

@@ -14,7 +14,7 @@ import {
   type CreateEndpointRequest, type DeleteEndpointRequest, type Endpoint, type GetEndpointRequest,
   type ListEndpointsRequest, type RotateEndpointSecretRequest, type UpdateEndpointRequest,
 } from "../gen/kapsel/v1/management_pb.ts";
-import { requireUuid } from "./ids.ts";
+import { requireUuid } from "../uuid.ts";
 import { decodeCursor, pageSize, paginate } from "./pagination.ts";
 
 /** How long the previous outbound secret keeps signing after a rotation. */
@@ -107,6 +107,8 @@ export class Endpoints {
   readonly #pool: DatabasePool;
   readonly #policy: DestinationPolicy;
   readonly #defaultTimeoutMs: number;
+  /** Called after an endpoint changes, so caches drop it. */
+  onChanged: (endpointId: string) => void = () => {};
 
   constructor(pool: DatabasePool, policy: DestinationPolicy, defaultTimeoutMs: number) {
     this.#pool = pool;
@@ -189,6 +191,7 @@ export class Endpoints {
         updated_at = now()
       WHERE id = ${current.id}
       RETURNING ${COLUMNS}`);
+    this.onChanged(row.id);
     return { endpoint: endpointToProto(row) };
   };
 
@@ -196,6 +199,7 @@ export class Endpoints {
     const row = await this.#find(tenantOf(ctx), req.endpointId);
     // Soft delete: events and attempts keep pointing at it for history and proofs.
     await this.#pool.query(sql.unsafe`UPDATE endpoints SET deleted_at = now(), enabled = false, updated_at = now() WHERE id = ${row.id}`);
+    this.onChanged(row.id);
     return {};
   };
 
@@ -211,6 +215,7 @@ export class Endpoints {
         updated_at = now()
       WHERE id = ${current.id}
       RETURNING ${COLUMNS}`);
+    this.onChanged(row.id);
     return { endpoint: endpointToProto(row), signingSecret: secret };
   };
 }

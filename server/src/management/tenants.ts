@@ -13,7 +13,7 @@ import {
   type ApiKey, type CreateApiKeyRequest, type CreateTenantRequest, type GetTenantRequest,
   type ListApiKeysRequest, type ListTenantsRequest, type RevokeApiKeyRequest, type Tenant, type UpdateTenantRequest,
 } from "../gen/kapsel/v1/management_pb.ts";
-import { requireUuid } from "./ids.ts";
+import { requireUuid } from "../uuid.ts";
 import { decodeCursor, pageSize, paginate } from "./pagination.ts";
 
 export interface RateLimitDefaults {
