@@ -29,6 +29,9 @@ export interface Config {
   defaultRateLimitBurst: number;
   keptHeaders: string[];
   checkpointIntervalMs: number;
+  deliveryEnabled: boolean;
+  retryBaseMs: number;
+  retryCapMs: number;
   deliveryConcurrency: number;
   deliveryPerEndpointConcurrency: number;
   deliveryLeaseMs: number;
@@ -69,6 +72,9 @@ export const ENVIRONMENT: readonly VarSpec[] = [
   { name: "KAPSEL_RATE_LIMIT_BURST", help: "default per-tenant ingest burst", default: "100000" },
   { name: "KAPSEL_KEPT_HEADERS", help: "extra inbound header names the gateway keeps for every endpoint (comma-separated)" },
   { name: "KAPSEL_CHECKPOINT_INTERVAL_MS", help: "how often the sequencer signs a checkpoint", default: "1000" },
+  { name: "KAPSEL_DELIVERY_ENABLED", help: "false → this process only ingests and serves APIs; others deliver", default: "true" },
+  { name: "KAPSEL_RETRY_BASE_MS", help: "first retry delay ceiling (doubles per attempt, full jitter)", default: "1000" },
+  { name: "KAPSEL_RETRY_CAP_MS", help: "largest retry delay, also the bound on an honoured Retry-After", default: "512000" },
   { name: "KAPSEL_DELIVERY_CONCURRENCY", help: "in-flight deliveries per process", default: "256" },
   { name: "KAPSEL_DELIVERY_PER_ENDPOINT_CONCURRENCY", help: "in-flight deliveries per endpoint per process", default: "64" },
   { name: "KAPSEL_DELIVERY_LEASE_MS", help: "how long a claimed job stays leased", default: "60000" },
@@ -162,6 +168,9 @@ export function loadConfig(env: Env = process.env): Config {
     defaultRateLimitBurst: int("KAPSEL_RATE_LIMIT_BURST", 1, 1e9),
     keptHeaders: list("KAPSEL_KEPT_HEADERS").map((h) => h.toLowerCase()),
     checkpointIntervalMs: int("KAPSEL_CHECKPOINT_INTERVAL_MS", 10, 3_600_000),
+    deliveryEnabled: bool("KAPSEL_DELIVERY_ENABLED"),
+    retryBaseMs: int("KAPSEL_RETRY_BASE_MS", 1, 3_600_000),
+    retryCapMs: int("KAPSEL_RETRY_CAP_MS", 1, 86_400_000),
     deliveryConcurrency: int("KAPSEL_DELIVERY_CONCURRENCY", 1, 100_000),
     deliveryPerEndpointConcurrency: int("KAPSEL_DELIVERY_PER_ENDPOINT_CONCURRENCY", 1, 100_000),
     deliveryLeaseMs: int("KAPSEL_DELIVERY_LEASE_MS", 100, 3_600_000),

@@ -28,6 +28,13 @@ import { IngestMetrics } from "./ingest/ingest-metrics.ts";
 import { ingestService } from "./ingest/ingest-service.ts";
 import { Ingestor } from "./ingest/ingestor.ts";
 import { RateLimiter } from "./ingest/rate-limiter.ts";
+import { DeliveryMetrics } from "./delivery/delivery-metrics.ts";
+import { Dispatcher, WAKE_CHANNEL } from "./delivery/dispatcher.ts";
+import { EventChanges } from "./delivery/event-changes.ts";
+import { HttpSender } from "./delivery/http-sender.ts";
+import { JobStore } from "./delivery/job-store.ts";
+import { Events } from "./management/events.ts";
+import { sql } from "slonik";
 
 export interface Server {
   port: number;
@@ -74,9 +81,64 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   const limiter = new RateLimiter((tenantId) => tenants.rateLimit(tenantId));
   endpoints.onChanged = (id) => endpointCache.invalidate(id);
   tenants.onRateLimitChanged = (id) => limiter.invalidate(id);
+  const changes = new EventChanges();
+  const store = new JobStore(db.pool, {
+    leaseMs: config.deliveryLeaseMs,
+    breaker: {
+      consecutiveFailures: config.circuitFailureThreshold,
+      failureRate: config.circuitFailureRate,
+      minAttempts: config.circuitMinAttempts,
+      windowMs: config.circuitWindowMs,
+      openMs: config.circuitOpenMs,
+      maxProbes: 2,
+    },
+  });
+  const dispatcher = config.deliveryEnabled
+    ? new Dispatcher(
+        {
+          pool: db.pool,
+          databaseUrl: db.url,
+          store,
+          sender: new HttpSender({ policy, connectTimeoutMs: config.deliveryTimeoutMs, connectionsPerOrigin: config.deliveryPerEndpointConcurrency }),
+          metrics: new DeliveryMetrics(metrics.registry, db.pool),
+          changes,
+          log,
+        },
+        {
+          concurrency: config.deliveryConcurrency,
+          perEndpoint: config.deliveryPerEndpointConcurrency,
+          retryPolicy: { baseMs: config.retryBaseMs, capMs: config.retryCapMs },
+        },
+      )
+    : undefined;
+  const events = new Events(db.pool, changes);
+  events.onRequeued = () => dispatcher?.wake();
+
+  // Other processes learn of new jobs by NOTIFY; at most one in flight, coalescing the rest.
+  let notifying = false;
+  let notifyAgain = false;
+  const notifyOthers = async (): Promise<void> => {
+    if (notifying) {
+      notifyAgain = true;
+      return;
+    }
+    notifying = true;
+    try {
+      do {
+        notifyAgain = false;
+        await db.pool.query(sql.unsafe`SELECT pg_notify(${WAKE_CHANNEL}, '')`).catch(() => {});
+      } while (notifyAgain);
+    } finally {
+      notifying = false;
+    }
+  };
   const groupCommit = new GroupCommit(db.pool, {
     idempotencyWindowMs: config.idempotencyWindowMs,
     onBatch: (rows) => ingestMetrics.batchSize.observe(rows),
+    onCommitted: () => {
+      dispatcher?.wake();
+      void notifyOthers();
+    },
   });
   const ingestor = new Ingestor(endpointCache, limiter, groupCommit, config.maxPayloadBytes);
 
@@ -111,6 +173,12 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
       updateEndpoint: endpoints.updateEndpoint,
       deleteEndpoint: endpoints.deleteEndpoint,
       rotateEndpointSecret: endpoints.rotateEndpointSecret,
+      listEvents: events.listEvents,
+      getEvent: events.getEvent,
+      retryEvent: events.retryEvent,
+      recoverEvents: events.recoverEvents,
+      watchEvent: events.watchEvent.bind(events),
+      getEndpointHealth: events.getEndpointHealth,
     });
     router.service(AttestationService, {});
   };
@@ -137,7 +205,8 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   }
   const scheme = config.tlsCert ? "https" : "http";
   const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
-  log.info({ port: listener.port, tls: config.tlsCert !== undefined }, "kapsel listening");
+  dispatcher?.start();
+  log.info({ port: listener.port, tls: config.tlsCert !== undefined, delivery: dispatcher !== undefined }, "kapsel listening");
 
   let stopping: Promise<void> | undefined;
   const stop = () => (stopping ??= (async () => {
@@ -150,6 +219,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
     while (app.active() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     if (app.active() > 0) log.warn({ active: app.active() }, "shutdown timeout: dropping unfinished requests");
     listener.destroyAll();
+    await dispatcher?.stop(Math.max(0, deadline - Date.now()));
     await db.close();
     log.info("stopped");
   })());

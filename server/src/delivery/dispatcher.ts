@@ -1,0 +1,265 @@
+// The delivery engine of one server process: claims due jobs in batches, runs them through a
+// bounded pool of in-flight HTTP requests (globally and per endpoint), decides retries, and writes
+// outcomes back in batches. It wakes the moment ingest commits (in-process), when another process
+// commits (LISTEN/NOTIFY), and on a timer for scheduled retries and circuit probes.
+import { createHash } from "node:crypto";
+import pg from "pg";
+import type { Logger } from "pino";
+import type { DatabasePool } from "../db/pool.ts";
+import { uuidv7 } from "../uuid.ts";
+import type { DeliveryMetrics } from "./delivery-metrics.ts";
+import type { EventChanges } from "./event-changes.ts";
+import type { HttpSender } from "./http-sender.ts";
+import { releaseJobs, type ClaimedJob, type JobStore, type Outcome } from "./job-store.ts";
+import { decide, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry-policy.ts";
+import { signingHeaders } from "./webhook-signature.ts";
+
+export const WAKE_CHANNEL = "kapsel_jobs";
+
+export interface DispatcherOptions {
+  concurrency: number;
+  perEndpoint: number;
+  /** Longest sleep when idle: how soon scheduled retries and circuit probes are noticed. */
+  pollMs?: number;
+  claimBatch?: number;
+  retryPolicy?: RetryPolicy;
+  random?: () => number;
+}
+
+export class Dispatcher {
+  readonly #pool: DatabasePool;
+  readonly #databaseUrl: string;
+  readonly #store: JobStore;
+  readonly #sender: HttpSender;
+  readonly #metrics: DeliveryMetrics;
+  readonly #changes: EventChanges;
+  readonly #log: Logger;
+  readonly #options: Required<DispatcherOptions>;
+
+  #running = false;
+  #loop: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+  #wakeRequested = false;
+  #inFlight = 0;
+  readonly #perEndpoint = new Map<string, number>();
+  readonly #waiting = new Map<string, ClaimedJob[]>();
+  #waitingCount = 0;
+  #outcomes: Outcome[] = [];
+  #flushing: Promise<void> | undefined;
+  #lastProbeMs = 0;
+  readonly #abort = new AbortController();
+  #listener: pg.Client | undefined;
+  #idle: (() => void) | undefined;
+
+  constructor(deps: { pool: DatabasePool; databaseUrl: string; store: JobStore; sender: HttpSender; metrics: DeliveryMetrics; changes: EventChanges; log: Logger }, options: DispatcherOptions) {
+    this.#pool = deps.pool;
+    this.#databaseUrl = deps.databaseUrl;
+    this.#store = deps.store;
+    this.#sender = deps.sender;
+    this.#metrics = deps.metrics;
+    this.#changes = deps.changes;
+    this.#log = deps.log.child({ component: "dispatcher" });
+    this.#options = { pollMs: 1000, claimBatch: 200, retryPolicy: DEFAULT_RETRY_POLICY, random: Math.random, ...options };
+  }
+
+  start(): void {
+    this.#running = true;
+    this.#loop = this.#run();
+    void this.#listen();
+  }
+
+  /** Something became due: claim now rather than at the next timer. */
+  wake(): void {
+    this.#wakeRequested = true;
+    this.#wake?.();
+  }
+
+  /** Stops claiming, lets in-flight deliveries finish (aborting them after `timeoutMs`), writes
+   * every outcome, and hands back jobs that were claimed but never sent. */
+  async stop(timeoutMs: number): Promise<void> {
+    this.#running = false;
+    this.wake();
+    await this.#loop;
+    const waiting = [...this.#waiting.values()].flat();
+    this.#waiting.clear();
+    this.#waitingCount = 0;
+    const settled = new Promise<void>((resolve) => {
+      this.#idle = resolve;
+      if (this.#inFlight === 0) resolve();
+    });
+    const timer = setTimeout(() => this.#abort.abort(new Error("server shutting down")), timeoutMs);
+    await settled;
+    clearTimeout(timer);
+    await this.#flush();
+    await releaseJobs(this.#pool, waiting).catch((err: unknown) => this.#log.warn({ err }, "could not release unsent jobs; their leases will expire"));
+    const listener = this.#listener;
+    this.#listener = undefined;
+    await listener?.end().catch(() => {});
+    await this.#sender.close();
+  }
+
+  async #run(): Promise<void> {
+    while (this.#running) {
+      this.#wakeRequested = false;
+      const room = this.#options.concurrency - this.#inFlight - this.#waitingCount;
+      let full = false;
+      if (room > 0) {
+        try {
+          const now = Date.now();
+          const jobs: ClaimedJob[] = [];
+          if (now - this.#lastProbeMs >= Math.min(250, this.#options.pollMs)) {
+            this.#lastProbeMs = now;
+            jobs.push(...(await this.#store.claimProbes(now)));
+          }
+          const limit = Math.min(room - jobs.length, this.#options.claimBatch);
+          if (limit > 0) {
+            const claimed = await this.#store.claim(limit);
+            full = claimed.length === limit;
+            jobs.push(...claimed);
+          }
+          if (jobs.length > 0) this.#changes.changed(jobs.map((j) => j.event_id));
+          for (const job of jobs) this.#enqueue(job);
+        } catch (err) {
+          this.#log.warn({ err }, "claiming jobs failed; retrying");
+          await this.#sleep(1000);
+          continue;
+        }
+      }
+      if (full || this.#wakeRequested) continue;
+      await this.#sleep(this.#options.pollMs);
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = () => {
+        this.#wake = undefined;
+        done();
+      };
+    });
+  }
+
+  #enqueue(job: ClaimedJob): void {
+    const busy = this.#perEndpoint.get(job.endpoint_id) ?? 0;
+    if (busy < this.#options.perEndpoint) {
+      void this.#deliver(job);
+      return;
+    }
+    const queue = this.#waiting.get(job.endpoint_id) ?? [];
+    queue.push(job);
+    this.#waiting.set(job.endpoint_id, queue);
+    this.#waitingCount++;
+  }
+
+  async #deliver(job: ClaimedJob): Promise<void> {
+    this.#inFlight++;
+    this.#perEndpoint.set(job.endpoint_id, (this.#perEndpoint.get(job.endpoint_id) ?? 0) + 1);
+    try {
+      const secrets = job.previous_secret ? [job.signing_secret, job.previous_secret] : [job.signing_secret];
+      const result = await this.#sender.send({
+        url: job.url,
+        body: job.payload,
+        headers: {
+          ...job.headers,
+          "content-type": job.content_type,
+          ...signingHeaders(secrets, job.event_id, Math.floor(Date.now() / 1000), job.payload),
+        },
+        timeoutMs: job.timeout_ms,
+        signal: this.#abort.signal,
+      });
+      const now = Date.now();
+      const decision = decide(
+        { outcome: result.outcome, statusCode: result.statusCode, retryAfter: result.retryAfter },
+        job.attempt - job.round_start,
+        job.max_attempts,
+        now,
+        this.#options.random,
+        this.#options.retryPolicy,
+      );
+      this.#metrics.attempts.inc({ outcome: result.outcome });
+      this.#metrics.latency.observe({ outcome: result.outcome }, result.durationMs / 1000);
+      this.#log.debug({ event_id: job.event_id, request_id: job.request_id, attempt: job.attempt, outcome: result.outcome, status: result.statusCode, ms: result.durationMs }, "delivery attempt");
+      this.#outcomes.push({
+        job,
+        attemptId: uuidv7(result.startedAt.getTime()),
+        result,
+        payloadSha256: createHash("sha256").update(job.payload).digest("hex"),
+        decision,
+      });
+      void this.#flush();
+    } catch (err) {
+      this.#log.error({ err, event_id: job.event_id }, "delivery crashed; the lease will expire and the job will be retried");
+    } finally {
+      this.#inFlight--;
+      const left = (this.#perEndpoint.get(job.endpoint_id) ?? 1) - 1;
+      if (left === 0) this.#perEndpoint.delete(job.endpoint_id);
+      else this.#perEndpoint.set(job.endpoint_id, left);
+      const next = this.#waiting.get(job.endpoint_id)?.shift();
+      if (next) {
+        this.#waitingCount--;
+        if (this.#waiting.get(job.endpoint_id)!.length === 0) this.#waiting.delete(job.endpoint_id);
+        void this.#deliver(next);
+      } else {
+        this.wake();
+      }
+      if (this.#inFlight === 0) this.#idle?.();
+    }
+  }
+
+  /** Writes whatever outcomes queued while the previous write was in flight, in one transaction.
+   * A failed write keeps its outcomes for the next try; if the process dies first, the leases expire
+   * and the deliveries are redone (at-least-once). */
+  #flush(): Promise<void> {
+    if (this.#flushing) return this.#flushing;
+    this.#flushing = (async () => {
+      let failures = 0;
+      try {
+        while (this.#outcomes.length > 0) {
+          const batch = this.#outcomes.splice(0, 500);
+          try {
+            await this.#store.complete(batch, Date.now());
+            this.#changes.changed(batch.map((o) => o.job.event_id));
+            if (batch.some((o) => o.decision.kind === "retry")) this.wake();
+          } catch (err) {
+            this.#outcomes.unshift(...batch);
+            this.#log.warn({ err, outcomes: batch.length }, "writing delivery outcomes failed; retrying");
+            // While stopping, give up after a few tries: the leases will expire and the work is redone.
+            if (!this.#running && ++failures >= 3) break;
+            await new Promise((r) => setTimeout(r, 500));
+          }
+        }
+      } finally {
+        this.#flushing = undefined;
+      }
+    })();
+    return this.#flushing;
+  }
+
+  async #listen(): Promise<void> {
+    while (this.#running) {
+      const client = new pg.Client({ connectionString: this.#databaseUrl });
+      try {
+        const ended = new Promise<void>((resolve) => {
+          client.on("error", () => resolve());
+          client.on("end", () => resolve());
+        });
+        await client.connect();
+        client.on("notification", () => this.wake());
+        await client.query(`LISTEN ${WAKE_CHANNEL}`);
+        this.#listener = client;
+        if (!this.#running) await client.end();
+        await ended;
+      } catch {
+        // reconnect below
+      }
+      this.#listener = undefined;
+      await client.end().catch(() => {});
+      if (this.#running) await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}

@@ -1,0 +1,251 @@
+// The SQL of the delivery queue: claim due jobs, claim half-open probes, and write outcomes back in
+// batches. Claims are short autocommit statements with a lease (FOR UPDATE SKIP LOCKED), so no
+// transaction is open during an HTTP call and a dead process's jobs become claimable again when its
+// lease runs out.
+import { randomUUID } from "node:crypto";
+import { sql, type DatabasePool, type DatabaseTransactionConnection } from "slonik";
+import { z } from "zod";
+import { afterOutcome, CLOSED, mayProbe, probeClaimed, probeReleased, type BreakerConfig, type BreakerState, type CircuitStateName } from "./circuit-breaker.ts";
+import type { Decision } from "./retry-policy.ts";
+import type { SendResult } from "./http-sender.ts";
+
+export const claimedJob = z.object({
+  event_id: z.string(),
+  endpoint_id: z.string(),
+  attempt: z.number(),
+  round_start: z.number(),
+  lease_id: z.string(),
+  tenant_id: z.string(),
+  payload: z.instanceof(Buffer),
+  content_type: z.string(),
+  headers: z.record(z.string(), z.string()),
+  request_id: z.string(),
+  url: z.string(),
+  signing_secret: z.string(),
+  previous_secret: z.string().nullable(),
+  max_attempts: z.number(),
+  timeout_ms: z.number(),
+});
+export type ClaimedJob = z.infer<typeof claimedJob> & { probe: boolean };
+
+export interface Outcome {
+  job: ClaimedJob;
+  attemptId: string;
+  result: SendResult;
+  payloadSha256: string;
+  decision: Decision;
+}
+
+const breakerRow = z.object({
+  endpoint_id: z.string(),
+  state: z.string(),
+  consecutive_failures: z.number(),
+  opened_at: z.date().nullable(),
+  retry_at: z.date().nullable(),
+  probes: z.number(),
+  updated_at: z.date(),
+});
+
+function toState(r: z.infer<typeof breakerRow>): BreakerState {
+  return {
+    state: r.state as CircuitStateName,
+    consecutiveFailures: r.consecutive_failures,
+    openedAtMs: r.opened_at?.getTime(),
+    retryAtMs: r.retry_at?.getTime(),
+    probes: r.probes,
+  };
+}
+
+const claimColumns = sql.fragment`c.event_id, c.endpoint_id, c.attempt, c.round_start, c.lease_id, e.tenant_id, e.payload,
+  e.content_type, e.headers, e.request_id, p.url, p.signing_secret,
+  CASE WHEN p.previous_secret_expires_at > now() THEN p.previous_signing_secret END AS previous_secret,
+  p.max_attempts, p.timeout_ms`;
+
+export class JobStore {
+  readonly #pool: DatabasePool;
+  readonly #leaseMs: number;
+  readonly #breaker: BreakerConfig;
+
+  constructor(pool: DatabasePool, options: { leaseMs: number; breaker: BreakerConfig }) {
+    this.#pool = pool;
+    this.#leaseMs = options.leaseMs;
+    this.#breaker = options.breaker;
+  }
+
+  /** Claims up to `limit` due jobs of enabled endpoints whose circuit is closed. */
+  async claim(limit: number): Promise<ClaimedJob[]> {
+    const rows = await this.#pool.any(sql.type(claimedJob)`
+      WITH due AS (
+        SELECT j.event_id FROM delivery_jobs j
+        WHERE j.run_at <= now() AND (j.lease_until IS NULL OR j.lease_until < now())
+          AND EXISTS (SELECT 1 FROM endpoints p WHERE p.id = j.endpoint_id AND p.enabled AND p.deleted_at IS NULL)
+          AND NOT EXISTS (SELECT 1 FROM circuit_breakers cb WHERE cb.endpoint_id = j.endpoint_id AND cb.state <> 'closed')
+        ORDER BY j.run_at
+        LIMIT ${limit}
+        FOR UPDATE SKIP LOCKED
+      ),
+      c AS (
+        UPDATE delivery_jobs j SET lease_until = now() + ${this.#leaseMs} * interval '1 millisecond',
+          lease_id = ${randomUUID()}, attempt = j.attempt + 1
+        FROM due WHERE j.event_id = due.event_id
+        RETURNING j.event_id, j.endpoint_id, j.attempt, j.round_start, j.lease_id
+      ),
+      marked AS (
+        UPDATE events e SET status = 'delivering', updated_at = now() FROM c WHERE e.id = c.event_id
+      )
+      SELECT ${claimColumns} FROM c JOIN events e ON e.id = c.event_id JOIN endpoints p ON p.id = c.endpoint_id`);
+    return rows.map((r) => ({ ...r, probe: false }));
+  }
+
+  /** For circuits whose open timeout has passed (or half-open with a free slot), claims one due
+   * job each as a probe and moves the circuit to half-open. */
+  async claimProbes(nowMs: number): Promise<ClaimedJob[]> {
+    return this.#pool.transaction(async (tx) => {
+      const candidates = await tx.any(sql.type(breakerRow)`
+        SELECT endpoint_id, state, consecutive_failures, opened_at, retry_at, probes, updated_at FROM circuit_breakers
+        WHERE (state = 'open' AND retry_at <= now()) OR state = 'half_open'
+        FOR UPDATE SKIP LOCKED`);
+      const jobs: ClaimedJob[] = [];
+      for (const row of candidates) {
+        let state = toState(row);
+        // Probes of a process that died never report back; their slots come free with the lease.
+        if (state.state === "half_open" && nowMs - row.updated_at.getTime() > this.#leaseMs) state = { ...state, probes: 0 };
+        if (!mayProbe(state, nowMs, this.#breaker)) continue;
+        const [job] = await tx.any(sql.type(claimedJob)`
+          WITH c AS (
+            UPDATE delivery_jobs j SET lease_until = now() + ${this.#leaseMs} * interval '1 millisecond',
+              lease_id = ${randomUUID()}, attempt = j.attempt + 1
+            WHERE j.event_id = (
+              SELECT event_id FROM delivery_jobs WHERE endpoint_id = ${row.endpoint_id} AND run_at <= now()
+                AND (lease_until IS NULL OR lease_until < now())
+              ORDER BY run_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+            RETURNING j.event_id, j.endpoint_id, j.attempt, j.round_start, j.lease_id
+          ),
+          marked AS (UPDATE events e SET status = 'delivering', updated_at = now() FROM c WHERE e.id = c.event_id)
+          SELECT ${claimColumns} FROM c JOIN events e ON e.id = c.event_id
+          JOIN endpoints p ON p.id = c.endpoint_id AND p.enabled AND p.deleted_at IS NULL`);
+        if (!job) continue;
+        await writeBreaker(tx, row.endpoint_id, probeClaimed(state));
+        jobs.push({ ...job, probe: true });
+      }
+      return jobs;
+    });
+  }
+
+  /** Writes a batch of outcomes in one transaction: attempt rows, job deletion or rescheduling (only
+   * while the lease is still ours), event status, endpoint disabling on 410, circuit breakers. */
+  async complete(outcomes: readonly Outcome[], nowMs: number): Promise<void> {
+    if (outcomes.length === 0) return;
+    await this.#pool.transaction(async (tx) => {
+      const input = outcomes.map((o) => {
+        const kind = o.decision.kind === "disable" ? "failed" : o.decision.kind;
+        const runAt = o.decision.kind === "retry" ? new Date(o.decision.atMs).toISOString() : null;
+        return sql.fragment`(${o.job.event_id}::uuid, ${o.job.lease_id}::uuid, ${kind}::text, ${runAt}::timestamptz, ${o.job.attempt}::integer)`;
+      });
+      const decided = await tx.any(sql.type(z.object({ event_id: z.string() }))`
+        WITH i (event_id, lease_id, kind, run_at, attempt) AS (VALUES ${sql.join(input, sql.fragment`, `)}),
+        del AS (
+          DELETE FROM delivery_jobs j USING i
+          WHERE j.event_id = i.event_id AND j.lease_id = i.lease_id AND i.kind <> 'retry'
+          RETURNING j.event_id
+        ),
+        resched AS (
+          UPDATE delivery_jobs j SET run_at = i.run_at, lease_until = NULL, lease_id = NULL
+          FROM i WHERE j.event_id = i.event_id AND j.lease_id = i.lease_id AND i.kind = 'retry'
+          RETURNING j.event_id
+        ),
+        done AS (SELECT event_id FROM del UNION ALL SELECT event_id FROM resched),
+        ev AS (
+          UPDATE events e SET
+            status = CASE i.kind WHEN 'delivered' THEN 'delivered' WHEN 'retry' THEN 'pending' ELSE 'failed' END,
+            attempt_count = greatest(e.attempt_count, i.attempt),
+            next_attempt_at = i.run_at,
+            updated_at = now()
+          FROM i WHERE e.id = i.event_id AND i.event_id IN (SELECT event_id FROM done)
+        )
+        SELECT event_id FROM done`);
+      const decidedIds = new Set(decided.map((r) => r.event_id));
+
+      const attempts = outcomes.map((o) => {
+        const r = o.result;
+        return sql.fragment`(${o.attemptId}::uuid, ${o.job.event_id}::uuid, ${o.job.tenant_id}::uuid, ${o.job.endpoint_id}::uuid,
+          ${o.job.url}, ${o.job.attempt}::integer, ${o.payloadSha256}, ${r.startedAt.toISOString()}::timestamptz, ${r.durationMs}::integer,
+          ${r.outcome}, ${r.statusCode ?? null}::integer, ${r.responseSha256 ?? null}::text, ${r.error.slice(0, 2000)},
+          ${r.excerpt.replaceAll("\0", "")}, ${o.job.request_id}, ${decidedIds.has(o.job.event_id)}::boolean)`;
+      });
+      await tx.query(sql.unsafe`
+        INSERT INTO delivery_attempts (id, event_id, tenant_id, endpoint_id, url, attempt, payload_sha256, started_at,
+          duration_ms, outcome, status_code, response_sha256, error, response_excerpt, request_id, decided)
+        VALUES ${sql.join(attempts, sql.fragment`, `)}`);
+
+      const gone = outcomes.filter((o) => o.decision.kind === "disable" && decidedIds.has(o.job.event_id)).map((o) => o.job.endpoint_id);
+      if (gone.length > 0) {
+        await tx.query(sql.unsafe`
+          UPDATE endpoints SET enabled = false, disabled_reason = 'destination answered 410 Gone', updated_at = now()
+          WHERE id = ANY(${sql.array([...new Set(gone)], "uuid")})`);
+      }
+      await this.#updateBreakers(tx, outcomes, nowMs);
+    });
+  }
+
+  async #updateBreakers(tx: DatabaseTransactionConnection, outcomes: readonly Outcome[], nowMs: number): Promise<void> {
+    const endpointIds = [...new Set(outcomes.map((o) => o.job.endpoint_id))].sort();
+    const rows = await tx.any(sql.type(breakerRow)`
+      SELECT endpoint_id, state, consecutive_failures, opened_at, retry_at, probes, updated_at FROM circuit_breakers
+      WHERE endpoint_id = ANY(${sql.array(endpointIds, "uuid")}) ORDER BY endpoint_id FOR UPDATE`);
+    const current = new Map(rows.map((r) => [r.endpoint_id, toState(r)]));
+    const failing = endpointIds.filter((id) => outcomes.some((o) => o.job.endpoint_id === id && o.result.outcome !== "delivered"));
+    const windows = new Map<string, { attempts: number; failures: number }>();
+    if (failing.length > 0) {
+      const stats = await tx.any(sql.type(z.object({ endpoint_id: z.string(), attempts: z.number(), failures: z.number() }))`
+        SELECT endpoint_id, count(*)::int AS attempts, count(*) FILTER (WHERE outcome <> 'delivered')::int AS failures
+        FROM delivery_attempts
+        WHERE endpoint_id = ANY(${sql.array(failing, "uuid")}) AND started_at > now() - ${this.#breaker.windowMs} * interval '1 millisecond'
+        GROUP BY endpoint_id`);
+      for (const s of stats) windows.set(s.endpoint_id, s);
+    }
+    for (const id of endpointIds) {
+      const before = current.get(id) ?? CLOSED;
+      let state = before;
+      for (const o of outcomes) {
+        if (o.job.endpoint_id !== id) continue;
+        state = afterOutcome(state, o.result.outcome === "delivered", o.job.probe, windows.get(id) ?? { attempts: 0, failures: 0 }, nowMs, this.#breaker);
+      }
+      if (JSON.stringify(state) !== JSON.stringify(before)) {
+        await writeBreaker(tx, id, state);
+      }
+    }
+  }
+
+  /** Gives back a probe slot (the probe could not be sent). */
+  async releaseProbe(endpointId: string): Promise<void> {
+    await this.#pool.transaction(async (tx) => {
+      const row = await tx.maybeOne(sql.type(breakerRow)`
+        SELECT endpoint_id, state, consecutive_failures, opened_at, retry_at, probes, updated_at FROM circuit_breakers
+        WHERE endpoint_id = ${endpointId} FOR UPDATE`);
+      if (row) await writeBreaker(tx, endpointId, probeReleased(toState(row)));
+    });
+  }
+}
+
+async function writeBreaker(tx: DatabaseTransactionConnection, endpointId: string, s: BreakerState): Promise<void> {
+  const openedAt = s.openedAtMs === undefined ? null : new Date(s.openedAtMs).toISOString();
+  const retryAt = s.retryAtMs === undefined ? null : new Date(s.retryAtMs).toISOString();
+  await tx.query(sql.unsafe`
+    INSERT INTO circuit_breakers (endpoint_id, state, consecutive_failures, opened_at, retry_at, probes, updated_at)
+    VALUES (${endpointId}, ${s.state}, ${s.consecutiveFailures}, ${openedAt}::timestamptz, ${retryAt}::timestamptz, ${s.probes}, now())
+    ON CONFLICT (endpoint_id) DO UPDATE SET state = excluded.state, consecutive_failures = excluded.consecutive_failures,
+      opened_at = excluded.opened_at, retry_at = excluded.retry_at, probes = excluded.probes, updated_at = now()`);
+}
+
+/** Returns claimed jobs that were never sent (shutdown), without spending their attempt. */
+export async function releaseJobs(pool: DatabasePool, jobs: readonly ClaimedJob[]): Promise<void> {
+  if (jobs.length === 0) return;
+  await pool.query(sql.unsafe`
+    WITH r AS (
+      UPDATE delivery_jobs j SET lease_until = NULL, lease_id = NULL, attempt = j.attempt - 1
+      WHERE (j.event_id, j.lease_id) IN (${sql.join(jobs.map((j) => sql.fragment`(${j.event_id}::uuid, ${j.lease_id}::uuid)`), sql.fragment`, `)})
+      RETURNING j.event_id
+    )
+    UPDATE events e SET status = 'pending', updated_at = now() FROM r WHERE e.id = r.event_id`);
+}

@@ -1,0 +1,68 @@
+// When to try again. Pure: the clock and the random source are arguments, so the schedule is
+// unit-tested exactly. Exponential backoff with full jitter (a uniformly random delay up to
+// 1 s · 2^(n-1), capped at 512 s), so retries from many events spread out instead of arriving at
+// the destination together.
+
+export type AttemptOutcome = "delivered" | "http_error" | "timeout" | "network_error";
+
+export interface RetryPolicy {
+  baseMs: number;
+  capMs: number;
+}
+
+export const DEFAULT_RETRY_POLICY: RetryPolicy = { baseMs: 1_000, capMs: 512_000 };
+
+export type Decision =
+  | { kind: "delivered" }
+  | { kind: "retry"; atMs: number }
+  | { kind: "failed"; reason: string }
+  /** 410 Gone: the destination says it is gone for good. */
+  | { kind: "disable"; reason: string };
+
+export interface AttemptResult {
+  outcome: AttemptOutcome;
+  statusCode: number | undefined;
+  /** The Retry-After header, when the destination sent one. */
+  retryAfter: string | undefined;
+}
+
+/** The upper bound of the jittered delay before attempt n+1, after n attempts (n ≥ 1). */
+export function backoffCeilingMs(attempt: number, policy: RetryPolicy = DEFAULT_RETRY_POLICY): number {
+  return Math.min(policy.capMs, policy.baseMs * 2 ** Math.min(attempt - 1, 40));
+}
+
+/** Parses Retry-After (delta-seconds or an HTTP date) into milliseconds from now; undefined if absent or bad. */
+export function parseRetryAfter(value: string | undefined, nowMs: number): number | undefined {
+  if (value === undefined) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  const date = Date.parse(trimmed);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - nowMs);
+}
+
+/**
+ * Decides what follows an attempt. `attemptInRound` counts attempts since the event was (re)queued;
+ * requires attemptInRound ≥ 1 and maxAttempts ≥ 1.
+ */
+export function decide(
+  result: AttemptResult,
+  attemptInRound: number,
+  maxAttempts: number,
+  nowMs: number,
+  random: () => number,
+  policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+): Decision {
+  if (result.outcome === "delivered") return { kind: "delivered" };
+  if (result.statusCode === 410) return { kind: "disable", reason: "destination answered 410 Gone" };
+  if (attemptInRound >= maxAttempts) {
+    return { kind: "failed", reason: `no success after ${attemptInRound} attempt${attemptInRound === 1 ? "" : "s"}` };
+  }
+  const ceiling = backoffCeilingMs(attemptInRound, policy);
+  let delay = Math.floor(random() * ceiling);
+  if (result.statusCode === 429 || result.statusCode === 503) {
+    const asked = parseRetryAfter(result.retryAfter, nowMs);
+    // Honour the destination's wish, but never past the cap.
+    if (asked !== undefined) delay = Math.min(policy.capMs, Math.max(asked, 0));
+  }
+  return { kind: "retry", atMs: nowMs + delay };
+}

@@ -1,0 +1,254 @@
+// Events and their attempts: listing, inspection, manual retry, bulk recovery, watching, and
+// per-endpoint delivery health. Every query is filtered by the caller's tenant.
+import { create } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext } from "@connectrpc/connect";
+import { sql, type DatabasePool } from "slonik";
+import { z } from "zod";
+import { tenantOf } from "../auth/auth-context.ts";
+import type { EventChanges } from "../delivery/event-changes.ts";
+import { KapselError } from "../errors.ts";
+import {
+  AttemptOutcome, AttemptSchema, CircuitState, EventSchema, EventStatus,
+  type Attempt, type Event, type GetEndpointHealthRequest, type GetEventRequest, type ListEventsRequest,
+  type RecoverEventsRequest, type RetryEventRequest, type WatchEventRequest,
+} from "../gen/kapsel/v1/management_pb.ts";
+import { requireUuid } from "../uuid.ts";
+import { decodeCursor, pageSize, paginate } from "./pagination.ts";
+
+const STATUS: Record<string, EventStatus> = {
+  pending: EventStatus.PENDING,
+  delivering: EventStatus.DELIVERING,
+  delivered: EventStatus.DELIVERED,
+  failed: EventStatus.FAILED,
+};
+const STATUS_NAME = Object.fromEntries(Object.entries(STATUS).map(([k, v]) => [v, k])) as Record<number, string>;
+const OUTCOME: Record<string, AttemptOutcome> = {
+  delivered: AttemptOutcome.DELIVERED,
+  http_error: AttemptOutcome.HTTP_ERROR,
+  timeout: AttemptOutcome.TIMEOUT,
+  network_error: AttemptOutcome.NETWORK_ERROR,
+};
+const CIRCUIT: Record<string, CircuitState> = { closed: CircuitState.CLOSED, open: CircuitState.OPEN, half_open: CircuitState.HALF_OPEN };
+
+const eventRow = z.object({
+  id: z.string(),
+  endpoint_id: z.string(),
+  status: z.string(),
+  content_type: z.string(),
+  idempotency_key: z.string().nullable(),
+  received_at: z.date(),
+  headers: z.record(z.string(), z.string()),
+  attempt_count: z.number(),
+  next_attempt_at: z.date().nullable(),
+  request_id: z.string(),
+  payload_size: z.number(),
+});
+type EventRow = z.infer<typeof eventRow>;
+const EVENT_COLUMNS = sql.fragment`id, endpoint_id, status, content_type, idempotency_key, received_at, headers, attempt_count,
+  next_attempt_at, request_id, octet_length(payload) AS payload_size`;
+
+const attemptRow = z.object({
+  id: z.string(),
+  attempt: z.number(),
+  outcome: z.string(),
+  status_code: z.number().nullable(),
+  url: z.string(),
+  started_at: z.date(),
+  duration_ms: z.number(),
+  error: z.string(),
+  response_excerpt: z.string(),
+  payload_sha256: z.string(),
+  response_sha256: z.string().nullable(),
+});
+
+export const FINAL_STATUSES = new Set(["delivered", "failed"]);
+
+function toProto(row: EventRow, extra: { payload?: Uint8Array; attempts?: Attempt[] } = {}): Event {
+  return create(EventSchema, {
+    id: row.id,
+    endpointId: row.endpoint_id,
+    status: STATUS[row.status],
+    contentType: row.content_type,
+    idempotencyKey: row.idempotency_key ?? "",
+    receivedAt: timestampFromDate(row.received_at),
+    headers: row.headers,
+    attemptCount: row.attempt_count,
+    nextAttemptAt: row.status === "pending" && row.next_attempt_at ? timestampFromDate(row.next_attempt_at) : undefined,
+    requestId: row.request_id,
+    payloadSize: row.payload_size,
+    ...extra,
+  });
+}
+
+function iso(t: Timestamp | undefined): string | null {
+  return t ? timestampDate(t).toISOString() : null;
+}
+
+export class Events {
+  readonly #pool: DatabasePool;
+  readonly #changes: EventChanges;
+  /** Called when events were put back in the queue. */
+  onRequeued: () => void = () => {};
+
+  constructor(pool: DatabasePool, changes: EventChanges) {
+    this.#pool = pool;
+    this.#changes = changes;
+  }
+
+  async #find(tenantId: string, rawId: string): Promise<EventRow> {
+    const id = requireUuid(rawId, "event_id");
+    const row = await this.#pool.maybeOne(sql.type(eventRow)`SELECT ${EVENT_COLUMNS} FROM events WHERE id = ${id} AND tenant_id = ${tenantId}`);
+    if (!row) throw new KapselError("E2002");
+    return row;
+  }
+
+  async #attempts(eventId: string) {
+    const rows = await this.#pool.any(sql.type(attemptRow)`
+      SELECT id, attempt, outcome, status_code, url, started_at, duration_ms, error, response_excerpt, payload_sha256, response_sha256
+      FROM delivery_attempts WHERE event_id = ${eventId} ORDER BY attempt, started_at`);
+    return rows.map((a) => create(AttemptSchema, {
+      id: a.id,
+      attempt: a.attempt,
+      outcome: OUTCOME[a.outcome],
+      statusCode: a.status_code ?? 0,
+      url: a.url,
+      startedAt: timestampFromDate(a.started_at),
+      durationMs: a.duration_ms,
+      error: a.error,
+      responseExcerpt: a.response_excerpt,
+      payloadSha256: a.payload_sha256,
+      responseSha256: a.response_sha256 ?? "",
+    }));
+  }
+
+  listEvents = async (req: ListEventsRequest, ctx: HandlerContext) => {
+    const tenantId = tenantOf(ctx);
+    const limit = pageSize(req.pageSize);
+    const cursor = decodeCursor(req.pageToken, 2);
+    const conditions = [sql.fragment`tenant_id = ${tenantId}`];
+    if (req.endpointId !== "") conditions.push(sql.fragment`endpoint_id = ${requireUuid(req.endpointId, "endpoint_id")}`);
+    if (req.status !== EventStatus.UNSPECIFIED) {
+      const name = STATUS_NAME[req.status];
+      if (!name) throw new KapselError("E1006", "status is not valid");
+      conditions.push(sql.fragment`status = ${name}`);
+    }
+    if (req.receivedAfter) conditions.push(sql.fragment`received_at >= ${iso(req.receivedAfter)}::timestamptz`);
+    if (req.receivedBefore) conditions.push(sql.fragment`received_at < ${iso(req.receivedBefore)}::timestamptz`);
+    if (cursor) conditions.push(sql.fragment`(received_at, id) < (${cursor[0]!}::timestamptz, ${cursor[1]!}::uuid)`);
+    const rows = await this.#pool.any(sql.type(eventRow)`
+      SELECT ${EVENT_COLUMNS} FROM events WHERE ${sql.join(conditions, sql.fragment` AND `)}
+      ORDER BY received_at DESC, id DESC LIMIT ${limit + 1}`);
+    const page = paginate(rows, limit, (r) => [r.received_at.toISOString(), r.id]);
+    return { events: page.items.map((r) => toProto(r)), nextPageToken: page.next };
+  };
+
+  getEvent = async (req: GetEventRequest, ctx: HandlerContext) => {
+    const row = await this.#find(tenantOf(ctx), req.eventId);
+    const payload = await this.#pool.oneFirst(sql.type(z.object({ payload: z.instanceof(Buffer) }))`SELECT payload FROM events WHERE id = ${row.id}`);
+    return { event: toProto(row, { payload: new Uint8Array(payload), attempts: await this.#attempts(row.id) }) };
+  };
+
+  retryEvent = async (req: RetryEventRequest, ctx: HandlerContext) => {
+    const tenantId = tenantOf(ctx);
+    const current = await this.#find(tenantId, req.eventId);
+    const row = await this.#pool.transaction(async (tx) => {
+      const updated = await tx.maybeOne(sql.type(eventRow)`
+        UPDATE events SET status = 'pending', next_attempt_at = now(), updated_at = now()
+        WHERE id = ${current.id} AND tenant_id = ${tenantId} AND status = 'failed'
+        RETURNING ${EVENT_COLUMNS}`);
+      if (!updated) return undefined;
+      await requeue(tx, [updated.id]);
+      return updated;
+    });
+    if (!row) throw new KapselError("E2003", `event is ${current.status}; only failed events can be retried`);
+    this.#changes.changed([row.id]);
+    this.onRequeued();
+    return { event: toProto(row) };
+  };
+
+  recoverEvents = async (req: RecoverEventsRequest, ctx: HandlerContext) => {
+    const tenantId = tenantOf(ctx);
+    const endpointId = requireUuid(req.endpointId, "endpoint_id");
+    const exists = await this.#pool.maybeOne(sql.unsafe`SELECT 1 FROM endpoints WHERE id = ${endpointId} AND tenant_id = ${tenantId} AND deleted_at IS NULL`);
+    if (!exists) throw new KapselError("E1003");
+    if (!req.since) throw new KapselError("E1006", "since is required");
+    const until = iso(req.until) ?? new Date().toISOString();
+    const ids = await this.#pool.transaction(async (tx) => {
+      const rows = await tx.any(sql.type(z.object({ id: z.string() }))`
+        UPDATE events SET status = 'pending', next_attempt_at = now(), updated_at = now()
+        WHERE tenant_id = ${tenantId} AND endpoint_id = ${endpointId} AND status = 'failed'
+          AND received_at >= ${iso(req.since)}::timestamptz AND received_at < ${until}::timestamptz
+        RETURNING id`);
+      const ids = rows.map((r) => r.id);
+      await requeue(tx, ids);
+      return ids;
+    });
+    this.#changes.changed(ids);
+    if (ids.length > 0) this.onRequeued();
+    return { count: ids.length };
+  };
+
+  async *watchEvent(req: WatchEventRequest, ctx: HandlerContext) {
+    const tenantId = tenantOf(ctx);
+    let row = await this.#find(tenantId, req.eventId);
+    let last = "";
+    for (;;) {
+      const key = `${row.status}/${row.attempt_count}`;
+      if (key !== last) {
+        last = key;
+        yield { event: toProto(row, { attempts: await this.#attempts(row.id) }) };
+      }
+      if (FINAL_STATUSES.has(row.status) || ctx.signal.aborted) return;
+      await this.#changes.next(row.id, 1000, ctx.signal);
+      if (ctx.signal.aborted) return;
+      row = await this.#find(tenantId, row.id);
+    }
+  }
+
+  getEndpointHealth = async (req: GetEndpointHealthRequest, ctx: HandlerContext) => {
+    const tenantId = tenantOf(ctx);
+    const endpointId = requireUuid(req.endpointId, "endpoint_id");
+    const h = await this.#pool.maybeOne(sql.type(z.object({
+      state: z.string().nullable(),
+      opened_at: z.date().nullable(),
+      consecutive_failures: z.number().nullable(),
+      recent: z.number(),
+      delivered: z.number(),
+      last_attempt_at: z.date().nullable(),
+      last_error: z.string().nullable(),
+      pending: z.number(),
+    }))`
+      SELECT cb.state, cb.opened_at, cb.consecutive_failures,
+        (SELECT count(*)::int FROM delivery_attempts a WHERE a.endpoint_id = p.id AND a.started_at > now() - interval '1 hour') AS recent,
+        (SELECT count(*)::int FROM delivery_attempts a WHERE a.endpoint_id = p.id AND a.started_at > now() - interval '1 hour' AND a.outcome = 'delivered') AS delivered,
+        (SELECT max(started_at) FROM delivery_attempts a WHERE a.endpoint_id = p.id) AS last_attempt_at,
+        (SELECT CASE WHEN a.error <> '' THEN a.error ELSE 'HTTP ' || a.status_code END FROM delivery_attempts a
+          WHERE a.endpoint_id = p.id AND a.outcome <> 'delivered' ORDER BY a.started_at DESC LIMIT 1) AS last_error,
+        (SELECT count(*)::int FROM delivery_jobs j WHERE j.endpoint_id = p.id) AS pending
+      FROM endpoints p LEFT JOIN circuit_breakers cb ON cb.endpoint_id = p.id
+      WHERE p.id = ${endpointId} AND p.tenant_id = ${tenantId} AND p.deleted_at IS NULL`);
+    if (!h) throw new KapselError("E1003");
+    return {
+      endpointId,
+      circuitState: CIRCUIT[h.state ?? "closed"],
+      openedAt: h.opened_at ? timestampFromDate(h.opened_at) : undefined,
+      consecutiveFailures: h.consecutive_failures ?? 0,
+      successRate: h.recent === 0 ? 1 : h.delivered / h.recent,
+      recentAttempts: h.recent,
+      lastError: h.last_error ?? "",
+      lastAttemptAt: h.last_attempt_at ? timestampFromDate(h.last_attempt_at) : undefined,
+      pendingEvents: h.pending,
+    };
+  };
+}
+
+/** Puts events back in the queue: a new round of attempts continuing the event's attempt count. */
+async function requeue(tx: { query: DatabasePool["query"] }, eventIds: string[]): Promise<void> {
+  if (eventIds.length === 0) return;
+  await tx.query(sql.unsafe`
+    INSERT INTO delivery_jobs (event_id, endpoint_id, attempt, round_start)
+    SELECT id, endpoint_id, attempt_count, attempt_count FROM events WHERE id = ANY(${sql.array(eventIds, "uuid")})
+    ON CONFLICT (event_id) DO NOTHING`);
+  await tx.query(sql.unsafe`SELECT pg_notify('kapsel_jobs', '')`);
+}
