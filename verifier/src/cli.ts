@@ -26,10 +26,13 @@ const USAGE = `usage:
 --key takes a vkey (name+keyid+base64key) or a file with one vkey a line.
 Exit status: 0 verified, 1 does not verify, 2 usage error or unreadable file.`;
 
+/** Why the command could not run (exit 2), as opposed to why the input does not verify. */
+type UsageCode = "USAGE" | "UNREADABLE_FILE" | "BAD_KEY";
+
 /** A problem with how the command was called, as opposed to what it was asked to verify. */
 class UsageError extends Error {
-  readonly code: "USAGE" | "UNREADABLE_FILE";
-  constructor(code: "USAGE" | "UNREADABLE_FILE", message: string) {
+  readonly code: UsageCode;
+  constructor(code: UsageCode, message: string) {
     super(message);
     this.code = code;
   }
@@ -48,9 +51,9 @@ const COMMANDS: Readonly<Record<string, Command>> = {
 
 function main(argv: readonly string[]): number {
   const json = argv.includes("--json");
-  if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
+  if (argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
     console.log(USAGE);
-    return argv.length === 0 ? 2 : 0;
+    return 0;
   }
   try {
     return runCommand(argv, json);
@@ -65,7 +68,8 @@ function main(argv: readonly string[]): number {
 
 function runCommand(argv: readonly string[], json: boolean): number {
   const [name, ...rest] = argv;
-  const command = COMMANDS[name!];
+  if (name === undefined) throw new UsageError("USAGE", "no command given");
+  const command = COMMANDS[name];
   if (command === undefined) throw new UsageError("USAGE", `unknown command "${name}"`);
   let parsed;
   try {
@@ -147,8 +151,8 @@ function runCommand(argv: readonly string[], json: boolean): number {
       if (!result.ok) return reportFailure(result, json);
       report(json, { ok: true, command: "consistency", old: checkpointJson(result.old), new: checkpointJson(result.new) }, [
         `VERIFIED: the log ${result.new.origin} at size ${result.new.treeSize} extends its tree at size ${result.old.treeSize} (append-only)`,
-        ["old tree", `size ${result.old.treeSize}, root ${encodeBase64(result.old.rootHash)}, signed time ${signedTimeText(result.old.timestamp)}`],
-        ["new tree", `size ${result.new.treeSize}, root ${encodeBase64(result.new.rootHash)}, signed time ${signedTimeText(result.new.timestamp)}`],
+        ["old tree", treeText(result.old)],
+        ["new tree", treeText(result.new)],
         ["signing key", result.new.signedBy.vkey],
       ]);
       return 0;
@@ -163,21 +167,19 @@ function loadKeys(value: string): VerifierKey[] {
     const keys = lines.flatMap((line, i) => {
       const vkey = line.trim();
       if (vkey === "" || vkey.startsWith("#")) return [];
-      return [parseKey(vkey, `${value}:${i + 1}: `)];
+      return [parseKey(vkey, `--key ${value}, line ${i + 1}`)];
     });
-    if (keys.length === 0) throw new UsageError("USAGE", `key file ${value} holds no vkey`);
+    if (keys.length === 0) throw new UsageError("BAD_KEY", `--key ${value}: the file holds no vkey`);
     return keys;
   }
-  return [parseKey(value, "")];
+  return [parseKey(value, "--key (neither a file nor a valid vkey)")];
 }
 
 function parseKey(vkey: string, where: string): VerifierKey {
   try {
     return parseVerifierKey(vkey);
   } catch (error) {
-    if (error instanceof VerifyError) {
-      throw new UsageError("USAGE", `${where}--key: ${error.message} (and it is not a readable file)`);
-    }
+    if (error instanceof VerifyError) throw new UsageError("BAD_KEY", `${where}: ${error.message}`);
     throw error;
   }
 }
@@ -208,6 +210,11 @@ function checkpointJson(facts: CheckpointFacts): Record<string, unknown> {
     time: facts.timestamp === null ? null : isoTime(facts.timestamp),
     signingKey: facts.signedBy.vkey,
   };
+}
+
+function treeText(facts: CheckpointFacts): string {
+  const time = facts.timestamp === null ? "no signed time" : `signed ${isoTime(facts.timestamp) ?? facts.timestamp}`;
+  return `size ${facts.treeSize}, root ${encodeBase64(facts.rootHash)}, ${time}`;
 }
 
 function signedTimeText(seconds: bigint | null): string {

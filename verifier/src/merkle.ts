@@ -3,7 +3,8 @@
 // The verification loops read like the RFC's numbered steps on purpose, so that an auditor can
 // hold the two side by side.
 import { sha256 } from "@noble/hashes/sha2.js";
-import { bytesEqual, concatBytes, toHex } from "./bytes.ts";
+import { encodeBase64 } from "./base64.ts";
+import { bytesEqual, concatBytes } from "./bytes.ts";
 import { MAX_UINT64 } from "./decimal.ts";
 import { VerifyError, failure, type Outcome } from "./failure.ts";
 
@@ -11,8 +12,9 @@ import { VerifyError, failure, type Outcome } from "./failure.ts";
 export const HASH_SIZE = 32;
 
 /**
- * Longest proof accepted. A u64-sized tree needs at most 64 hashes for inclusion, and a longer
- * list can only be an attack on the verifier's time.
+ * Longest proof accepted (ATTESTATION.md §2). A u64-sized tree needs at most 64 hashes for
+ * inclusion; a consistency proof needs 65 only when the old tree has more than 2^63 leaves,
+ * which no Kapsel log reaches. The cap bounds the work a hostile proof can cause.
  */
 export const MAX_PROOF_HASHES = 64;
 
@@ -99,7 +101,7 @@ export function verifyInclusionProof(
     if (!bytesEqual(computed, root)) {
       return failure(
         "INCLUSION_FAILED",
-        `the proof leads to root ${toHex(computed)}, not the expected ${toHex(root)}`,
+        `the proof leads to root ${encodeBase64(computed)}, not the expected ${encodeBase64(root)}`,
       );
     }
     return { ok: true };
@@ -179,10 +181,10 @@ export function verifyConsistencyProof(
     // Step 6.
     if (sn !== 0n) throw new VerifyError("PROOF_SHAPE", "consistency proof is shorter than the path");
     if (!bytesEqual(fr, oldRoot)) {
-      return failure("CONSISTENCY_FAILED", `the proof leads to old root ${toHex(fr)}, not ${toHex(oldRoot)}`);
+      return failure("CONSISTENCY_FAILED", `the proof leads to old root ${encodeBase64(fr)}, not ${encodeBase64(oldRoot)}`);
     }
     if (!bytesEqual(sr, newRoot)) {
-      return failure("CONSISTENCY_FAILED", `the proof leads to new root ${toHex(sr)}, not ${toHex(newRoot)}`);
+      return failure("CONSISTENCY_FAILED", `the proof leads to new root ${encodeBase64(sr)}, not ${encodeBase64(newRoot)}`);
     }
     return { ok: true };
   } catch (error) {

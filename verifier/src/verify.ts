@@ -3,11 +3,12 @@
 // step that failed, in the order §5 prescribes.
 import { sha256 } from "@noble/hashes/sha2.js";
 import { parseProofBundle } from "./bundle.ts";
-import { toHex } from "./bytes.ts";
+import { encodeBase64 } from "./base64.ts";
+import { bytesEqual, toHex } from "./bytes.ts";
 import { openCheckpoint, type Checkpoint } from "./checkpoint.ts";
 import { parseConsistencyProof } from "./consistency-proof.ts";
 import { VerifyError, failure, type FailureCode, type Outcome } from "./failure.ts";
-import { leafHash, verifyConsistencyProof, verifyInclusionProof } from "./merkle.ts";
+import { leafHash, rootFromInclusionProof, verifyConsistencyProof } from "./merkle.ts";
 import { parseReceipt, type Receipt } from "./receipt.ts";
 import type { TextInput } from "./utf8.ts";
 import { parseVerifierKey, type VerifierKey } from "./vkey.ts";
@@ -79,14 +80,14 @@ export function verifyProofBundle(text: TextInput, options: ProofBundleOptions):
       bundle.checkpointLine,
     );
     step("inclusion proof");
-    const inclusion = verifyInclusionProof(
-      bundle.index,
-      facts.treeSize,
-      leafHash(bundle.extra),
-      bundle.proof,
-      facts.rootHash,
-    );
-    if (!inclusion.ok) throw new VerifyError(inclusion.code, inclusion.message);
+    const computed = rootFromInclusionProof(bundle.index, facts.treeSize, leafHash(bundle.extra), bundle.proof);
+    if (!bytesEqual(computed, facts.rootHash)) {
+      throw new VerifyError(
+        "INCLUSION_FAILED",
+        `the receipt and the proof lead to root ${encodeBase64(computed)}, but the checkpoint signs root ` +
+          `${encodeBase64(facts.rootHash)}: the receipt or the proof is not what the log committed to`,
+      );
+    }
     step("payload");
     if (options.payload !== undefined) {
       const digest = toHex(sha256(options.payload));

@@ -34,11 +34,13 @@ const HEX_KEY_ID = /^[0-9a-f]{8}$/;
  * valid Ed25519 point. The key ID check catches copy-paste damage to the key material.
  */
 export function parseVerifierKey(vkey: string): VerifierKey {
-  const parts = vkey.split("+");
-  if (parts.length !== 3) {
-    throw new VerifyError("BAD_KEY", `vkey "${vkey}" is not <name>+<key ID>+<base64 key>`);
-  }
-  const [name, hex, encoded] = parts as [string, string, string];
+  // Split at the first two "+" only: names cannot contain "+", but base64 can.
+  const first = vkey.indexOf("+");
+  const second = first < 0 ? -1 : vkey.indexOf("+", first + 1);
+  if (second < 0) throw new VerifyError("BAD_KEY", `vkey "${vkey}" is not <name>+<key ID>+<base64 key>`);
+  const name = vkey.slice(0, first);
+  const hex = vkey.slice(first + 1, second);
+  const encoded = vkey.slice(second + 1);
   if (!isValidKeyName(name)) throw new VerifyError("BAD_KEY", `vkey "${vkey}" has an invalid name`);
   // Go's note package reads the hex case-insensitively; published vkeys use lowercase.
   if (!HEX_KEY_ID.test(hex.toLowerCase())) {
