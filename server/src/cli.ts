@@ -6,6 +6,8 @@ import { createLogger } from "./logger.ts";
 import { startServer } from "./main.ts";
 import { ApiKeyStore } from "./auth/api-keys.ts";
 import { Tenants } from "./management/tenants.ts";
+import { auditLog } from "./attestation/log-audit.ts";
+import { currentKey, publishedKeys, rotateKey } from "./attestation/signing-keys.ts";
 
 const USAGE = `kapsel — webhook reliability with verifiable delivery
 
@@ -13,6 +15,9 @@ Usage:
   kapsel serve                 run the server (default when no command is given)
   kapsel migrate               apply database migrations and exit
   kapsel tenant create NAME    create a tenant and print its first API key
+  kapsel keys rotate           start a new log signing key (old checkpoints keep their signatures)
+  kapsel keys list             print the log's verifier keys (vkeys) with validity periods
+  kapsel log verify            audit the stored log: recompute the tree, check every checkpoint
   kapsel --help                this text
 
 Environment:
@@ -61,6 +66,50 @@ async function main(argv: string[]): Promise<number> {
         await db.close();
       }
       return 0;
+    }
+    case "keys": {
+      if (rest[0] !== "rotate" && rest[0] !== "list") {
+        process.stderr.write("usage: kapsel keys rotate|list\n");
+        return 2;
+      }
+      if (rest[0] === "rotate" && config.signingKey !== undefined) {
+        process.stderr.write("kapsel: KAPSEL_SIGNING_KEY is set; rotate by setting a new key there instead\n");
+        return 2;
+      }
+      const db = await openDatabase(config, log);
+      try {
+        if (rest[0] === "rotate") {
+          // Make sure the key being retired exists first, so its period is recorded.
+          await currentKey(db.pool, config.logOrigin, undefined);
+          const key = await rotateKey(db.pool, config.logOrigin);
+          process.stdout.write(`new log key, valid from ${key.validFrom.toISOString()}:\n${key.vkey}\n`);
+        } else {
+          for (const k of await publishedKeys(db.pool)) {
+            process.stdout.write(`${k.vkey}  ${k.validFrom.toISOString()} → ${k.validUntil?.toISOString() ?? "now"}\n`);
+          }
+        }
+      } finally {
+        await db.close();
+      }
+      return 0;
+    }
+    case "log": {
+      if (rest[0] !== "verify") {
+        process.stderr.write("usage: kapsel log verify\n");
+        return 2;
+      }
+      const db = await openDatabase(config, log);
+      try {
+        const report = await auditLog(db.pool, (m) => process.stderr.write(`${m}\n`));
+        if (report.ok) {
+          process.stdout.write(`log verified: ${report.leaves} leaves, ${report.tiles} tiles, ${report.checkpoints} checkpoints\n`);
+          return 0;
+        }
+        process.stdout.write(`log verification FAILED: ${report.problem}\n`);
+        return 1;
+      } finally {
+        await db.close();
+      }
     }
     default:
       process.stderr.write(`kapsel: unknown command ${command}\n\n${USAGE}`);

@@ -146,6 +146,10 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError("KAPSEL_ADMIN_TOKEN: must be at least 16 characters");
   }
   const allowList = list("KAPSEL_DESTINATION_ALLOWLIST");
+  const signingKey = raw("KAPSEL_SIGNING_KEY");
+  if (signingKey !== undefined && (!/^[A-Za-z0-9+/]{43}=$/.test(signingKey) || Buffer.from(signingKey, "base64").length !== 32)) {
+    throw new ConfigError("KAPSEL_SIGNING_KEY: expected the base64 of a 32-byte Ed25519 seed");
+  }
   return {
     databaseUrl,
     dataDir: str("KAPSEL_DATA_DIR"),
@@ -156,7 +160,7 @@ export function loadConfig(env: Env = process.env): Config {
     adminToken,
     logLevel,
     logOrigin,
-    signingKey: raw("KAPSEL_SIGNING_KEY"),
+    signingKey,
     allowPrivateDestinations: bool("KAPSEL_ALLOW_PRIVATE_DESTINATIONS"),
     destinationAllowList: allowList,
     maxPayloadBytes: int("KAPSEL_MAX_PAYLOAD_BYTES", 1, 1024 * 1024 * 1024),

@@ -24,6 +24,8 @@ export const ERROR_CODES = {
   E2003: { code: Code.FailedPrecondition, http: 409, text: "event not in a state that allows this" },
   E3001: { code: Code.FailedPrecondition, http: 409, text: "attempt not yet in a signed checkpoint" },
   E3002: { code: Code.InvalidArgument, http: 400, text: "tree sizes out of range for a proof" },
+  // Not in DESIGN.md's table: an attempt id that does not exist (or is another tenant's).
+  E3003: { code: Code.NotFound, http: 404, text: "attempt not found" },
   E9001: { code: Code.Unavailable, http: 503, text: "database unavailable; nothing was accepted" },
 } as const;
 

@@ -35,6 +35,13 @@ import { HttpSender } from "./delivery/http-sender.ts";
 import { JobStore } from "./delivery/job-store.ts";
 import { Events } from "./management/events.ts";
 import { sql } from "slonik";
+import { AttestationMetrics } from "./attestation/attestation-metrics.ts";
+import { attestationService } from "./attestation/attestation-service.ts";
+import { CheckpointFeed } from "./attestation/checkpoints.ts";
+import { logRoutes } from "./attestation/log-routes.ts";
+import { Proofs } from "./attestation/proofs.ts";
+import { Sequencer } from "./attestation/sequencer.ts";
+import { seedFromEnv } from "./attestation/signing-keys.ts";
 
 export interface Server {
   port: number;
@@ -111,6 +118,15 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
         },
       )
     : undefined;
+  const feed = new CheckpointFeed();
+  const sequencer = new Sequencer(
+    { pool: db.pool, databaseUrl: db.url, log, metrics: new AttestationMetrics(metrics.registry, db.pool), feed },
+    { origin: config.logOrigin, intervalMs: config.checkpointIntervalMs, envSeed: config.signingKey ? seedFromEnv(config.signingKey) : undefined },
+  );
+  if (dispatcher) dispatcher.onRecorded = (n) => sequencer.recorded(n);
+  const proofs = new Proofs(db.pool, config.checkpointIntervalMs);
+  const authenticator = createAuthenticator(token, keys);
+  if (dispatcher) dispatcher.onEndpointsDisabled = (ids) => ids.forEach((id) => endpointCache.invalidate(id));
   const events = new Events(db.pool, changes);
   events.onRequeued = () => dispatcher?.wake();
 
@@ -154,6 +170,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
       res.end(text);
     }),
     gatewayRoute(ingestor, ingestMetrics, { keptHeaders: config.keptHeaders, log }),
+    ...logRoutes(db.pool, proofs, authenticator),
   ];
 
   const rpc = (router: ConnectRouter) => {
@@ -180,7 +197,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
       watchEvent: events.watchEvent.bind(events),
       getEndpointHealth: events.getEndpointHealth,
     });
-    router.service(AttestationService, {});
+    router.service(AttestationService, attestationService(db.pool, proofs, feed, config.logOrigin, config.checkpointIntervalMs));
   };
 
   const app = createApp({
@@ -188,7 +205,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
     metrics,
     routes,
     rpc,
-    interceptors: [errorInterceptor(log), authInterceptor(createAuthenticator(token, keys))],
+    interceptors: [errorInterceptor(log), authInterceptor(authenticator)],
     readMaxBytes: config.maxRpcBytes,
     shutdownSignal: shutdown.signal,
   });
@@ -206,6 +223,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   const scheme = config.tlsCert ? "https" : "http";
   const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
   dispatcher?.start();
+  sequencer.start();
   log.info({ port: listener.port, tls: config.tlsCert !== undefined, delivery: dispatcher !== undefined }, "kapsel listening");
 
   let stopping: Promise<void> | undefined;
@@ -220,6 +238,8 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
     if (app.active() > 0) log.warn({ active: app.active() }, "shutdown timeout: dropping unfinished requests");
     listener.destroyAll();
     await dispatcher?.stop(Math.max(0, deadline - Date.now()));
+    // After the last deliveries are recorded: the leader signs a final checkpoint covering them.
+    await sequencer.stop();
     await db.close();
     log.info("stopped");
   })());

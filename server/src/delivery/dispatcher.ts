@@ -50,6 +50,10 @@ export class Dispatcher {
   readonly #abort = new AbortController();
   #listener: pg.Client | undefined;
   #idle: (() => void) | undefined;
+  /** Called after this process disabled endpoints (410 Gone), so ingest's cache drops them at once. */
+  onEndpointsDisabled: (endpointIds: string[]) => void = () => {};
+  /** Called after attempts are recorded (the sequencer starts early on a big backlog). */
+  onRecorded: (count: number) => void = () => {};
 
   constructor(deps: { pool: DatabasePool; databaseUrl: string; store: JobStore; sender: HttpSender; metrics: DeliveryMetrics; changes: EventChanges; log: Logger }, options: DispatcherOptions) {
     this.#pool = deps.pool;
@@ -222,8 +226,10 @@ export class Dispatcher {
         while (this.#outcomes.length > 0) {
           const batch = this.#outcomes.splice(0, 500);
           try {
-            await this.#store.complete(batch, Date.now());
+            const { disabledEndpoints } = await this.#store.complete(batch, Date.now());
+            if (disabledEndpoints.length > 0) this.onEndpointsDisabled(disabledEndpoints);
             this.#changes.changed(batch.map((o) => o.job.event_id));
+            this.onRecorded(batch.length);
             if (batch.some((o) => o.decision.kind === "retry")) this.wake();
           } catch (err) {
             this.#outcomes.unshift(...batch);

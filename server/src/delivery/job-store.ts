@@ -133,10 +133,11 @@ export class JobStore {
   }
 
   /** Writes a batch of outcomes in one transaction: attempt rows, job deletion or rescheduling (only
-   * while the lease is still ours), event status, endpoint disabling on 410, circuit breakers. */
-  async complete(outcomes: readonly Outcome[], nowMs: number): Promise<void> {
-    if (outcomes.length === 0) return;
-    await this.#pool.transaction(async (tx) => {
+   * while the lease is still ours), event status, endpoint disabling on 410, circuit breakers.
+   * Returns the endpoints it disabled. */
+  async complete(outcomes: readonly Outcome[], nowMs: number): Promise<{ disabledEndpoints: string[] }> {
+    if (outcomes.length === 0) return { disabledEndpoints: [] };
+    return this.#pool.transaction(async (tx) => {
       const input = outcomes.map((o) => {
         const kind = o.decision.kind === "disable" ? "failed" : o.decision.kind;
         const runAt = o.decision.kind === "retry" ? new Date(o.decision.atMs).toISOString() : null;
@@ -178,13 +179,14 @@ export class JobStore {
           duration_ms, outcome, status_code, response_sha256, error, response_excerpt, request_id, decided)
         VALUES ${sql.join(attempts, sql.fragment`, `)}`);
 
-      const gone = outcomes.filter((o) => o.decision.kind === "disable" && decidedIds.has(o.job.event_id)).map((o) => o.job.endpoint_id);
+      const gone = [...new Set(outcomes.filter((o) => o.decision.kind === "disable" && decidedIds.has(o.job.event_id)).map((o) => o.job.endpoint_id))];
       if (gone.length > 0) {
         await tx.query(sql.unsafe`
           UPDATE endpoints SET enabled = false, disabled_reason = 'destination answered 410 Gone', updated_at = now()
-          WHERE id = ANY(${sql.array([...new Set(gone)], "uuid")})`);
+          WHERE id = ANY(${sql.array(gone, "uuid")})`);
       }
       await this.#updateBreakers(tx, outcomes, nowMs);
+      return { disabledEndpoints: gone };
     });
   }
 

@@ -1,0 +1,82 @@
+// AttestationService: checkpoints, keys and consistency proofs for any authenticated caller;
+// inclusion proofs and bundles only for the tenant that owns the attempt.
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext } from "@connectrpc/connect";
+import type { DatabasePool } from "slonik";
+import { tenantOf } from "../auth/auth-context.ts";
+import { KapselError } from "../errors.ts";
+import {
+  GetCheckpointResponseSchema, PublicKeySchema,
+  type GetConsistencyProofRequest, type GetInclusionProofRequest, type GetProofBundleRequest,
+} from "../gen/kapsel/v1/attestation_pb.ts";
+import { latestCheckpoint, type CheckpointFeed, type StoredCheckpoint } from "./checkpoints.ts";
+import type { Proofs } from "./proofs.ts";
+import { publishedKeys } from "./signing-keys.ts";
+
+function toProto(c: StoredCheckpoint, origin: string) {
+  return create(GetCheckpointResponseSchema, {
+    checkpoint: c.note,
+    treeSize: BigInt(c.treeSize),
+    rootHash: new Uint8Array(c.rootHash),
+    timestamp: timestampFromDate(c.signedAt),
+    origin,
+  });
+}
+
+function size(value: bigint, field: string): number {
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new KapselError("E3002", `${field} is out of range`);
+  return Number(value);
+}
+
+export function attestationService(pool: DatabasePool, proofs: Proofs, feed: CheckpointFeed, origin: string, pollMs: number) {
+  const latest = async () => {
+    const c = await latestCheckpoint(pool);
+    if (!c) throw new KapselError("E3001", "the log has not signed its first checkpoint yet", { retryAfterMs: pollMs });
+    return c;
+  };
+  return {
+    getCheckpoint: async () => toProto(await latest(), origin),
+
+    getPublicKeys: async () => ({
+      keys: (await publishedKeys(pool)).map((k) => create(PublicKeySchema, {
+        vkey: k.vkey,
+        keyId: k.keyId,
+        validFrom: timestampFromDate(k.validFrom),
+        validUntil: k.validUntil ? timestampFromDate(k.validUntil) : undefined,
+      })),
+    }),
+
+    getInclusionProof: async (req: GetInclusionProofRequest, ctx: HandlerContext) => {
+      const p = await proofs.inclusion(tenantOf(ctx), req.attemptId, size(req.treeSize, "tree_size"));
+      return {
+        leafIndex: BigInt(p.index),
+        treeSize: BigInt(p.checkpoint.treeSize),
+        proof: p.proof.map((h) => new Uint8Array(h)),
+        receipt: new Uint8Array(p.receipt),
+        checkpoint: p.checkpoint.note,
+      };
+    },
+
+    getConsistencyProof: async (req: GetConsistencyProofRequest) => ({
+      proof: (await proofs.consistency(size(req.oldSize, "old_size"), size(req.newSize, "new_size"))).map((h) => new Uint8Array(h)),
+    }),
+
+    getProofBundle: async (req: GetProofBundleRequest, ctx: HandlerContext) => ({
+      bundle: await proofs.bundle(tenantOf(ctx), req.attemptId),
+    }),
+
+    async *watchCheckpoints(_req: unknown, ctx: HandlerContext) {
+      let last = -1;
+      while (!ctx.signal.aborted) {
+        const c = await latestCheckpoint(pool);
+        if (c && c.treeSize > last) {
+          last = c.treeSize;
+          yield { checkpoint: toProto(c, origin) };
+        }
+        // Checkpoints signed here arrive at once; those signed by another process on the next poll.
+        await feed.next(pollMs, ctx.signal);
+      }
+    },
+  };
+}

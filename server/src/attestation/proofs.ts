@@ -1,0 +1,84 @@
+// Proofs from stored tiles, and the offline proof bundle (C2SP tlog-proof@v1, ATTESTATION.md §4).
+import { sql, type CommonQueryMethods } from "slonik";
+import { z } from "zod";
+import { KapselError } from "../errors.ts";
+import { requireUuid } from "../uuid.ts";
+import { checkpointAt, latestCheckpoint, type StoredCheckpoint } from "./checkpoints.ts";
+import { consistencyProof, inclusionProof } from "./merkle.ts";
+import { TileReader, TileSubtrees } from "./tiles.ts";
+
+export const BUNDLE_HEADER = "c2sp.org/tlog-proof@v1";
+
+export interface Inclusion {
+  index: number;
+  receipt: Buffer;
+  checkpoint: StoredCheckpoint;
+  proof: Buffer[];
+}
+
+export class Proofs {
+  readonly #db: CommonQueryMethods;
+  /** Full tiles never change: one cache for every request. */
+  readonly #fullTiles = new Map<string, Buffer[]>();
+  readonly #retryAfterMs: number;
+
+  constructor(db: CommonQueryMethods, retryAfterMs: number) {
+    this.#db = db;
+    this.#retryAfterMs = retryAfterMs;
+  }
+
+  #source(): TileSubtrees {
+    return new TileSubtrees(new TileReader(this.#db, this.#fullTiles));
+  }
+
+  /** The inclusion proof of an attempt's receipt, at the latest or a given signed size. A tenant
+   * sees only its own attempts (E3003 otherwise); E3001 while not yet sequenced and signed. */
+  async inclusion(tenantId: string, rawAttemptId: string, atSize = 0): Promise<Inclusion> {
+    const attemptId = requireUuid(rawAttemptId, "attempt_id");
+    const leaf = await this.#db.maybeOne(sql.type(z.object({ idx: z.string(), receipt: z.instanceof(Buffer) }))`
+      SELECT idx, receipt FROM log_leaves WHERE attempt_id = ${attemptId} AND tenant_id = ${tenantId}`);
+    if (!leaf) {
+      const exists = await this.#db.maybeOne(sql.unsafe`SELECT 1 FROM delivery_attempts WHERE id = ${attemptId} AND tenant_id = ${tenantId}`);
+      if (!exists) throw new KapselError("E3003");
+      throw new KapselError("E3001", "the attempt is not in a signed checkpoint yet", { retryAfterMs: this.#retryAfterMs });
+    }
+    const index = Number(leaf.idx);
+    const checkpoint = atSize === 0 ? await latestCheckpoint(this.#db) : await checkpointAt(this.#db, atSize);
+    if (!checkpoint) throw new KapselError("E3002", `no signed checkpoint of size ${atSize}`);
+    if (index >= checkpoint.treeSize) {
+      if (atSize === 0) throw new KapselError("E3001", "the attempt is not in a signed checkpoint yet", { retryAfterMs: this.#retryAfterMs });
+      throw new KapselError("E3002", `leaf ${index} is not in the tree of size ${atSize}`);
+    }
+    return { index, receipt: leaf.receipt, checkpoint, proof: await inclusionProof(this.#source(), index, checkpoint.treeSize) };
+  }
+
+  async bundle(tenantId: string, attemptId: string): Promise<string> {
+    const p = await this.inclusion(tenantId, attemptId);
+    return [
+      BUNDLE_HEADER,
+      `extra ${p.receipt.toString("base64")}`,
+      `index ${p.index}`,
+      ...p.proof.map((h) => h.toString("base64")),
+      "",
+      p.checkpoint.note,
+    ].join("\n");
+  }
+
+  /** RFC 6962 consistency proof; E3002 unless 0 < old ≤ new ≤ latest signed size. */
+  async consistency(oldSize: number, newSize: number): Promise<Buffer[]> {
+    const latest = await latestCheckpoint(this.#db);
+    const max = latest?.treeSize ?? 0;
+    if (!(oldSize > 0 && oldSize <= newSize && newSize <= max)) {
+      throw new KapselError("E3002", `need 0 < old_size ≤ new_size ≤ ${max}; got ${oldSize} → ${newSize}`);
+    }
+    return consistencyProof(this.#source(), oldSize, newSize);
+  }
+
+  /** A tile's bytes for the tiles read API; undefined when it does not exist at that width. */
+  async tile(level: number, n: number, width: number | undefined): Promise<Buffer | undefined> {
+    const hashes = await new TileReader(this.#db, this.#fullTiles).tile(level, n);
+    const want = width ?? 256;
+    if (hashes.length < want) return undefined;
+    return Buffer.concat(hashes.slice(0, want));
+  }
+}

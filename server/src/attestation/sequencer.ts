@@ -1,0 +1,217 @@
+// The sequencer: one leader across all server processes (a Postgres advisory lock held on its own
+// connection; when the leader dies, its session ends and another process takes over). Every
+// interval, or as soon as enough attempts wait, it takes queued attempts in attempt order, appends
+// their receipts as leaves, extends the tiles, signs a checkpoint and commits all of it in one
+// transaction. The log_state row lock makes batches strictly sequential even if two processes
+// ever believe they lead, so indexes stay contiguous and a crash resumes exactly after the last
+// committed batch.
+import pg from "pg";
+import type { Logger } from "pino";
+import { sql, type DatabasePool } from "slonik";
+import { z } from "zod";
+import type { AttestationMetrics } from "./attestation-metrics.ts";
+import { CheckpointFeed, latestCheckpoint, type StoredCheckpoint } from "./checkpoints.ts";
+import { checkpointBody, signCheckpoint, type LogKey } from "./log-key.ts";
+import { leafHash, rootAt } from "./merkle.ts";
+import { receiptBytes } from "./receipt.ts";
+import { currentKey } from "./signing-keys.ts";
+import { TileReader, TreeEdge } from "./tiles.ts";
+
+/** Arbitrary constant naming the sequencer's advisory lock. */
+export const SEQUENCER_LOCK = 7_246_100_002;
+
+export interface SequencerOptions {
+  origin: string;
+  intervalMs: number;
+  envSeed: Buffer | undefined;
+  /** Most leaves per batch (one transaction). */
+  batchMax?: number;
+  /** Queued attempts that trigger a batch before the interval ends. */
+  eagerAt?: number;
+}
+
+const attemptRow = z.object({
+  id: z.string(),
+  event_id: z.string(),
+  tenant_id: z.string(),
+  endpoint_id: z.string(),
+  url: z.string(),
+  attempt: z.number(),
+  payload_sha256: z.string(),
+  started_at: z.date(),
+  duration_ms: z.number(),
+  outcome: z.enum(["delivered", "http_error", "timeout", "network_error"]),
+  status_code: z.number().nullable(),
+  response_sha256: z.string().nullable(),
+});
+
+export class Sequencer {
+  readonly #pool: DatabasePool;
+  readonly #databaseUrl: string;
+  readonly #log: Logger;
+  readonly #metrics: AttestationMetrics;
+  readonly #feed: CheckpointFeed;
+  readonly #options: Required<SequencerOptions>;
+  #edge: TreeEdge | undefined;
+  #key: LogKey | undefined;
+  #lockClient: pg.Client | undefined;
+  #running = false;
+  #loop: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+  #pending = 0;
+
+  constructor(deps: { pool: DatabasePool; databaseUrl: string; log: Logger; metrics: AttestationMetrics; feed: CheckpointFeed }, options: SequencerOptions) {
+    this.#pool = deps.pool;
+    this.#databaseUrl = deps.databaseUrl;
+    this.#log = deps.log.child({ component: "sequencer" });
+    this.#metrics = deps.metrics;
+    this.#feed = deps.feed;
+    this.#options = { batchMax: 10_000, eagerAt: 5_000, ...options };
+  }
+
+  get leader(): boolean {
+    return this.#lockClient !== undefined;
+  }
+
+  start(): void {
+    this.#running = true;
+    this.#loop = this.#run();
+  }
+
+  /** Attempts were recorded in this process; a big enough backlog starts a batch early. */
+  recorded(count: number): void {
+    this.#pending += count;
+    if (this.#pending >= this.#options.eagerAt) this.#wake?.();
+  }
+
+  /** Stops; a leader first sequences what is queued and signs a last checkpoint. */
+  async stop(): Promise<void> {
+    this.#running = false;
+    this.#wake?.();
+    await this.#loop;
+    if (this.leader) {
+      try {
+        for (let i = 0; i < 20 && (await this.sequenceOnce()) > 0; i++);
+      } catch (err) {
+        this.#log.warn({ err }, "final sequencing failed; the next leader will continue");
+      }
+    }
+    await this.#releaseLeadership();
+  }
+
+  async #run(): Promise<void> {
+    while (this.#running) {
+      try {
+        if (!this.leader) await this.#tryLead();
+        if (this.leader) {
+          let appended: number;
+          do {
+            appended = await this.sequenceOnce();
+          } while (this.#running && appended >= this.#options.batchMax);
+        }
+      } catch (err) {
+        this.#log.warn({ err }, "sequencing failed; retrying");
+        this.#edge = undefined;
+        await this.#releaseLeadership();
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, this.#options.intervalMs);
+        const self = this;
+        function done() {
+          clearTimeout(timer);
+          self.#wake = undefined;
+          resolve();
+        }
+        this.#wake = done;
+      });
+    }
+  }
+
+  async #tryLead(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.#databaseUrl });
+    client.on("error", () => {
+      if (this.#lockClient === client) {
+        this.#log.warn("lost the sequencer lock connection");
+        this.#lockClient = undefined;
+        this.#edge = undefined;
+      }
+    });
+    await client.connect();
+    const { rows } = await client.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1) AS ok", [SEQUENCER_LOCK]);
+    if (rows[0]?.ok) {
+      this.#lockClient = client;
+      this.#log.info("this process is the log sequencer");
+    } else {
+      await client.end();
+    }
+  }
+
+  async #releaseLeadership(): Promise<void> {
+    const client = this.#lockClient;
+    this.#lockClient = undefined;
+    await client?.end().catch(() => {});
+  }
+
+  /** Sequences one batch; returns the number of leaves appended. Exposed for tests and shutdown. */
+  async sequenceOnce(): Promise<number> {
+    this.#key ??= await currentKey(this.#pool, this.#options.origin, this.#options.envSeed);
+    const keyId = await this.#pool.maybeOneFirst(sql.type(z.object({ key_id: z.instanceof(Buffer) }))`
+      SELECT key_id FROM signing_keys WHERE valid_until IS NULL`);
+    if (!keyId || !keyId.equals(this.#key.keyId)) this.#key = await currentKey(this.#pool, this.#options.origin, this.#options.envSeed);
+    const key = this.#key;
+    const started = performance.now();
+    let published: StoredCheckpoint | undefined;
+    let appended = 0;
+    try {
+      await this.#pool.transaction(async (tx) => {
+        const size = Number(await tx.oneFirst(sql.type(z.object({ tree_size: z.string() }))`SELECT tree_size FROM log_state FOR UPDATE`));
+        if (!this.#edge || this.#edge.size !== size) this.#edge = await TreeEdge.load(tx, size);
+        const attempts = await tx.any(sql.type(attemptRow)`
+          WITH q AS (
+            DELETE FROM log_queue WHERE attempt_seq IN (
+              SELECT attempt_seq FROM log_queue ORDER BY attempt_seq LIMIT ${this.#options.batchMax})
+            RETURNING attempt_seq
+          )
+          SELECT a.id, a.event_id, a.tenant_id, a.endpoint_id, a.url, a.attempt, a.payload_sha256, a.started_at,
+            a.duration_ms, a.outcome, a.status_code, a.response_sha256
+          FROM delivery_attempts a JOIN q ON a.seq = q.attempt_seq ORDER BY a.seq`);
+        const hasCheckpoint = (await latestCheckpoint(tx)) !== undefined;
+        if (attempts.length === 0 && hasCheckpoint) return;
+
+        const receipts = attempts.map((a) => receiptBytes({ ...a, attempt_id: a.id }));
+        const edge = this.#edge;
+        const changed = edge.append(receipts.map(leafHash));
+        if (attempts.length > 0) {
+          await tx.query(sql.unsafe`
+            INSERT INTO log_leaves (idx, attempt_id, tenant_id, receipt) VALUES
+            ${sql.join(attempts.map((a, i) => sql.fragment`(${size + i}, ${a.id}, ${a.tenant_id}, ${sql.binary(receipts[i]!)})`), sql.fragment`, `)}`);
+          await tx.query(sql.unsafe`
+            INSERT INTO log_tiles (level, n, hashes) VALUES
+            ${sql.join(changed.map((t) => sql.fragment`(${t.level}, ${t.n}, ${sql.binary(Buffer.concat(t.hashes))})`), sql.fragment`, `)}
+            ON CONFLICT (level, n) DO UPDATE SET hashes = excluded.hashes`);
+        }
+        const root = await rootAt(edge.source(new TileReader(tx)), edge.size);
+        const signedAt = new Date();
+        const note = signCheckpoint(key, checkpointBody(this.#options.origin, edge.size, root), Math.floor(signedAt.getTime() / 1000));
+        await tx.query(sql.unsafe`
+          INSERT INTO checkpoints (tree_size, root_hash, note, signed_at, key_id)
+          VALUES (${edge.size}, ${sql.binary(root)}, ${note}, ${signedAt.toISOString()}, ${sql.binary(key.keyId)})
+          ON CONFLICT (tree_size) DO NOTHING`);
+        await tx.query(sql.unsafe`UPDATE log_state SET tree_size = ${edge.size}`);
+        appended = attempts.length;
+        published = { treeSize: edge.size, rootHash: root, note, signedAt };
+      });
+    } catch (err) {
+      // The in-memory edge may be ahead of what committed; reload it next time.
+      this.#edge = undefined;
+      throw err;
+    }
+    if (published) {
+      this.#pending = Math.max(0, this.#pending - appended);
+      this.#metrics.batchSize.observe(appended);
+      this.#log.debug({ tree_size: published.treeSize, appended, ms: Math.round(performance.now() - started) }, "checkpoint signed");
+      this.#feed.published(published);
+    }
+    return appended;
+  }
+}
