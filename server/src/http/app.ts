@@ -5,6 +5,7 @@ import { randomUUID } from "node:crypto";
 import type http from "node:http";
 import { ConnectError, Code, createContextKey, createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "pino";
 import { KapselError, toKapselError } from "../errors.ts";
 import { corsHeaders, isPreflight, preflightHeaders } from "./cors.ts";
@@ -89,14 +90,14 @@ export function errorInterceptor(log: Logger): Interceptor {
             yield* source;
           } catch (err) {
             const converted = convert(err, requestId);
-            if (ctx) ctx.code = Code[converted.code];
+            if (ctx) ctx.code = codeToString(converted.code);
             throw converted;
           }
         })(),
       };
     } catch (err) {
       const converted = convert(err, requestId);
-      if (ctx) ctx.code = Code[converted.code];
+      if (ctx) ctx.code = codeToString(converted.code);
       throw converted;
     }
   };
@@ -110,8 +111,14 @@ export interface App {
 
 export function createApp(options: AppOptions): App {
   const { log, metrics, routes } = options;
+  // RPC paths label metrics only when they name a real method: a label per unknown path would let
+  // anyone grow the metric series without bound.
+  const rpcPaths = new Set<string>();
   const rpc = connectNodeAdapter({
-    routes: options.rpc,
+    routes: (router) => {
+      options.rpc(router);
+      for (const handler of router.handlers) rpcPaths.add(handler.requestPath);
+    },
     interceptors: options.interceptors,
     readMaxBytes: options.readMaxBytes,
     writeMaxBytes: options.readMaxBytes,
@@ -169,8 +176,8 @@ export function createApp(options: AppOptions): App {
       });
       return;
     }
-    // RPC paths are /package.Service/Method; unknown paths get the adapter's 404.
-    routeName = /^\/[\w.]+\/\w+$/.test(pathname) ? pathname : "unmatched";
+    // Unknown paths get the adapter's 404.
+    routeName = rpcPaths.has(pathname) ? pathname : "unmatched";
     rpc(req as never, res as never);
   };
   return { handle, active: () => active };

@@ -1,0 +1,115 @@
+// Request ids tie a caller's request to our logs; /metrics feeds Prometheus with request counts per
+// route and result, plus the process metrics every Node service exposes.
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ManagementService } from "../src/gen/kapsel/v1/management_pb.ts";
+import { createTenant, rpc } from "../../test/support/rpc.ts";
+import { ADMIN_TOKEN, startTestServer, type TestServer } from "../../test/support/server.ts";
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+async function metricsText(): Promise<string> {
+  const res = await fetch(`${server.url}/metrics`);
+  expect(res.status).toBe(200);
+  expect(res.headers.get("content-type")).toMatch(/^text\/plain/);
+  return res.text();
+}
+
+/** The value of one sample, or undefined when the series does not exist. */
+function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(`${name}{`)) continue;
+    const inside = line.slice(name.length + 1, line.lastIndexOf("}"));
+    const have = inside.split(",");
+    if (want.every((w) => have.includes(w)) && have.length === want.length) return Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+  return undefined;
+}
+
+describe("request ids", () => {
+  it("a valid x-request-id is echoed on plain routes and RPCs", async () => {
+    const health = await fetch(`${server.url}/healthz`, { headers: { "x-request-id": "trace-abc-123" } });
+    expect(health.headers.get("x-request-id")).toBe("trace-abc-123");
+    const r = await rpc(server.url, "ListTenants", {}, ADMIN_TOKEN, { "x-request-id": "rpc-req-42" });
+    expect(r.status).toBe(200);
+    expect(r.headers.get("x-request-id")).toBe("rpc-req-42");
+  });
+
+  it("without one, each response gets a fresh UUID", async () => {
+    const a = (await fetch(`${server.url}/healthz`)).headers.get("x-request-id");
+    const b = (await fetch(`${server.url}/healthz`)).headers.get("x-request-id");
+    expect(a).toMatch(UUID);
+    expect(b).toMatch(UUID);
+    expect(a).not.toBe(b);
+  });
+
+  it("an unusable x-request-id (too long, or with spaces) is replaced, not echoed", async () => {
+    for (const given of ["x".repeat(200), "has space"]) {
+      const res = await fetch(`${server.url}/healthz`, { headers: { "x-request-id": given } });
+      expect(res.headers.get("x-request-id")).toMatch(UUID);
+    }
+  });
+
+  it("gRPC responses carry the request id in their headers", async () => {
+    const client = createClient(ManagementService, createGrpcTransport({ baseUrl: server.url }));
+    let header: string | null = null;
+    await client.listTenants({}, {
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "x-request-id": "grpc-req-7" },
+      onHeader: (h) => (header = h.get("x-request-id")),
+    });
+    expect(header).toBe("grpc-req-7");
+  });
+});
+
+describe("/metrics", () => {
+  it("counts RPCs by method route and result code", async () => {
+    const route = "/kapsel.v1.ManagementService/ListEndpoints";
+    const t = await createTenant(server.url, ADMIN_TOKEN, "metered");
+    const before = await metricsText();
+    const okBefore = sample(before, "kapsel_http_requests_total", { route, code: "ok" }) ?? 0;
+    const deniedBefore = sample(before, "kapsel_http_requests_total", { route, code: "unauthenticated" }) ?? 0;
+
+    for (let i = 0; i < 3; i++) expect((await rpc(server.url, "ListEndpoints", {}, t.apiKey)).status).toBe(200);
+    expect((await rpc(server.url, "ListEndpoints", {}, "ksk_wrong")).status).toBe(401);
+
+    const after = await metricsText();
+    expect(sample(after, "kapsel_http_requests_total", { route, code: "ok" })).toBe(okBefore + 3);
+    expect(sample(after, "kapsel_http_requests_total", { route, code: "unauthenticated" })).toBe(deniedBefore + 1);
+    expect(sample(after, "kapsel_http_request_duration_seconds_count", { route })).toBeGreaterThanOrEqual(4);
+  });
+
+  it("labels plain routes by path and HTTP status", async () => {
+    await fetch(`${server.url}/healthz`);
+    const text = await metricsText();
+    expect(sample(text, "kapsel_http_requests_total", { route: "/healthz", code: "200" })).toBeGreaterThanOrEqual(1);
+  });
+
+  it("unknown paths share one label, so random URLs cannot grow the series without bound", async () => {
+    for (let i = 0; i < 5; i++) {
+      const res = await fetch(`${server.url}/probe${i}.Service/Method${i}`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+      expect(res.status).toBe(404);
+    }
+    await fetch(`${server.url}/no/such/path`);
+    const text = await metricsText();
+    expect(text).not.toMatch(/route="\/probe\d/);
+    expect(text).not.toContain('route="/no/such/path"');
+    expect(sample(text, "kapsel_http_requests_total", { route: "unmatched", code: "404" })).toBeGreaterThanOrEqual(6);
+  });
+
+  it("includes the default process metrics", async () => {
+    const text = await metricsText();
+    for (const name of ["kapsel_process_cpu_user_seconds_total", "kapsel_process_resident_memory_bytes", "kapsel_nodejs_eventloop_lag_seconds", "kapsel_nodejs_heap_size_used_bytes"]) {
+      expect(text).toMatch(new RegExp(`^${name}(\\{[^}]*\\})? \\d`, "m"));
+    }
+  });
+});
