@@ -197,8 +197,15 @@ export class Endpoints {
 
   deleteEndpoint = async (req: DeleteEndpointRequest, ctx: HandlerContext) => {
     const row = await this.#find(tenantOf(ctx), req.endpointId);
-    // Soft delete: events and attempts keep pointing at it for history and proofs.
-    await this.#pool.query(sql.unsafe`UPDATE endpoints SET deleted_at = now(), enabled = false, updated_at = now() WHERE id = ${row.id}`);
+    // Soft delete: events and attempts keep pointing at it for history and proofs. Pending
+    // deliveries stop: their jobs go and their events end as failed (an endpoint that is gone
+    // cannot be retried, unlike a disabled one).
+    await this.#pool.transaction(async (tx) => {
+      await tx.query(sql.unsafe`UPDATE endpoints SET deleted_at = now(), enabled = false, updated_at = now() WHERE id = ${row.id}`);
+      await tx.query(sql.unsafe`
+        WITH gone AS (DELETE FROM delivery_jobs WHERE endpoint_id = ${row.id} RETURNING event_id)
+        UPDATE events SET status = 'failed', next_attempt_at = NULL, updated_at = now() FROM gone WHERE events.id = gone.event_id`);
+    });
     this.onChanged(row.id);
     return {};
   };
