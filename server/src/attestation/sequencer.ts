@@ -55,6 +55,7 @@ export class Sequencer {
   #edge: TreeEdge | undefined;
   #key: LogKey | undefined;
   #lockClient: pg.Client | undefined;
+  #leading = false;
   #running = false;
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
@@ -70,7 +71,7 @@ export class Sequencer {
   }
 
   get leader(): boolean {
-    return this.#lockClient !== undefined;
+    return this.#leading;
   }
 
   start(): void {
@@ -127,28 +128,33 @@ export class Sequencer {
     }
   }
 
+  /** Tries the advisory lock on this process's lock connection (kept open between tries, and
+   * holding the lock for as long as this process leads). */
   async #tryLead(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.#databaseUrl });
-    client.on("error", () => {
-      if (this.#lockClient === client) {
-        this.#log.warn("lost the sequencer lock connection");
-        this.#lockClient = undefined;
-        this.#edge = undefined;
-      }
-    });
-    await client.connect();
-    const { rows } = await client.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1) AS ok", [SEQUENCER_LOCK]);
-    if (rows[0]?.ok) {
+    if (!this.#lockClient) {
+      const client = new pg.Client({ connectionString: this.#databaseUrl });
+      client.on("error", () => {
+        if (this.#lockClient === client) {
+          if (this.#leading) this.#log.warn("lost the sequencer lock connection");
+          this.#lockClient = undefined;
+          this.#leading = false;
+          this.#edge = undefined;
+        }
+      });
+      await client.connect();
       this.#lockClient = client;
+    }
+    const { rows } = await this.#lockClient.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1) AS ok", [SEQUENCER_LOCK]);
+    if (rows[0]?.ok && !this.#leading) {
+      this.#leading = true;
       this.#log.info("this process is the log sequencer");
-    } else {
-      await client.end();
     }
   }
 
   async #releaseLeadership(): Promise<void> {
     const client = this.#lockClient;
     this.#lockClient = undefined;
+    this.#leading = false;
     await client?.end().catch(() => {});
   }
 
