@@ -13,7 +13,11 @@ export interface DestinationPolicy {
 }
 
 /** Ranges that are not the public internet: loopback, private, link-local (cloud metadata), CGNAT,
- * documentation, benchmarking, multicast, reserved, and IPv6 forms that embed such addresses. */
+ * documentation, benchmarking, multicast, reserved, and IPv6 forms that embed such addresses.
+ * BlockList checks an IPv4-mapped IPv6 address (::ffff:a.b.c.d) against the IPv4 rules and an IPv4
+ * address against IPv6 rules as its mapped form, so the mapped range must not be listed itself:
+ * ::ffff:0:0/96 would block every IPv4 address. ::/96 covers ::, ::1 and the deprecated
+ * IPv4-compatible forms. */
 const NON_PUBLIC = (() => {
   const list = new net.BlockList();
   for (const [prefix, bits] of [
@@ -22,7 +26,7 @@ const NON_PUBLIC = (() => {
     ["198.18.0.0", 15], ["198.51.100.0", 24], ["203.0.113.0", 24], ["224.0.0.0", 4], ["240.0.0.0", 4],
   ] as const) list.addSubnet(prefix, bits, "ipv4");
   for (const [prefix, bits] of [
-    ["::", 128], ["::1", 128], ["::ffff:0:0", 96], ["64:ff9b::", 96], ["64:ff9b:1::", 48], ["100::", 64],
+    ["::", 96], ["::ffff:0:0:0", 96], ["64:ff9b::", 96], ["64:ff9b:1::", 48], ["100::", 64],
     ["2001::", 23], ["2001:db8::", 32], ["2002::", 16], ["fc00::", 7], ["fe80::", 10], ["fec0::", 10], ["ff00::", 8],
   ] as const) list.addSubnet(prefix, bits, "ipv6");
   return list;
