@@ -1,0 +1,27 @@
+// Runs the `kapsel` command line (server/src/cli.ts) as a child process with exactly the given
+// environment, the way an operator's shell or a container runtime would.
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { ROOT } from "./server.ts";
+
+export interface CliResult {
+  code: number | string;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(ROOT, "server/src/cli.ts"), ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ code: code ?? signal ?? -1, stdout, stderr }));
+  });
+}
