@@ -73,7 +73,10 @@ export async function listen(options: ListenOptions, handler: RequestHandler): P
         socket.off("error", dropSocket);
         socket.unshift(data);
         (isH2 ? h2 : h1!).emit("connection", socket);
-        socket.resume();
+        // The HTTP/2 session reads the unshifted bytes itself (on the next tick) and then takes the
+        // native handle; resuming would let them flow past it as 'data' events and nghttp2 would
+        // never see the preface (GOAWAY PROTOCOL_ERROR). HTTP/1.1 needs the resume.
+        if (!isH2) socket.resume();
       });
     };
   }
