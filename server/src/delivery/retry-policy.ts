@@ -31,12 +31,23 @@ export function backoffCeilingMs(attempt: number, policy: RetryPolicy = DEFAULT_
   return Math.min(policy.capMs, policy.baseMs * 2 ** Math.min(attempt - 1, 40));
 }
 
+// RFC 9110 §5.6.7: IMF-fixdate, and the obsolete RFC 850 and asctime forms (asctime has no zone and
+// means GMT). Matched before Date.parse, which would otherwise read "1.5" or "-1" as dates in 2001
+// and turn a malformed header into an immediate retry.
+const DAY = "(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)";
+const MONTH = "(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)";
+const IMF_FIXDATE = new RegExp(`^${DAY}, \\d{2} ${MONTH} \\d{4} \\d{2}:\\d{2}:\\d{2} GMT$`);
+const RFC_850 = new RegExp(`^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), \\d{2}-${MONTH}-\\d{2} \\d{2}:\\d{2}:\\d{2} GMT$`);
+const ASCTIME = new RegExp(`^${DAY} ${MONTH} [ \\d]\\d \\d{2}:\\d{2}:\\d{2} \\d{4}$`);
+
 /** Parses Retry-After (delta-seconds or an HTTP date) into milliseconds from now; undefined if absent or bad. */
 export function parseRetryAfter(value: string | undefined, nowMs: number): number | undefined {
   if (value === undefined) return undefined;
   const trimmed = value.trim();
   if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
-  const date = Date.parse(trimmed);
+  let date = Number.NaN;
+  if (IMF_FIXDATE.test(trimmed) || RFC_850.test(trimmed)) date = Date.parse(trimmed);
+  else if (ASCTIME.test(trimmed)) date = Date.parse(`${trimmed} GMT`);
   return Number.isNaN(date) ? undefined : Math.max(0, date - nowMs);
 }
 

@@ -20,9 +20,25 @@ const NOT_KEPT = /^(host|content-length|content-type|transfer-encoding|connectio
 
 const ID_PATH = /^\/ingest\/([^/]+)\/?$/;
 
+/** A path segment with its percent-escapes decoded; broken escapes give "" (E1006), not a throw,
+ * because match() runs outside any error handler. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return "";
+  }
+}
+
 class BodyTooLarge extends Error {}
 
-/** Reads the body up to `cap` bytes; rejects with BodyTooLarge as soon as it would pass the cap. */
+/** The sender went away before its body was complete. Its own failure: nothing is stored, nothing
+ * can be answered, and it must not read as a database outage (a reset's ECONNRESET would). */
+class SenderGone extends Error {}
+
+/** Reads the body up to `cap` bytes; rejects with BodyTooLarge as soon as it would pass the cap,
+ * and with SenderGone when the request ends without being complete. HTTP/2 ends the request
+ * stream even when the sender reset it mid-body, so 'end' alone does not mean complete. */
 function readBody(req: Req, cap: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -38,10 +54,16 @@ function readBody(req: Req, cap: number): Promise<Buffer> {
       }
       chunks.push(chunk);
     };
-    const onEnd = () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    const onEnd = () => {
+      if (req.aborted) reject(new SenderGone());
+      else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    };
+    const gone = () => reject(new SenderGone());
     req.on("data", onData);
     req.on("end", onEnd);
-    req.on("error", reject);
+    req.on("error", gone);
+    req.on("aborted", gone);
+    req.on("close", gone);
   });
 }
 
@@ -68,7 +90,7 @@ export function gatewayRoute(ingestor: Ingestor, metrics: IngestMetrics, options
     match: (method, pathname) => {
       if (method !== "POST" || !pathname.startsWith("/ingest/")) return undefined;
       const m = ID_PATH.exec(pathname);
-      return [m ? decodeURIComponent(m[1]!) : ""];
+      return [m ? decodeSegment(m[1]!) : ""];
     },
     async handle(req, res, [rawId], ctx: RequestContext) {
       const started = performance.now();
@@ -113,6 +135,12 @@ export function gatewayRoute(ingestor: Ingestor, metrics: IngestMetrics, options
         }
         metrics.latency.observe({ path: "gateway" }, (performance.now() - started) / 1000);
       } catch (err) {
+        if (err instanceof SenderGone) {
+          metrics.requests.inc({ path: "gateway", code: "aborted" });
+          ctx.code = "aborted";
+          res.destroy();
+          return;
+        }
         const known = toKapselError(err);
         if (!known) throw err;
         if (known.code === "E9001") options.log.warn({ err, request_id: ctx.requestId }, "ingest failed: database unavailable");

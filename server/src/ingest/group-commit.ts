@@ -111,6 +111,9 @@ export class GroupCommit {
       keys AS (
         INSERT INTO idempotency_keys AS k (tenant_id, endpoint_id, key, event_id)
         SELECT tenant_id, endpoint_id, idempotency_key, id FROM input WHERE idempotency_key IS NOT NULL
+        -- Every statement takes key locks in one global order, so two processes whose batches
+        -- share keys wait for each other instead of deadlocking.
+        ORDER BY tenant_id, endpoint_id, idempotency_key
         ON CONFLICT (tenant_id, endpoint_id, key) DO UPDATE SET event_id = excluded.event_id, created_at = now()
           WHERE k.created_at < now() - ${this.#options.idempotencyWindowMs} * interval '1 millisecond'
         RETURNING event_id

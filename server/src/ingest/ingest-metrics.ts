@@ -11,7 +11,7 @@ export class IngestMetrics {
   constructor(registry: Registry) {
     this.requests = new Counter({
       name: "kapsel_ingest_requests_total",
-      help: "Ingest requests by path (gateway, ingest, ingest_batch) and result code (ok, duplicate or an E-code)",
+      help: "Ingest requests by path (gateway, ingest, ingest_batch) and result code (ok, duplicate, an E-code, or aborted when a sender left mid-body)",
       labelNames: ["path", "code"],
       registers: [registry],
     });

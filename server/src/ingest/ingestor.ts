@@ -57,7 +57,9 @@ export class Ingestor {
     if (input.idempotencyKey !== undefined && !KEY.test(input.idempotencyKey)) {
       throw new KapselError("E1006", "idempotency key must be 1 to 255 printable ASCII characters");
     }
-    if (input.contentType.length > 255 || /[\r\n]/.test(input.contentType)) throw new KapselError("E1006", "content type is not valid");
+    // A NUL would fail the whole group-commit statement (Postgres text cannot hold it), sinking
+    // the other requests in the batch; refuse it here like CR/LF.
+    if (input.contentType.length > 255 || /[\r\n\0]/.test(input.contentType)) throw new KapselError("E1006", "content type is not valid");
     let headerBytes = 0;
     const headers: Record<string, string> = {};
     for (const [rawName, value] of Object.entries(input.headers)) {

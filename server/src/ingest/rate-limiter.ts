@@ -27,7 +27,9 @@ export class RateLimiter {
 
   /**
    * Takes n tokens. Returns 0 when allowed, else how many milliseconds until n tokens would be
-   * there (nothing is taken then).
+   * there (nothing is taken then). A request for more than the burst (a big batch) can never find
+   * n tokens, so it goes through when the bucket is full and leaves it in debt: the long-run rate
+   * still holds, and the retry delay it answers is one that can succeed.
    */
   async take(tenantId: string, n = 1): Promise<number> {
     const now = this.#now();
@@ -42,7 +44,7 @@ export class RateLimiter {
     const { perSecond, burst } = bucket.limit;
     bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.updatedMs) / 1000) * perSecond);
     bucket.updatedMs = now;
-    if (bucket.tokens >= n) {
+    if (bucket.tokens >= Math.min(n, burst)) {
       bucket.tokens -= n;
       return 0;
     }
