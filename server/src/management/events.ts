@@ -1,7 +1,7 @@
 // Events and their attempts: listing, inspection, manual retry, bulk recovery, watching, and
 // per-endpoint delivery health. Every query is filtered by the caller's tenant.
 import { create } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate, TimestampSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext } from "@connectrpc/connect";
 import { sql, type DatabasePool } from "slonik";
 import { z } from "zod";
@@ -37,16 +37,18 @@ const eventRow = z.object({
   status: z.string(),
   content_type: z.string(),
   idempotency_key: z.string().nullable(),
-  received_at: z.date(),
   headers: z.record(z.string(), z.string()),
   attempt_count: z.number(),
   next_attempt_at: z.date().nullable(),
   request_id: z.string(),
   payload_size: z.number(),
+  /** received_at in microseconds since the epoch: Postgres keeps microseconds, a JS Date only
+   * milliseconds, and a page cursor or a time filter must not lose the difference. */
+  received_us: z.string(),
 });
 type EventRow = z.infer<typeof eventRow>;
-const EVENT_COLUMNS = sql.fragment`id, endpoint_id, status, content_type, idempotency_key, received_at, headers, attempt_count,
-  next_attempt_at, request_id, octet_length(payload) AS payload_size`;
+const EVENT_COLUMNS = sql.fragment`id, endpoint_id, status, content_type, idempotency_key, headers, attempt_count,
+  next_attempt_at, request_id, octet_length(payload) AS payload_size, (extract(epoch FROM received_at) * 1000000)::bigint::text AS received_us`;
 
 const attemptRow = z.object({
   id: z.string(),
@@ -71,7 +73,7 @@ function toProto(row: EventRow, extra: { payload?: Uint8Array; attempts?: Attemp
     status: STATUS[row.status],
     contentType: row.content_type,
     idempotencyKey: row.idempotency_key ?? "",
-    receivedAt: timestampFromDate(row.received_at),
+    receivedAt: timestampFromMicros(row.received_us),
     headers: row.headers,
     attemptCount: row.attempt_count,
     nextAttemptAt: row.status === "pending" && row.next_attempt_at ? timestampFromDate(row.next_attempt_at) : undefined,
@@ -81,8 +83,20 @@ function toProto(row: EventRow, extra: { payload?: Uint8Array; attempts?: Attemp
   });
 }
 
-function iso(t: Timestamp | undefined): string | null {
-  return t ? timestampDate(t).toISOString() : null;
+function timestampFromMicros(us: string): Timestamp {
+  const n = BigInt(us);
+  return create(TimestampSchema, { seconds: n / 1_000_000n, nanos: Number(n % 1_000_000n) * 1000 });
+}
+
+/** A request's Timestamp as an exact SQL timestamptz (to the microsecond, like Postgres). */
+function at(t: Timestamp) {
+  return sql.fragment`(to_timestamp(${t.seconds.toString()}::bigint) + ${Math.floor(t.nanos / 1000)}::integer * interval '1 microsecond')`;
+}
+
+/** A cursor's microseconds as an exact SQL timestamptz. */
+function atMicros(us: string) {
+  if (!/^\d{1,19}$/.test(us)) throw new KapselError("E1006", "page_token is not valid");
+  return sql.fragment`(to_timestamp(0) + ${us}::bigint * interval '1 microsecond')`;
 }
 
 export class Events {
@@ -133,13 +147,13 @@ export class Events {
       if (!name) throw new KapselError("E1006", "status is not valid");
       conditions.push(sql.fragment`status = ${name}`);
     }
-    if (req.receivedAfter) conditions.push(sql.fragment`received_at >= ${iso(req.receivedAfter)}::timestamptz`);
-    if (req.receivedBefore) conditions.push(sql.fragment`received_at < ${iso(req.receivedBefore)}::timestamptz`);
-    if (cursor) conditions.push(sql.fragment`(received_at, id) < (${cursor[0]!}::timestamptz, ${cursor[1]!}::uuid)`);
+    if (req.receivedAfter) conditions.push(sql.fragment`received_at >= ${at(req.receivedAfter)}`);
+    if (req.receivedBefore) conditions.push(sql.fragment`received_at < ${at(req.receivedBefore)}`);
+    if (cursor) conditions.push(sql.fragment`(received_at, id) < (${atMicros(cursor[0]!)}, ${requireUuid(cursor[1]!, "page_token")}::uuid)`);
     const rows = await this.#pool.any(sql.type(eventRow)`
       SELECT ${EVENT_COLUMNS} FROM events WHERE ${sql.join(conditions, sql.fragment` AND `)}
       ORDER BY received_at DESC, id DESC LIMIT ${limit + 1}`);
-    const page = paginate(rows, limit, (r) => [r.received_at.toISOString(), r.id]);
+    const page = paginate(rows, limit, (r) => [r.received_us, r.id]);
     return { events: page.items.map((r) => toProto(r)), nextPageToken: page.next };
   };
 
@@ -173,12 +187,13 @@ export class Events {
     const exists = await this.#pool.maybeOne(sql.unsafe`SELECT 1 FROM endpoints WHERE id = ${endpointId} AND tenant_id = ${tenantId} AND deleted_at IS NULL`);
     if (!exists) throw new KapselError("E1003");
     if (!req.since) throw new KapselError("E1006", "since is required");
-    const until = iso(req.until) ?? new Date().toISOString();
+    const until = req.until ? at(req.until) : sql.fragment`now()`;
+    const since = at(req.since);
     const ids = await this.#pool.transaction(async (tx) => {
       const rows = await tx.any(sql.type(z.object({ id: z.string() }))`
         UPDATE events SET status = 'pending', next_attempt_at = now(), updated_at = now()
         WHERE tenant_id = ${tenantId} AND endpoint_id = ${endpointId} AND status = 'failed'
-          AND received_at >= ${iso(req.since)}::timestamptz AND received_at < ${until}::timestamptz
+          AND received_at >= ${since} AND received_at < ${until}
         RETURNING id`);
       const ids = rows.map((r) => r.id);
       await requeue(tx, ids);
