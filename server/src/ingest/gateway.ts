@@ -30,16 +30,6 @@ function decodeSegment(segment: string): string {
   }
 }
 
-/** A path segment with its percent-escapes decoded; broken escapes give "" (E1006), not a throw,
- * because match() runs outside any error handler. */
-function decodeSegment(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return "";
-  }
-}
-
 class BodyTooLarge extends Error {}
 
 /** The sender went away before its body was complete. Its own failure: nothing is stored, nothing
