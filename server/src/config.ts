@@ -77,7 +77,7 @@ export const ENVIRONMENT: readonly VarSpec[] = [
   { name: "KAPSEL_RETRY_CAP_MS", help: "largest retry delay, also the bound on an honoured Retry-After", default: "512000" },
   { name: "KAPSEL_DELIVERY_CONCURRENCY", help: "in-flight deliveries per process", default: "256" },
   { name: "KAPSEL_DELIVERY_PER_ENDPOINT_CONCURRENCY", help: "in-flight deliveries per endpoint per process", default: "64" },
-  { name: "KAPSEL_DELIVERY_LEASE_MS", help: "how long a claimed job stays leased", default: "60000" },
+  { name: "KAPSEL_DELIVERY_LEASE_MS", help: "how long a claimed job stays leased beyond its endpoint timeout (a dead process's work comes back after this)", default: "60000" },
   { name: "KAPSEL_DELIVERY_TIMEOUT_MS", help: "default per-attempt timeout", default: "15000" },
   { name: "KAPSEL_CIRCUIT_OPEN_MS", help: "how long an open circuit waits before half-open", default: "30000" },
   { name: "KAPSEL_CIRCUIT_CONSECUTIVE_FAILURES", help: "consecutive failures that open a circuit", default: "5" },

@@ -95,7 +95,7 @@ export class Dispatcher {
     await settled;
     clearTimeout(timer);
     await this.#flush();
-    await releaseJobs(this.#pool, waiting).catch((err: unknown) => this.#log.warn({ err }, "could not release unsent jobs; their leases will expire"));
+    await this.#release(waiting);
     const listener = this.#listener;
     this.#listener = undefined;
     await listener?.end().catch(() => {});
@@ -164,6 +164,11 @@ export class Dispatcher {
     this.#inFlight++;
     this.#perEndpoint.set(job.endpoint_id, (this.#perEndpoint.get(job.endpoint_id) ?? 0) + 1);
     try {
+      if (Date.now() > job.sendByMs) {
+        // It waited so long for a free slot that its lease could run out mid-attempt.
+        await this.#release([job]);
+        return;
+      }
       const secrets = job.previous_secret ? [job.signing_secret, job.previous_secret] : [job.signing_secret];
       const result = await this.#sender.send({
         url: job.url,
@@ -212,6 +217,17 @@ export class Dispatcher {
         this.wake();
       }
       if (this.#inFlight === 0) this.#idle?.();
+    }
+  }
+
+  /** Gives claimed jobs back unsent, with their attempt (and probe slot) unspent. */
+  async #release(jobs: ClaimedJob[]): Promise<void> {
+    try {
+      await releaseJobs(this.#pool, jobs);
+      for (const job of jobs) if (job.probe) await this.#store.releaseProbe(job.endpoint_id);
+      this.#changes.changed(jobs.map((j) => j.event_id));
+    } catch (err) {
+      this.#log.warn({ err }, "could not release unsent jobs; their leases will expire");
     }
   }
 

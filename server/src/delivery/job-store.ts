@@ -26,7 +26,13 @@ export const claimedJob = z.object({
   max_attempts: z.number(),
   timeout_ms: z.number(),
 });
-export type ClaimedJob = z.infer<typeof claimedJob> & { probe: boolean };
+export type ClaimedJob = z.infer<typeof claimedJob> & {
+  probe: boolean;
+  /** The latest time the attempt may start: its lease (KAPSEL_DELIVERY_LEASE_MS beyond the
+   * endpoint's timeout) is then sure to outlast it. A job that waited longer for a free slot goes
+   * back unsent. */
+  sendByMs: number;
+};
 
 export interface Outcome {
   job: ClaimedJob;
@@ -72,8 +78,11 @@ export class JobStore {
     this.#breaker = options.breaker;
   }
 
-  /** Claims up to `limit` due jobs of enabled endpoints whose circuit is closed. */
+  /** Claims up to `limit` due jobs of enabled endpoints whose circuit is closed. Each lease lasts
+   * the endpoint's timeout plus the configured lease, so it cannot run out while its attempt may
+   * still be in flight (which would hand the job to another claim and deliver it twice). */
   async claim(limit: number): Promise<ClaimedJob[]> {
+    const sendByMs = Date.now() + this.#leaseMs;
     const rows = await this.#pool.any(sql.type(claimedJob)`
       WITH due AS (
         SELECT j.event_id FROM delivery_jobs j
@@ -85,35 +94,39 @@ export class JobStore {
         FOR UPDATE SKIP LOCKED
       ),
       c AS (
-        UPDATE delivery_jobs j SET lease_until = now() + ${this.#leaseMs} * interval '1 millisecond',
+        UPDATE delivery_jobs j SET lease_until = now() + (${this.#leaseMs} + p.timeout_ms) * interval '1 millisecond',
           lease_id = ${randomUUID()}, attempt = j.attempt + 1
-        FROM due WHERE j.event_id = due.event_id
+        FROM due, endpoints p WHERE j.event_id = due.event_id AND p.id = j.endpoint_id
         RETURNING j.event_id, j.endpoint_id, j.attempt, j.round_start, j.lease_id
       ),
       marked AS (
         UPDATE events e SET status = 'delivering', updated_at = now() FROM c WHERE e.id = c.event_id
       )
       SELECT ${claimColumns} FROM c JOIN events e ON e.id = c.event_id JOIN endpoints p ON p.id = c.endpoint_id`);
-    return rows.map((r) => ({ ...r, probe: false }));
+    return rows.map((r) => ({ ...r, probe: false, sendByMs }));
   }
 
   /** For circuits whose open timeout has passed (or half-open with a free slot), claims one due
-   * job each as a probe and moves the circuit to half-open. */
+   * job each as a probe and moves the circuit to half-open. Disabled and deleted endpoints are not
+   * probed: their jobs wait, unleased and with no attempt spent. */
   async claimProbes(nowMs: number): Promise<ClaimedJob[]> {
+    const sendByMs = Date.now() + this.#leaseMs;
     return this.#pool.transaction(async (tx) => {
-      const candidates = await tx.any(sql.type(breakerRow)`
-        SELECT endpoint_id, state, consecutive_failures, opened_at, retry_at, probes, updated_at FROM circuit_breakers
-        WHERE (state = 'open' AND retry_at <= now()) OR state = 'half_open'
-        FOR UPDATE SKIP LOCKED`);
+      const candidates = await tx.any(sql.type(breakerRow.extend({ timeout_ms: z.number() }))`
+        SELECT cb.endpoint_id, cb.state, cb.consecutive_failures, cb.opened_at, cb.retry_at, cb.probes, cb.updated_at, p.timeout_ms
+        FROM circuit_breakers cb JOIN endpoints p ON p.id = cb.endpoint_id AND p.enabled AND p.deleted_at IS NULL
+        WHERE (cb.state = 'open' AND cb.retry_at <= now()) OR cb.state = 'half_open'
+        FOR UPDATE OF cb SKIP LOCKED`);
       const jobs: ClaimedJob[] = [];
       for (const row of candidates) {
         let state = toState(row);
+        const leaseMs = this.#leaseMs + row.timeout_ms;
         // Probes of a process that died never report back; their slots come free with the lease.
-        if (state.state === "half_open" && nowMs - row.updated_at.getTime() > this.#leaseMs) state = { ...state, probes: 0 };
+        if (state.state === "half_open" && nowMs - row.updated_at.getTime() > leaseMs) state = { ...state, probes: 0 };
         if (!mayProbe(state, nowMs, this.#breaker)) continue;
         const [job] = await tx.any(sql.type(claimedJob)`
           WITH c AS (
-            UPDATE delivery_jobs j SET lease_until = now() + ${this.#leaseMs} * interval '1 millisecond',
+            UPDATE delivery_jobs j SET lease_until = now() + ${leaseMs} * interval '1 millisecond',
               lease_id = ${randomUUID()}, attempt = j.attempt + 1
             WHERE j.event_id = (
               SELECT event_id FROM delivery_jobs WHERE endpoint_id = ${row.endpoint_id} AND run_at <= now()
@@ -122,11 +135,10 @@ export class JobStore {
             RETURNING j.event_id, j.endpoint_id, j.attempt, j.round_start, j.lease_id
           ),
           marked AS (UPDATE events e SET status = 'delivering', updated_at = now() FROM c WHERE e.id = c.event_id)
-          SELECT ${claimColumns} FROM c JOIN events e ON e.id = c.event_id
-          JOIN endpoints p ON p.id = c.endpoint_id AND p.enabled AND p.deleted_at IS NULL`);
+          SELECT ${claimColumns} FROM c JOIN events e ON e.id = c.event_id JOIN endpoints p ON p.id = c.endpoint_id`);
         if (!job) continue;
         await writeBreaker(tx, row.endpoint_id, probeClaimed(state));
-        jobs.push({ ...job, probe: true });
+        jobs.push({ ...job, probe: true, sendByMs });
       }
       return jobs;
     });
@@ -143,43 +155,47 @@ export class JobStore {
         const runAt = o.decision.kind === "retry" ? new Date(o.decision.atMs).toISOString() : null;
         return sql.fragment`(${o.job.event_id}::uuid, ${o.job.lease_id}::uuid, ${kind}::text, ${runAt}::timestamptz, ${o.job.attempt}::integer)`;
       });
-      const decided = await tx.any(sql.type(z.object({ event_id: z.string() }))`
+      // An outcome decides its job only while the job's lease is still the one it was claimed
+      // with; matching on (event, lease) keeps a stale outcome of the same event in the same batch
+      // from deciding anything.
+      const decided = await tx.any(sql.type(z.object({ event_id: z.string(), lease_id: z.string() }))`
         WITH i (event_id, lease_id, kind, run_at, attempt) AS (VALUES ${sql.join(input, sql.fragment`, `)}),
         del AS (
           DELETE FROM delivery_jobs j USING i
           WHERE j.event_id = i.event_id AND j.lease_id = i.lease_id AND i.kind <> 'retry'
-          RETURNING j.event_id
+          RETURNING i.event_id, i.lease_id
         ),
         resched AS (
           UPDATE delivery_jobs j SET run_at = i.run_at, lease_until = NULL, lease_id = NULL
           FROM i WHERE j.event_id = i.event_id AND j.lease_id = i.lease_id AND i.kind = 'retry'
-          RETURNING j.event_id
+          RETURNING i.event_id, i.lease_id
         ),
-        done AS (SELECT event_id FROM del UNION ALL SELECT event_id FROM resched),
+        done AS (SELECT event_id, lease_id FROM del UNION ALL SELECT event_id, lease_id FROM resched),
         ev AS (
           UPDATE events e SET
             status = CASE i.kind WHEN 'delivered' THEN 'delivered' WHEN 'retry' THEN 'pending' ELSE 'failed' END,
             attempt_count = greatest(e.attempt_count, i.attempt),
             next_attempt_at = i.run_at,
             updated_at = now()
-          FROM i WHERE e.id = i.event_id AND i.event_id IN (SELECT event_id FROM done)
+          FROM i JOIN done USING (event_id, lease_id) WHERE e.id = i.event_id
         )
-        SELECT event_id FROM done`);
-      const decidedIds = new Set(decided.map((r) => r.event_id));
+        SELECT event_id, lease_id::text FROM done`);
+      const decidedKeys = new Set(decided.map((r) => `${r.event_id}/${r.lease_id}`));
+      const isDecided = (o: Outcome) => decidedKeys.has(`${o.job.event_id}/${o.job.lease_id}`);
 
       const attempts = outcomes.map((o) => {
         const r = o.result;
         return sql.fragment`(${o.attemptId}::uuid, ${o.job.event_id}::uuid, ${o.job.tenant_id}::uuid, ${o.job.endpoint_id}::uuid,
           ${o.job.url}, ${o.job.attempt}::integer, ${o.payloadSha256}, ${r.startedAt.toISOString()}::timestamptz, ${r.durationMs}::integer,
           ${r.outcome}, ${r.statusCode ?? null}::integer, ${r.responseSha256 ?? null}::text, ${r.error.slice(0, 2000)},
-          ${r.excerpt.replaceAll("\0", "")}, ${o.job.request_id}, ${decidedIds.has(o.job.event_id)}::boolean)`;
+          ${r.excerpt.replaceAll("\0", "")}, ${o.job.request_id}, ${isDecided(o)}::boolean)`;
       });
       await tx.query(sql.unsafe`
         INSERT INTO delivery_attempts (id, event_id, tenant_id, endpoint_id, url, attempt, payload_sha256, started_at,
           duration_ms, outcome, status_code, response_sha256, error, response_excerpt, request_id, decided)
         VALUES ${sql.join(attempts, sql.fragment`, `)}`);
 
-      const gone = [...new Set(outcomes.filter((o) => o.decision.kind === "disable" && decidedIds.has(o.job.event_id)).map((o) => o.job.endpoint_id))];
+      const gone = [...new Set(outcomes.filter((o) => o.decision.kind === "disable" && isDecided(o)).map((o) => o.job.endpoint_id))];
       if (gone.length > 0) {
         await tx.query(sql.unsafe`
           UPDATE endpoints SET enabled = false, disabled_reason = 'destination answered 410 Gone', updated_at = now()
