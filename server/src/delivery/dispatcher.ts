@@ -47,6 +47,9 @@ export class Dispatcher {
   #outcomes: Outcome[] = [];
   #flushing: Promise<void> | undefined;
   #lastProbeMs = 0;
+  /** When retries this process scheduled fall due, so the loop wakes for them rather than at the
+   * next poll (bounded; beyond it the poll finds them). */
+  #dueTimes: number[] = [];
   readonly #abort = new AbortController();
   #listener: pg.Client | undefined;
   #idle: (() => void) | undefined;
@@ -130,8 +133,15 @@ export class Dispatcher {
         }
       }
       if (full || this.#wakeRequested) continue;
-      await this.#sleep(this.#options.pollMs);
+      await this.#sleep(this.#sleepMs());
     }
+  }
+
+  /** Until the earliest scheduled retry we know of, at most the poll interval. */
+  #sleepMs(): number {
+    const now = Date.now();
+    this.#dueTimes = this.#dueTimes.filter((t) => t > now);
+    return Math.min(this.#options.pollMs, ...this.#dueTimes.map((t) => t - now));
   }
 
   #sleep(ms: number): Promise<void> {
@@ -246,7 +256,9 @@ export class Dispatcher {
             if (disabledEndpoints.length > 0) this.onEndpointsDisabled(disabledEndpoints);
             this.#changes.changed(batch.map((o) => o.job.event_id));
             this.onRecorded(batch.length);
-            if (batch.some((o) => o.decision.kind === "retry")) this.wake();
+            for (const o of batch) if (o.decision.kind === "retry" && this.#dueTimes.length < 1024) this.#dueTimes.push(o.decision.atMs);
+            // Closed circuits and rescheduled jobs may have made work claimable.
+            this.wake();
           } catch (err) {
             this.#outcomes.unshift(...batch);
             this.#log.warn({ err, outcomes: batch.length }, "writing delivery outcomes failed; retrying");
