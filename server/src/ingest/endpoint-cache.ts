@@ -44,14 +44,19 @@ export class EndpointCache {
     if (hit && hit.until > now) return hit.value;
     if (hit?.pending) return hit.pending;
     const pending = this.#load(id);
-    this.#entries.set(id, { value: hit?.value, until: 0, pending });
+    const entry = { value: hit?.value, until: 0, pending };
+    this.#entries.set(id, entry);
     try {
       const value = await pending;
-      if (this.#entries.size > 50_000) this.#entries.clear();
-      this.#entries.set(id, { value, until: Date.now() + this.#ttlMs });
+      // Invalidated while loading: the row may have been read before the change, so it is
+      // answered to the callers already waiting but not kept.
+      if (this.#entries.get(id) === entry) {
+        if (this.#entries.size > 50_000) this.#entries.clear();
+        this.#entries.set(id, { value, until: Date.now() + this.#ttlMs });
+      }
       return value;
     } catch (err) {
-      this.#entries.delete(id);
+      if (this.#entries.get(id) === entry) this.#entries.delete(id);
       throw err;
     }
   }
