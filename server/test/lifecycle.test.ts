@@ -11,7 +11,7 @@ import * as grpc from "@grpc/grpc-js";
 import { afterAll, describe, expect, it } from "vitest";
 import { createTestDatabase } from "../../test/support/database.ts";
 import { healthClient } from "../../test/support/grpc.ts";
-import { createTenant, rpc } from "../../test/support/rpc.ts";
+import { createTenant, errorCode, rpc } from "../../test/support/rpc.ts";
 import { ADMIN_TOKEN, spawnServer, startTestServer, type ServerProcess } from "../../test/support/server.ts";
 
 const started: ServerProcess[] = [];
@@ -135,6 +135,28 @@ describe("kapsel serve on the embedded Postgres", () => {
     const tenants = await rpc(second.url, "ListTenants", {}, printed);
     expect(tenants.body.tenants.map((t: { name: string }) => t.name)).toEqual(["durable"]);
     expect(await second.stop("SIGTERM")).toBe(0);
+  });
+});
+
+describe("when the embedded Postgres dies under a running server", () => {
+  it("/readyz says so, RPCs answer E9001 Unavailable, and SIGTERM still ends the process", { timeout: 240_000 }, async () => {
+    const dataDir = await freshDataDir();
+    const p = await spawn({ KAPSEL_DATA_DIR: dataDir, KAPSEL_SHUTDOWN_TIMEOUT_MS: "2000" });
+    const tenant = await createTenant(p.url, ADMIN_TOKEN);
+    const postmaster = Number((await readFile(path.join(dataDir, "pg/postmaster.pid"), "utf8")).split("\n")[0]);
+    process.kill(postmaster, "SIGQUIT"); // immediate shutdown, as after a crash
+    while (existsSync(path.join(dataDir, "pg/postmaster.pid"))) await new Promise((r) => setTimeout(r, 20));
+
+    const ready = await fetch(`${p.url}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toMatchObject({ ready: false, database: false });
+    const r = await rpc(p.url, "ListEndpoints", {}, tenant.apiKey);
+    expect([r.status, r.body.code, errorCode(r.body)]).toEqual([503, "unavailable", "E9001"]);
+
+    // The shutdown must complete (not wait forever for a Postgres that is gone) and say so.
+    expect(await p.stop("SIGTERM")).toBe(0);
+    expect(p.output()).toMatch(/"msg":"embedded Postgres had already exited"/);
+    expect(p.output()).toMatch(/"msg":"stopped"/);
   });
 });
 

