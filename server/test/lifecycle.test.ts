@@ -138,6 +138,24 @@ describe("kapsel serve on the embedded Postgres", () => {
   });
 });
 
+describe("after kapsel itself is killed", () => {
+  it("a new server adopts the embedded Postgres left running on the data folder and sees the data", { timeout: 240_000 }, async () => {
+    const dataDir = await freshDataDir();
+    const first = await spawn({ KAPSEL_DATA_DIR: dataDir });
+    const tenant = await createTenant(first.url, ADMIN_TOKEN, "crash-proof");
+    expect(await first.stop("SIGKILL")).toBe("SIGKILL");
+    // Postgres outlives the kill: it is a separate process that still holds the data folder.
+    const postmaster = Number((await readFile(path.join(dataDir, "pg/postmaster.pid"), "utf8")).split("\n")[0]);
+    expect(() => process.kill(postmaster, 0)).not.toThrow();
+
+    const second = await spawn({ KAPSEL_DATA_DIR: dataDir });
+    expect(second.output()).toMatch(/"msg":"using the embedded Postgres already running on this data folder"/);
+    const me = await rpc(second.url, "GetTenant", {}, tenant.apiKey);
+    expect(me.body.tenant).toMatchObject({ id: tenant.id, name: "crash-proof" });
+    expect(await second.stop("SIGTERM")).toBe(0);
+  });
+});
+
 describe("when the embedded Postgres dies under a running server", () => {
   it("/readyz says so, RPCs answer E9001 Unavailable, and SIGTERM still ends the process", { timeout: 240_000 }, async () => {
     const dataDir = await freshDataDir();
