@@ -1,0 +1,66 @@
+// The ingest endpoint cache against a real database: a change made through this process must hold
+// for the very next request, even when a lookup was in flight while the change happened.
+import type pg from "pg";
+import type { DatabasePool } from "slonik";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createDatabasePool } from "../src/db/pool.ts";
+import { EndpointCache } from "../src/ingest/endpoint-cache.ts";
+import { connect, createTestDatabase } from "../../test/support/database.ts";
+
+let url: string;
+let pool: DatabasePool;
+let db: pg.Client;
+let endpointId: string;
+beforeAll(async () => {
+  url = await createTestDatabase();
+  pool = await createDatabasePool(url, { maximumPoolSize: 2 });
+  db = await connect(url);
+  const tenant = await db.query<{ id: string }>("INSERT INTO tenants (name) VALUES ('cache') RETURNING id");
+  const endpoint = await db.query<{ id: string }>(
+    "INSERT INTO endpoints (tenant_id, url, signing_secret) VALUES ($1, 'https://93.184.216.34/', 'whsec_x') RETURNING id",
+    [tenant.rows[0]!.id],
+  );
+  endpointId = endpoint.rows[0]!.id;
+});
+afterAll(async () => {
+  await db?.end();
+  await pool?.end();
+});
+
+const setEnabled = (enabled: boolean) => db.query("UPDATE endpoints SET enabled = $2 WHERE id = $1", [endpointId, enabled]);
+
+describe("EndpointCache", () => {
+  it("answers from the cache within the TTL and reloads after invalidate", async () => {
+    await setEnabled(true);
+    const cache = new EndpointCache(pool, 60_000);
+    expect((await cache.get(endpointId))?.enabled).toBe(true);
+    await setEnabled(false);
+    expect((await cache.get(endpointId))?.enabled).toBe(true);
+    cache.invalidate(endpointId);
+    expect((await cache.get(endpointId))?.enabled).toBe(false);
+  });
+
+  it("a lookup that was in flight across an invalidate is not kept", async () => {
+    await setEnabled(true);
+    const cache = new EndpointCache(pool, 60_000);
+    // Hold the lookup's SELECT back until after the invalidate, so its answer spans the change.
+    const blocker = await connect(url);
+    try {
+      await blocker.query("BEGIN");
+      await blocker.query("LOCK TABLE endpoints IN ACCESS EXCLUSIVE MODE");
+      const inFlight = cache.get(endpointId);
+      cache.invalidate(endpointId);
+      await blocker.query("COMMIT");
+      expect((await inFlight)?.enabled).toBe(true);
+    } finally {
+      await blocker.end();
+    }
+    await setEnabled(false);
+    expect((await cache.get(endpointId))?.enabled).toBe(false);
+  });
+
+  it("an unknown id is undefined", async () => {
+    const cache = new EndpointCache(pool);
+    expect(await cache.get("00000000-0000-4000-8000-000000000000")).toBeUndefined();
+  });
+});
