@@ -77,6 +77,8 @@ export function attestationService(pool: DatabasePool, proofs: Proofs, feed: Che
         // Checkpoints signed here arrive at once; those signed by another process on the next poll.
         await feed.next(pollMs, ctx.signal);
       }
+      // A deadline or cancellation must reach the client as such, not as a normal end of stream.
+      throw ctx.signal.reason;
     },
   };
 }

@@ -59,6 +59,8 @@ export function healthService(readiness: Readiness) {
           ctx.signal.addEventListener("abort", () => { clearTimeout(t); resolve(undefined); }, { once: true });
         });
       }
+      // A deadline or cancellation must reach the client as such, not as a normal end of stream.
+      throw ctx.signal.reason;
     },
   };
 }

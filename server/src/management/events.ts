@@ -214,9 +214,11 @@ export class Events {
         last = key;
         yield { event: toProto(row, { attempts: await this.#attempts(row.id) }) };
       }
-      if (FINAL_STATUSES.has(row.status) || ctx.signal.aborted) return;
+      if (FINAL_STATUSES.has(row.status)) return;
+      // A deadline or cancellation must reach the client as such, not as a normal end of stream.
+      if (ctx.signal.aborted) throw ctx.signal.reason;
       await this.#changes.next(row.id, 1000, ctx.signal);
-      if (ctx.signal.aborted) return;
+      if (ctx.signal.aborted) throw ctx.signal.reason;
       row = await this.#find(tenantId, row.id);
     }
   }
