@@ -34,6 +34,8 @@ export class ApiKeyStore {
   readonly #pool: DatabasePool;
   readonly #ttlMs: number;
   readonly #cache = new Map<string, { identity: ApiKeyIdentity | undefined; until: number }>();
+  /** Bumped by forgetAll, so a lookup that was in flight during a revocation is not cached. */
+  #generation = 0;
 
   constructor(pool: DatabasePool, ttlMs = 2_000) {
     this.#pool = pool;
@@ -46,16 +48,19 @@ export class ApiKeyStore {
     const now = Date.now();
     const hit = this.#cache.get(cacheKey);
     if (hit && hit.until > now) return hit.identity;
+    const generation = this.#generation;
     const row = await this.#pool.maybeOne(sql.type(identityRow)`
       SELECT k.id, k.tenant_id, k.scopes FROM api_keys k
       WHERE k.secret_sha256 = ${sql.binary(hash)} AND k.revoked_at IS NULL`);
     const identity = row ? { keyId: row.id, tenantId: row.tenant_id, scopes: row.scopes as Scope[] } : undefined;
+    if (generation !== this.#generation) return identity;
     if (this.#cache.size > 10_000) this.#cache.clear();
     this.#cache.set(cacheKey, { identity, until: now + this.#ttlMs });
     return identity;
   }
 
   forgetAll(): void {
+    this.#generation++;
     this.#cache.clear();
   }
 }

@@ -84,6 +84,19 @@ function drain(req: Req, res: Res, cap: number): void {
 
 export function gatewayRoute(ingestor: Ingestor, metrics: IngestMetrics, options: { keptHeaders: string[]; log: Logger }): PlainRoute {
   const globalKept = [...DEFAULT_KEPT_HEADERS, ...options.keptHeaders];
+  // During an outage thousands of requests a second fail alike: one warning a second says it.
+  let lastWarnMs = 0;
+  let suppressed = 0;
+  const outageLog = (err: unknown, requestId: string): void => {
+    const now = Date.now();
+    if (now - lastWarnMs < 1000) {
+      suppressed++;
+      return;
+    }
+    options.log.warn({ err, request_id: requestId, suppressed }, "ingest failed: database unavailable");
+    lastWarnMs = now;
+    suppressed = 0;
+  };
   return {
     name: "/ingest/{endpoint_id}",
     quiet: true,
@@ -143,7 +156,7 @@ export function gatewayRoute(ingestor: Ingestor, metrics: IngestMetrics, options
         }
         const known = toKapselError(err);
         if (!known) throw err;
-        if (known.code === "E9001") options.log.warn({ err, request_id: ctx.requestId }, "ingest failed: database unavailable");
+        if (known.code === "E9001") outageLog(err, ctx.requestId);
         metrics.requests.inc({ path: "gateway", code: known.code });
         if (known.code === "E1001" && req.httpVersionMajor === 1) res.setHeader("connection", "close");
         sendError(res, known, ctx);
