@@ -229,9 +229,11 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   let stopping: Promise<void> | undefined;
   const stop = () => (stopping ??= (async () => {
     log.info("shutting down: not ready, no new connections, finishing in-flight requests");
-    readiness.draining = true;
+    readiness.startDraining();
     listener.stopAccepting();
-    // Streams (watches) never finish by themselves; end them now so clients reconnect elsewhere.
+    // Streams (watches) never finish by themselves: give health watchers a moment to send
+    // NOT_SERVING, then end every stream so clients reconnect elsewhere.
+    await new Promise((r) => setTimeout(r, 100));
     shutdown.abort();
     const deadline = Date.now() + config.shutdownTimeoutMs;
     while (app.active() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

@@ -15,7 +15,18 @@ export interface ReadinessReport {
 
 export class Readiness {
   readonly #db: Database;
-  draining = false;
+  readonly #drain = new AbortController();
+
+  /** Aborts when shutdown begins, so health watchers report NOT_SERVING before streams end. */
+  readonly drainSignal = this.#drain.signal;
+
+  get draining(): boolean {
+    return this.#drain.signal.aborted;
+  }
+
+  startDraining(): void {
+    this.#drain.abort();
+  }
 
   constructor(db: Database) {
     this.#db = db;
@@ -45,6 +56,10 @@ export function healthService(readiness: Readiness) {
   };
   return {
     check: async (req: HealthCheckRequest) => ({ status: await statusOf(req.service) }),
+    list: async () => {
+      const status = (await readiness.check()).ready ? Status.SERVING : Status.NOT_SERVING;
+      return { statuses: Object.fromEntries([...SERVICES].map((name) => [name, { status }])) };
+    },
     async *watch(req: HealthCheckRequest, ctx: HandlerContext) {
       // Per the protocol, an unknown service is reported as SERVICE_UNKNOWN on the stream.
       let last: Status | undefined;
@@ -54,9 +69,16 @@ export function healthService(readiness: Readiness) {
           last = status;
           yield { status };
         }
-        await new Promise((resolve) => {
-          const t = setTimeout(resolve, 1000);
-          ctx.signal.addEventListener("abort", () => { clearTimeout(t); resolve(undefined); }, { once: true });
+        await new Promise<void>((resolve) => {
+          const wake = () => {
+            clearTimeout(t);
+            ctx.signal.removeEventListener("abort", wake);
+            readiness.drainSignal.removeEventListener("abort", wake);
+            resolve();
+          };
+          const t = setTimeout(wake, 1000);
+          ctx.signal.addEventListener("abort", wake);
+          if (!readiness.draining) readiness.drainSignal.addEventListener("abort", wake);
         });
       }
       // A deadline or cancellation must reach the client as such, not as a normal end of stream.
