@@ -115,6 +115,8 @@ export class Sequencer {
         this.#edge = undefined;
         await this.#releaseLeadership();
       }
+      // stop() may have been called during the batch, when there was no wait to cut short.
+      if (!this.#running) break;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, this.#options.intervalMs);
         const self = this;
