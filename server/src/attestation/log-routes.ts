@@ -7,10 +7,34 @@ import type { PlainRoute } from "../http/app.ts";
 import type { DatabasePool } from "slonik";
 import { latestCheckpoint } from "./checkpoints.ts";
 import type { Proofs } from "./proofs.ts";
-import { parseTilePath } from "./tiles.ts";
+import { parseTilePath, tilePath } from "./tiles.ts";
 
-const TILE = /^\/log\/tile\/(\d+)\/((?:x\d{3}\/)*\d{3})(?:\.p\/(\d{1,3}))?$/;
+const TILE = /^\/log\/tile\/(0|[1-9]\d?)\/((?:x\d{3}\/)*\d{3})(?:\.p\/([1-9]\d{0,2}))?$/;
 const PROOF = /^\/v1\/attempts\/([^/]+)\/proof$/;
+
+/**
+ * A hash tile path in its one canonical spelling (C2SP tlog-tiles: no leading zeros in L or W, N
+ * in the shortest 3-digit groups), so each tile has exactly one URL for caches to hold; entry
+ * bundles never match, since receipts belong to tenants (ATTESTATION.md §7).
+ */
+function parseTileRequest(path: string): { level: number; n: number; width: number | undefined } | undefined {
+  const match = TILE.exec(path);
+  if (!match) return undefined;
+  const level = Number(match[1]);
+  const n = parseTilePath(match[2]!);
+  const width = match[3] === undefined ? undefined : Number(match[3]);
+  if (level > 63 || n === undefined || tilePath(n) !== match[2] || (width !== undefined && width > 255)) return undefined;
+  return { level, n, width };
+}
+
+/** Percent-decodes a path segment; a malformed escape is left as is (and fails validation later). */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
 
 export function logRoutes(pool: DatabasePool, proofs: Proofs, auth: Authenticator): PlainRoute[] {
   return [
@@ -31,16 +55,12 @@ export function logRoutes(pool: DatabasePool, proofs: Proofs, auth: Authenticato
       quiet: true,
       match: (m, p) => (m === "GET" && p.startsWith("/log/tile/") ? [p] : undefined),
       async handle(_req, res, [path]) {
-        const match = TILE.exec(path!);
-        const level = match ? Number(match[1]) : NaN;
-        const n = match ? parseTilePath(match[2]!) : undefined;
-        const width = match?.[3] === undefined ? undefined : Number(match[3]);
-        // Entry bundles are not public: receipts belong to tenants (ATTESTATION.md §7).
-        if (!match || n === undefined || level > 63 || (width !== undefined && (width < 1 || width > 255))) {
+        const tile = parseTileRequest(path!);
+        if (!tile) {
           res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
           return;
         }
-        const bytes = await proofs.tile(level, n, width);
+        const bytes = await proofs.tile(tile.level, tile.n, tile.width);
         if (!bytes) {
           res.writeHead(404, { "content-type": "text/plain" }).end("no such tile\n");
           return;
@@ -58,14 +78,16 @@ export function logRoutes(pool: DatabasePool, proofs: Proofs, auth: Authenticato
       match: (m, p) => {
         if (m !== "GET") return undefined;
         const r = PROOF.exec(p);
-        return r ? [decodeURIComponent(r[1]!)] : undefined;
+        // Decoded in the handler: a throw here would escape the request handler and end the process.
+        return r ? [r[1]!] : undefined;
       },
-      async handle(req, res, [attemptId]) {
+      async handle(req, res, [rawId]) {
+        const attemptId = decodeSegment(rawId!);
         const token = bearerToken(req.headers.authorization);
         const caller = token === undefined ? undefined : await auth.authenticate(token);
         authorize("read-or-manage", caller);
         if (caller?.kind !== "tenant") throw new KapselError("E1004", "this call needs a tenant API key", { forbidden: true });
-        const bundle = await proofs.bundle(caller.tenantId, attemptId!);
+        const bundle = await proofs.bundle(caller.tenantId, attemptId);
         res.writeHead(200, {
           "content-type": "text/plain; charset=utf-8",
           "content-disposition": `attachment; filename="${attemptId}.tlog-proof"`,
