@@ -22,6 +22,15 @@ export interface AuditReport {
 
 const CHUNK = 10_000;
 
+function columnsMatchReceipt(leaf: { attempt_id: string; tenant_id: string; receipt: Buffer }): boolean {
+  try {
+    const receipt = JSON.parse(leaf.receipt.toString("utf8")) as { attempt_id?: unknown; tenant_id?: unknown };
+    return receipt.attempt_id === leaf.attempt_id && receipt.tenant_id === leaf.tenant_id;
+  } catch {
+    return false;
+  }
+}
+
 export async function auditLog(pool: DatabasePool, progress: (message: string) => void = () => {}): Promise<AuditReport> {
   const fail = (problem: string, counts: Omit<AuditReport, "ok" | "problem">): AuditReport => ({ ok: false, problem, ...counts });
   const size = Number(await pool.oneFirst(sql.type(z.object({ s: z.string() }))`SELECT tree_size AS s FROM log_state`));
@@ -31,11 +40,16 @@ export async function auditLog(pool: DatabasePool, progress: (message: string) =
   const edge = new TreeEdge(0);
   let next = 0;
   for (;;) {
-    const rows = await pool.any(sql.type(z.object({ idx: z.string(), receipt: z.instanceof(Buffer) }))`
-      SELECT idx, receipt FROM log_leaves WHERE idx >= ${next} ORDER BY idx LIMIT ${CHUNK}`);
+    const rows = await pool.any(sql.type(z.object({ idx: z.string(), attempt_id: z.string(), tenant_id: z.string(), receipt: z.instanceof(Buffer) }))`
+      SELECT idx, attempt_id, tenant_id, receipt FROM log_leaves WHERE idx >= ${next} ORDER BY idx LIMIT ${CHUNK}`);
     if (rows.length === 0) break;
     for (const r of rows) {
       if (Number(r.idx) !== next) return fail(`leaf ${next} is missing (next stored leaf is ${r.idx})`, { leaves: next, checkpoints: 0, tiles: 0 });
+      // Proof look-ups and tenant isolation go by these columns, which no hash covers: they must
+      // say what the signed receipt says.
+      if (!columnsMatchReceipt(r)) {
+        return fail(`leaf ${next}: its attempt_id or tenant_id column does not match the receipt`, { leaves: next, checkpoints: 0, tiles: 0 });
+      }
       next++;
     }
     for (const t of edge.append(rows.map((r) => leafHash(r.receipt)))) rebuilt.set(`${t.level}/${t.n}`, t.hashes);
