@@ -1,0 +1,65 @@
+// The attestation log's Prometheus metrics on /metrics: log size, checkpoint age, sequencer lag
+// (age of the oldest unsequenced attempt) and leaves per batch.
+import type pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { insertSyntheticAttempts, treeSize, until } from "../../test/support/attestation.ts";
+import { connect } from "../../test/support/database.ts";
+import { startTestServer, type TestServer } from "../../test/support/server.ts";
+
+async function metric(server: TestServer, name: string): Promise<number> {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+  if (!line) throw new Error(`no ${name} in /metrics`);
+  return Number(line.slice(name.length + 1));
+}
+
+describe("with the sequencer keeping up", () => {
+  let server: TestServer;
+  let db: pg.Client;
+  beforeAll(async () => {
+    server = await startTestServer({ KAPSEL_CHECKPOINT_INTERVAL_MS: "100" });
+    db = await connect(server.databaseUrl);
+  });
+  afterAll(async () => {
+    await db?.end();
+    await server?.stop();
+  });
+
+  it("kapsel_log_size is the signed tree size and kapsel_log_batch_leaves counts the leaves of each batch", async () => {
+    await until("the first checkpoint", async () => ((await db.query("SELECT 1 FROM checkpoints")).rowCount ? true : undefined));
+    const batchesBefore = await metric(server, "kapsel_log_batch_leaves_count");
+    await insertSyntheticAttempts(db, 1234);
+    await until("the batch to be sequenced", async () => ((await treeSize(db)) === 1234 ? true : undefined));
+    expect(await metric(server, "kapsel_log_size")).toBe(1234);
+    expect(await metric(server, "kapsel_log_batch_leaves_sum")).toBe(1234);
+    expect(await metric(server, "kapsel_log_batch_leaves_count")).toBe(batchesBefore + 1);
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    expect(text).toContain('kapsel_log_batch_leaves_bucket{le="1000"} ' + batchesBefore + "\n");
+    expect(text).toContain('kapsel_log_batch_leaves_bucket{le="5000"} ' + (batchesBefore + 1) + "\n");
+    expect(await metric(server, "kapsel_log_sequencer_lag_seconds")).toBe(0);
+  });
+});
+
+describe("with attempts waiting", () => {
+  it("kapsel_log_sequencer_lag_seconds is the oldest waiting attempt's age; kapsel_log_checkpoint_age_seconds the latest checkpoint's", async () => {
+    // An hour's interval: after the first (empty) checkpoint nothing is sequenced.
+    const server = await startTestServer({ KAPSEL_CHECKPOINT_INTERVAL_MS: "3600000" });
+    const db = await connect(server.databaseUrl);
+    try {
+      await until("the first checkpoint", async () => ((await db.query("SELECT 1 FROM checkpoints")).rowCount ? true : undefined));
+      await insertSyntheticAttempts(db, 10);
+      await db.query("UPDATE log_queue SET queued_at = now() - interval '1 hour' WHERE attempt_seq = (SELECT min(attempt_seq) FROM log_queue)");
+      await db.query("UPDATE checkpoints SET signed_at = now() - interval '2 hours'");
+      const lag = await metric(server, "kapsel_log_sequencer_lag_seconds");
+      const age = await metric(server, "kapsel_log_checkpoint_age_seconds");
+      expect(lag).toBeGreaterThanOrEqual(3600);
+      expect(lag).toBeLessThan(7200);
+      expect(age).toBeGreaterThanOrEqual(7200);
+      expect(age).toBeLessThan(3 * 3600);
+      expect(await metric(server, "kapsel_log_size")).toBe(0);
+    } finally {
+      await db.end();
+      await server.stop();
+    }
+  });
+});
