@@ -11,6 +11,8 @@ export default defineConfig({
           name: "verifier",
           include: ["verifier/test/**/*.test.ts"],
           testTimeout: 60_000,
+          // The projects run one after the other (the machine has 2 cores): verifier first.
+          sequence: { groupOrder: 0 },
         },
       },
       {
@@ -22,6 +24,7 @@ export default defineConfig({
           hookTimeout: 120_000,
           fileParallelism: true,
           maxWorkers: 2,
+          sequence: { groupOrder: 1 },
         },
       },
     ],
