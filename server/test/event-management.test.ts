@@ -215,6 +215,20 @@ describe("ListEvents", () => {
     expect(await list({ receivedBefore: boundary })).toEqual([failed1, good1]);
     expect(await list({ receivedBefore: boundary, endpointId: d.endpointId })).toEqual([good1]);
 
+    // An event whose attempt is in flight lists as DELIVERING, not PENDING.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const holding = await sink(() => ({ status: 200, body: "ok", after: held }));
+    const h = await addEndpoint(server.url, d.apiKey, holding.url);
+    const inFlight = await ingest(server.url, h.endpointId);
+    await holding.waitFor(1);
+    expect(await list({ status: "EVENT_STATUS_DELIVERING" })).toEqual([inFlight]);
+    expect(await list({ status: "EVENT_STATUS_PENDING" })).toEqual([]);
+    expect((await getEvent(server.url, d.apiKey, inFlight)).status).toBe("EVENT_STATUS_DELIVERING");
+    release();
+    await eventReaching(server.url, d.apiKey, inFlight, "EVENT_STATUS_DELIVERED");
+    expect(await list({ status: "EVENT_STATUS_DELIVERING" })).toEqual([]);
+
     const badToken = await rpc(server.url, "ListEvents", { pageToken: "garbage" }, d.apiKey);
     expect([badToken.status, errorCode(badToken.body)]).toEqual([400, "E1006"]);
   });

@@ -80,7 +80,9 @@ export class JobStore {
 
   /** Claims up to `limit` due jobs of enabled endpoints whose circuit is closed. Each lease lasts
    * the endpoint's timeout plus the configured lease, so it cannot run out while its attempt may
-   * still be in flight (which would hand the job to another claim and deliver it twice). */
+   * still be in flight (which would hand the job to another claim and deliver it twice). The event
+   * row is not touched: it reads as delivering while its job is leased (management/events.ts), which
+   * spares a write of the whole row, payload included, per attempt. */
   async claim(limit: number): Promise<ClaimedJob[]> {
     const sendByMs = Date.now() + this.#leaseMs;
     const rows = await this.#pool.any(sql.type(claimedJob)`
@@ -96,11 +98,8 @@ export class JobStore {
       c AS (
         UPDATE delivery_jobs j SET lease_until = now() + (${this.#leaseMs} + p.timeout_ms) * interval '1 millisecond',
           lease_id = ${randomUUID()}, attempt = j.attempt + 1
-        FROM due, endpoints p WHERE j.event_id = due.event_id AND p.id = j.endpoint_id
+        FROM endpoints p WHERE j.event_id = ANY(ARRAY(SELECT event_id FROM due)) AND p.id = j.endpoint_id
         RETURNING j.event_id, j.endpoint_id, j.attempt, j.round_start, j.lease_id
-      ),
-      marked AS (
-        UPDATE events e SET status = 'delivering', updated_at = now() FROM c WHERE e.id = c.event_id
       )
       SELECT ${claimColumns} FROM c JOIN events e ON e.id = c.event_id JOIN endpoints p ON p.id = c.endpoint_id`);
     return rows.map((r) => ({ ...r, probe: false, sendByMs }));
@@ -133,8 +132,7 @@ export class JobStore {
                 AND (lease_until IS NULL OR lease_until < now())
               ORDER BY run_at LIMIT 1 FOR UPDATE SKIP LOCKED)
             RETURNING j.event_id, j.endpoint_id, j.attempt, j.round_start, j.lease_id
-          ),
-          marked AS (UPDATE events e SET status = 'delivering', updated_at = now() FROM c WHERE e.id = c.event_id)
+          )
           SELECT ${claimColumns} FROM c JOIN events e ON e.id = c.event_id JOIN endpoints p ON p.id = c.endpoint_id`);
         if (!job) continue;
         await writeBreaker(tx, row.endpoint_id, probeClaimed(state));
@@ -150,24 +148,28 @@ export class JobStore {
   async complete(outcomes: readonly Outcome[], nowMs: number): Promise<{ disabledEndpoints: string[] }> {
     if (outcomes.length === 0) return { disabledEndpoints: [] };
     return this.#pool.transaction(async (tx) => {
-      const input = outcomes.map((o) => {
-        const kind = o.decision.kind === "disable" ? "failed" : o.decision.kind;
-        const runAt = o.decision.kind === "retry" ? new Date(o.decision.atMs).toISOString() : null;
-        return sql.fragment`(${o.job.event_id}::uuid, ${o.job.lease_id}::uuid, ${kind}::text, ${runAt}::timestamptz, ${o.job.attempt}::integer)`;
-      });
-      // An outcome decides its job only while the job's lease is still the one it was claimed
-      // with; matching on (event, lease) keeps a stale outcome of the same event in the same batch
-      // from deciding anything.
+      // Column arrays, unnested in SQL: a fixed number of parameters whatever the batch size, and
+      // `j.event_id = ANY(ids)` keeps the job lookups on the primary key (joining the VALUES list
+      // made the planner hash-join a sequential scan of the whole queue on every batch).
+      const ids = sql.array(outcomes.map((o) => o.job.event_id), "uuid");
       const decided = await tx.any(sql.type(z.object({ event_id: z.string(), lease_id: z.string() }))`
-        WITH i (event_id, lease_id, kind, run_at, attempt) AS (VALUES ${sql.join(input, sql.fragment`, `)}),
+        WITH i AS (
+          SELECT * FROM unnest(${ids}, ${sql.array(outcomes.map((o) => o.job.lease_id), "uuid")},
+            ${sql.array(outcomes.map((o) => (o.decision.kind === "disable" ? "failed" : o.decision.kind)), "text")},
+            ${sql.array(outcomes.map((o) => (o.decision.kind === "retry" ? new Date(o.decision.atMs).toISOString() : null)), "timestamptz")},
+            ${sql.array(outcomes.map((o) => o.job.attempt), "int4")}) AS t(event_id, lease_id, kind, run_at, attempt)
+        ),
+        -- An outcome decides its job only while the job's lease is still the one it was claimed
+        -- with; matching on (event, lease) also keeps a stale outcome of the same event in the same
+        -- batch from deciding anything.
         del AS (
           DELETE FROM delivery_jobs j USING i
-          WHERE j.event_id = i.event_id AND j.lease_id = i.lease_id AND i.kind <> 'retry'
+          WHERE j.event_id = ANY(${ids}) AND j.event_id = i.event_id AND j.lease_id = i.lease_id AND i.kind <> 'retry'
           RETURNING i.event_id, i.lease_id
         ),
         resched AS (
           UPDATE delivery_jobs j SET run_at = i.run_at, lease_until = NULL, lease_id = NULL
-          FROM i WHERE j.event_id = i.event_id AND j.lease_id = i.lease_id AND i.kind = 'retry'
+          FROM i WHERE j.event_id = ANY(${ids}) AND j.event_id = i.event_id AND j.lease_id = i.lease_id AND i.kind = 'retry'
           RETURNING i.event_id, i.lease_id
         ),
         done AS (SELECT event_id, lease_id FROM del UNION ALL SELECT event_id, lease_id FROM resched),
@@ -183,17 +185,20 @@ export class JobStore {
       const decidedKeys = new Set(decided.map((r) => `${r.event_id}/${r.lease_id}`));
       const isDecided = (o: Outcome) => decidedKeys.has(`${o.job.event_id}/${o.job.lease_id}`);
 
-      const attempts = outcomes.map((o) => {
-        const r = o.result;
-        return sql.fragment`(${o.attemptId}::uuid, ${o.job.event_id}::uuid, ${o.job.tenant_id}::uuid, ${o.job.endpoint_id}::uuid,
-          ${o.job.url}, ${o.job.attempt}::integer, ${o.payloadSha256}, ${r.startedAt.toISOString()}::timestamptz, ${r.durationMs}::integer,
-          ${r.outcome}, ${r.statusCode ?? null}::integer, ${r.responseSha256 ?? null}::text, ${r.error.slice(0, 2000)},
-          ${r.excerpt.replaceAll("\0", "")}, ${o.job.request_id}, ${isDecided(o)}::boolean)`;
-      });
+      const column = <T>(pick: (o: Outcome) => T) => outcomes.map(pick);
       await tx.query(sql.unsafe`
         INSERT INTO delivery_attempts (id, event_id, tenant_id, endpoint_id, url, attempt, payload_sha256, started_at,
           duration_ms, outcome, status_code, response_sha256, error, response_excerpt, request_id, decided)
-        VALUES ${sql.join(attempts, sql.fragment`, `)}`);
+        SELECT * FROM unnest(
+          ${sql.array(column((o) => o.attemptId), "uuid")}, ${ids},
+          ${sql.array(column((o) => o.job.tenant_id), "uuid")}, ${sql.array(column((o) => o.job.endpoint_id), "uuid")},
+          ${sql.array(column((o) => o.job.url), "text")}, ${sql.array(column((o) => o.job.attempt), "int4")},
+          ${sql.array(column((o) => o.payloadSha256), "text")}, ${sql.array(column((o) => o.result.startedAt.toISOString()), "timestamptz")},
+          ${sql.array(column((o) => o.result.durationMs), "int4")}, ${sql.array(column((o) => o.result.outcome), "text")},
+          ${sql.array(column((o) => o.result.statusCode ?? null), "int4")}, ${sql.array(column((o) => o.result.responseSha256 ?? null), "text")},
+          ${sql.array(column((o) => o.result.error.slice(0, 2000).replaceAll("\0", "")), "text")},
+          ${sql.array(column((o) => o.result.excerpt.replaceAll("\0", "")), "text")},
+          ${sql.array(column((o) => o.job.request_id), "text")}, ${sql.array(column(isDecided), "bool")})`);
 
       const gone = [...new Set(outcomes.filter((o) => o.decision.kind === "disable" && isDecided(o)).map((o) => o.job.endpoint_id))];
       if (gone.length > 0) {
@@ -260,10 +265,6 @@ async function writeBreaker(tx: DatabaseTransactionConnection, endpointId: strin
 export async function releaseJobs(pool: DatabasePool, jobs: readonly ClaimedJob[]): Promise<void> {
   if (jobs.length === 0) return;
   await pool.query(sql.unsafe`
-    WITH r AS (
-      UPDATE delivery_jobs j SET lease_until = NULL, lease_id = NULL, attempt = j.attempt - 1
-      WHERE (j.event_id, j.lease_id) IN (${sql.join(jobs.map((j) => sql.fragment`(${j.event_id}::uuid, ${j.lease_id}::uuid)`), sql.fragment`, `)})
-      RETURNING j.event_id
-    )
-    UPDATE events e SET status = 'pending', updated_at = now() FROM r WHERE e.id = r.event_id`);
+    UPDATE delivery_jobs j SET lease_until = NULL, lease_id = NULL, attempt = j.attempt - 1
+    WHERE (j.event_id, j.lease_id) IN (${sql.join(jobs.map((j) => sql.fragment`(${j.event_id}::uuid, ${j.lease_id}::uuid)`), sql.fragment`, `)})`);
 }

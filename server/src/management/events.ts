@@ -47,7 +47,10 @@ const eventRow = z.object({
   received_us: z.string(),
 });
 type EventRow = z.infer<typeof eventRow>;
-const EVENT_COLUMNS = sql.fragment`id, endpoint_id, status, content_type, idempotency_key, headers, attempt_count,
+// The claim does not write the event: a pending event whose job is leased is being delivered.
+const LEASED = sql.fragment`EXISTS (SELECT 1 FROM delivery_jobs j WHERE j.event_id = events.id AND j.lease_until > now())`;
+const EVENT_COLUMNS = sql.fragment`id, endpoint_id,
+  CASE WHEN status = 'pending' AND ${LEASED} THEN 'delivering' ELSE status END AS status, content_type, idempotency_key, headers, attempt_count,
   next_attempt_at, request_id, octet_length(payload) AS payload_size, (extract(epoch FROM received_at) * 1000000)::bigint::text AS received_us`;
 
 const attemptRow = z.object({
@@ -145,7 +148,9 @@ export class Events {
     if (req.status !== EventStatus.UNSPECIFIED) {
       const name = STATUS_NAME[req.status];
       if (!name) throw new KapselError("E1006", "status is not valid");
-      conditions.push(sql.fragment`status = ${name}`);
+      if (name === "pending") conditions.push(sql.fragment`status = 'pending' AND NOT ${LEASED}`);
+      else if (name === "delivering") conditions.push(sql.fragment`status = 'pending' AND ${LEASED}`);
+      else conditions.push(sql.fragment`status = ${name}`);
     }
     if (req.receivedAfter) conditions.push(sql.fragment`received_at >= ${at(req.receivedAfter)}`);
     if (req.receivedBefore) conditions.push(sql.fragment`received_at < ${at(req.receivedBefore)}`);
