@@ -15,6 +15,7 @@ import { decide, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry-policy.t
 import { signingHeaders } from "./webhook-signature.ts";
 
 export const WAKE_CHANNEL = "kapsel_jobs";
+const MAX_CLAIMS = 2;
 
 export interface DispatcherOptions {
   concurrency: number;
@@ -47,6 +48,10 @@ export class Dispatcher {
   #outcomes: Outcome[] = [];
   #flushing: Promise<void> | undefined;
   #lastProbeMs = 0;
+  /** Claims under way, and the room they have reserved. */
+  readonly #claims = new Set<Promise<void>>();
+  #reserved = 0;
+  #claimPausedUntil = 0;
   /** When retries this process scheduled fall due, so the loop wakes for them rather than at the
    * next poll (bounded; beyond it the poll finds them). */
   #dueTimes: number[] = [];
@@ -108,33 +113,63 @@ export class Dispatcher {
   async #run(): Promise<void> {
     while (this.#running) {
       this.#wakeRequested = false;
-      const room = this.#options.concurrency - this.#inFlight - this.#waitingCount;
-      let full = false;
-      if (room > 0) {
-        try {
-          const now = Date.now();
-          const jobs: ClaimedJob[] = [];
-          if (now - this.#lastProbeMs >= Math.min(250, this.#options.pollMs)) {
-            this.#lastProbeMs = now;
-            jobs.push(...(await this.#store.claimProbes(now)));
-          }
-          const limit = Math.min(room - jobs.length, this.#options.claimBatch);
-          if (limit > 0) {
-            const claimed = await this.#store.claim(limit);
-            full = claimed.length === limit;
-            jobs.push(...claimed);
-          }
-          if (jobs.length > 0) this.#changes.changed(jobs.map((j) => j.event_id));
-          for (const job of jobs) this.#enqueue(job);
-        } catch (err) {
-          this.#log.warn({ err }, "claiming jobs failed; retrying");
-          await this.#sleep(1000);
-          continue;
-        }
+      const now = Date.now();
+      const busy = this.#inFlight + this.#waitingCount + this.#reserved;
+      const room = this.#options.concurrency - busy;
+      // Under load, wait until a worthwhile batch is free rather than claiming a few jobs after
+      // every finished delivery: a claim costs about the same for 5 rows as for 100.
+      const worthwhile = busy === 0 || room >= Math.min(this.#options.claimBatch, Math.ceil(this.#options.concurrency / 4));
+      if (now >= this.#claimPausedUntil && this.#claims.size < MAX_CLAIMS && room > 0 && worthwhile) {
+        this.#claim(Math.min(room, this.#options.claimBatch), now);
+        continue;
       }
-      if (full || this.#wakeRequested) continue;
-      await this.#sleep(this.#sleepMs());
+      if (this.#wakeRequested) continue;
+      const paused = this.#claimPausedUntil - now;
+      await this.#sleep(paused > 0 ? Math.min(paused, this.#sleepMs()) : this.#sleepMs());
     }
+    await Promise.all(this.#claims);
+  }
+
+  /** Claims up to `limit` jobs (and due probes) and starts them. Up to MAX_CLAIMS run at once: a
+   * claim is mostly waiting on Postgres (statement, commit), and deliveries to a fast destination
+   * finish sooner than the next claim would, so one claim at a time leaves the workers idle. */
+  #claim(limit: number, now: number): void {
+    this.#reserved += limit;
+    let reserved = true;
+    const unreserve = () => {
+      if (reserved) this.#reserved -= limit;
+      reserved = false;
+    };
+    const probing = now - this.#lastProbeMs >= Math.min(250, this.#options.pollMs);
+    if (probing) this.#lastProbeMs = now;
+    const claim = (async (): Promise<boolean> => {
+      try {
+        const jobs = probing ? await this.#store.claimProbes(now) : [];
+        const wanted = limit - jobs.length;
+        let full = false;
+        if (wanted > 0) {
+          const claimed = await this.#store.claim(wanted);
+          full = claimed.length === wanted;
+          jobs.push(...claimed);
+        }
+        unreserve();
+        if (jobs.length > 0) this.#changes.changed(jobs.map((j) => j.event_id));
+        for (const job of jobs) this.#enqueue(job);
+        return full;
+      } catch (err) {
+        this.#log.warn({ err }, "claiming jobs failed; retrying");
+        this.#claimPausedUntil = Date.now() + 1000;
+        return false;
+      } finally {
+        unreserve();
+      }
+    })();
+    const tracked: Promise<void> = claim.then((full) => {
+      this.#claims.delete(tracked);
+      // A full claim means more may be due now; otherwise new work wakes the loop.
+      if (full) this.wake();
+    });
+    this.#claims.add(tracked);
   }
 
   /** Until the earliest scheduled retry we know of, at most the poll interval. */
