@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { connect, createTestDatabase } from "../../test/support/database.ts";
 import { createDestination, getEvent, ingest, until } from "../../test/support/delivery.ts";
 import { spawnServer, type ServerProcess } from "../../test/support/server.ts";
-import { slow, startSink, type Sink } from "../../test/support/sink.ts";
+import { slow, startSink, type Reply, type Sink } from "../../test/support/sink.ts";
 
 const processes: ServerProcess[] = [];
 const sinks: Sink[] = [];
@@ -114,6 +114,31 @@ describe("graceful shutdown", () => {
     }, 60_000);
     const perEvent = countBy(sink.requests, (r) => r.eventId);
     expect(ids.map((id) => perEvent.get(id))).toEqual(ids.map(() => 1));
+    expect(await second.stop("SIGTERM")).toBe(0);
+  });
+
+  it("a delivery still in flight at the shutdown timeout is aborted, recorded as a failed attempt, and retried by the next process", async () => {
+    const databaseUrl = await createTestDatabase();
+    let hanging = true;
+    const sink = await startSink((): Reply => (hanging ? { hang: true } : { status: 200, body: "ok" }));
+    sinks.push(sink);
+    const env = { DATABASE_URL: databaseUrl, KAPSEL_RETRY_BASE_MS: "20", KAPSEL_SHUTDOWN_TIMEOUT_MS: "500" };
+    const first = await serve(env);
+    const d = await createDestination(first.url, sink.url, { timeoutMs: 60_000 });
+    const eventId = await ingest(first.url, d.endpointId);
+    await sink.waitFor(1);
+    expect(await first.stop("SIGTERM")).toBe(0);
+    const attempts = await rows(databaseUrl, "SELECT attempt, outcome, error FROM delivery_attempts WHERE event_id = $1", [eventId]);
+    expect(attempts).toEqual([{ attempt: 1, outcome: "network_error", error: "server shutting down" }]);
+    expect(await rows(databaseUrl, "SELECT attempt, lease_until FROM delivery_jobs")).toEqual([{ attempt: 1, lease_until: null }]);
+
+    hanging = false;
+    const second = await serve(env);
+    const event = await until("the retry to deliver", async () => {
+      const e = await getEvent(second.url, d.apiKey, eventId);
+      return e.status === "EVENT_STATUS_DELIVERED" ? e : undefined;
+    });
+    expect(event.attempts.map((a: any) => [a.attempt, a.outcome])).toEqual([[1, "ATTEMPT_OUTCOME_NETWORK_ERROR"], [2, "ATTEMPT_OUTCOME_DELIVERED"]]);
     expect(await second.stop("SIGTERM")).toBe(0);
   });
 });

@@ -120,6 +120,16 @@ describe("attempt history", () => {
     expect(await attemptRows(eventId)).toBe(3);
   });
 
+  it("keeps the response excerpt byte-exact (quotes, braces, backslashes, non-ASCII) minus NUL bytes", async () => {
+    const tricky = 'he said "hi", {a,b} \\ back\\slash; NULL; ünïcödé ✓\0end';
+    const s = await sink(() => ({ status: 200, body: tricky }));
+    const d = await createDestination(server.url, s.url);
+    const eventId = await ingest(server.url, d.endpointId);
+    const event = await eventReaching(server.url, d.apiKey, eventId, "EVENT_STATUS_DELIVERED");
+    expect(event.attempts[0].responseExcerpt).toBe(tricky.replace("\0", ""));
+    expect(event.attempts[0].responseSha256).toBe(sha256(tricky));
+  });
+
   it("a destination that hangs past the endpoint timeout is a timeout attempt with the limit in its error", async () => {
     const s = await sink(hang);
     const d = await createDestination(server.url, s.url, { timeoutMs: 300, maxAttempts: 2 });
