@@ -20,8 +20,8 @@ class MemoryTiles {
     }
   }
 
-  async tile(level: number, n: number): Promise<Buffer[]> {
-    return this.tiles.get(`${level}/${n}`) ?? [];
+  async tile(level: number, n: number): Promise<Buffer> {
+    return Buffer.concat(this.tiles.get(`${level}/${n}`) ?? []);
   }
 
   source(): TileSubtrees {

@@ -241,3 +241,37 @@ describe("stopping", () => {
     expectContiguous(log);
   });
 });
+
+describe("proofs while the log grows", () => {
+  let f: Fixture;
+  beforeAll(async () => {
+    f = await fixture();
+  });
+  afterAll(async () => f?.close());
+
+  it("one long-lived Proofs (with its tile and subtree caches) stays equal to the reference at every new size", async () => {
+    const s = f.sequencer();
+    const proofs = new Proofs(f.pool, 1000);
+    await s.sequenceOnce();
+    // Growth steps that move the right edge within a tile, fill tiles, and start level-1 and
+    // level-2-sized subtrees, so cached partial tiles must be read again.
+    for (const step of [1, 2, 5, 120, 128, 1, 255, 1, 300, 511, 1, 700, 3000]) {
+      await insertSyntheticAttempts(f.db, step);
+      await s.sequenceOnce();
+      const log = await readLog(f.db);
+      const ref = new ReferenceTree(log.leaves.map((l) => l.receipt));
+      const n = log.leaves.length;
+      for (const m of new Set([0, 1, Math.floor(n / 2), n - 257, n - 256, n - 255, n - 2, n - 1].filter((m) => m >= 0 && m < n))) {
+        const p = await proofs.inclusion(TENANT, log.leaves[m]!.attemptId);
+        expect(p.checkpoint.treeSize).toBe(n);
+        expect(p.proof.map((h) => h.toString("hex")), `leaf ${m} of ${n}`).toEqual(ref.path(m, n).map((h) => h.toString("hex")));
+      }
+      for (const old of new Set([1, Math.max(1, n - step), Math.max(1, n - 1)])) {
+        const proof = await proofs.consistency(old, n);
+        expect(proof.map((h) => h.toString("hex")), `${old} → ${n}`).toEqual(ref.proof(old, n).map((h) => h.toString("hex")));
+      }
+      const level0 = await proofs.tile(0, Math.floor((n - 1) / 256), n % 256 || undefined);
+      expect(level0?.equals(Buffer.concat(ref.leafHashes.slice(n - (n % 256 || 256), n)))).toBe(true);
+    }
+  });
+});

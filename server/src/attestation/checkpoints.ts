@@ -12,17 +12,12 @@ export interface StoredCheckpoint {
 
 const row = z.object({ tree_size: z.string(), root_hash: z.instanceof(Buffer), note: z.string(), signed_at: z.date() });
 
-function toCheckpoint(r: z.infer<typeof row>): StoredCheckpoint {
+export function toCheckpoint(r: z.infer<typeof row>): StoredCheckpoint {
   return { treeSize: Number(r.tree_size), rootHash: r.root_hash, note: r.note, signedAt: r.signed_at };
 }
 
 export async function latestCheckpoint(db: CommonQueryMethods): Promise<StoredCheckpoint | undefined> {
   const r = await db.maybeOne(sql.type(row)`SELECT tree_size, root_hash, note, signed_at FROM checkpoints ORDER BY tree_size DESC LIMIT 1`);
-  return r ? toCheckpoint(r) : undefined;
-}
-
-export async function checkpointAt(db: CommonQueryMethods, size: number): Promise<StoredCheckpoint | undefined> {
-  const r = await db.maybeOne(sql.type(row)`SELECT tree_size, root_hash, note, signed_at FROM checkpoints WHERE tree_size = ${size}`);
   return r ? toCheckpoint(r) : undefined;
 }
 

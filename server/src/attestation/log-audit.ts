@@ -75,7 +75,8 @@ export async function auditLog(pool: DatabasePool, progress: (message: string) =
 
   // 3. Checkpoints: recomputed root, signatures, and consistency with the previous one.
   const keys = (await publishedKeys(pool)).map((k) => k.vkey);
-  const recomputed = new TileSubtrees({ tile: async (level, n) => rebuilt.get(`${level}/${n}`) ?? [] });
+  const rebuiltBytes = new Map([...rebuilt].map(([key, hashes]) => [key, Buffer.concat(hashes)]));
+  const recomputed = new TileSubtrees({ tile: async (level, n) => rebuiltBytes.get(`${level}/${n}`) ?? Buffer.alloc(0) });
   const fromStorage = new TileSubtrees(new TileReader(pool));
   const checkpoints = await allCheckpoints(pool);
   let previous: (typeof checkpoints)[number] | undefined;

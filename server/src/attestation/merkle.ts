@@ -7,12 +7,16 @@ import { createHash } from "node:crypto";
 export const HASH_SIZE = 32;
 export const EMPTY_ROOT = createHash("sha256").digest();
 
+// The domain-separation prefixes, allocated once: these run for every leaf and tree node.
+const LEAF_PREFIX = Buffer.of(0x00);
+const NODE_PREFIX = Buffer.of(0x01);
+
 export function leafHash(data: Uint8Array): Buffer {
-  return createHash("sha256").update(Buffer.of(0)).update(data).digest();
+  return createHash("sha256").update(LEAF_PREFIX).update(data).digest();
 }
 
 export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
-  return createHash("sha256").update(Buffer.of(1)).update(left).update(right).digest();
+  return createHash("sha256").update(NODE_PREFIX).update(left).update(right).digest();
 }
 
 /** Hashes of complete subtrees: `subtree(h, k)` covers leaves [k·2^h, (k+1)·2^h). */

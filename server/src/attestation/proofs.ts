@@ -3,11 +3,20 @@ import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
 import { KapselError } from "../errors.ts";
 import { requireUuid } from "../uuid.ts";
-import { checkpointAt, latestCheckpoint, type StoredCheckpoint } from "./checkpoints.ts";
-import { consistencyProof, inclusionProof } from "./merkle.ts";
-import { TileReader, TileSubtrees } from "./tiles.ts";
+import { latestCheckpoint, toCheckpoint, type StoredCheckpoint } from "./checkpoints.ts";
+import { consistencyProof, HASH_SIZE, inclusionProof } from "./merkle.ts";
+import { TILE_WIDTH, TileReader, TileSubtrees } from "./tiles.ts";
 
 export const BUNDLE_HEADER = "c2sp.org/tlog-proof@v1";
+
+const leafWithCheckpoint = z.object({
+  idx: z.string(),
+  receipt: z.instanceof(Buffer),
+  tree_size: z.string().nullable(),
+  root_hash: z.instanceof(Buffer).nullable(),
+  note: z.string().nullable(),
+  signed_at: z.date().nullable(),
+});
 
 export interface Inclusion {
   index: number;
@@ -18,8 +27,9 @@ export interface Inclusion {
 
 export class Proofs {
   readonly #db: CommonQueryMethods;
-  /** Full tiles never change: one cache for every request. */
-  readonly #fullTiles = new Map<string, Buffer[]>();
+  /** Stored tiles only grow, and complete subtrees never change: caches shared by every request. */
+  readonly #tiles = new Map<string, Buffer>();
+  readonly #roots = new Map<string, Buffer>();
   readonly #retryAfterMs: number;
 
   constructor(db: CommonQueryMethods, retryAfterMs: number) {
@@ -28,23 +38,29 @@ export class Proofs {
   }
 
   #source(): TileSubtrees {
-    return new TileSubtrees(new TileReader(this.#db, this.#fullTiles));
+    return new TileSubtrees(new TileReader(this.#db, this.#tiles), this.#roots);
   }
 
   /** The inclusion proof of an attempt's receipt, at the latest or a given signed size. A tenant
    * sees only its own attempts (E3003 otherwise); E3001 while not yet sequenced and signed. */
   async inclusion(tenantId: string, rawAttemptId: string, atSize = 0): Promise<Inclusion> {
     const attemptId = requireUuid(rawAttemptId, "attempt_id");
-    const leaf = await this.#db.maybeOne(sql.type(z.object({ idx: z.string(), receipt: z.instanceof(Buffer) }))`
-      SELECT idx, receipt FROM log_leaves WHERE attempt_id = ${attemptId} AND tenant_id = ${tenantId}`);
+    // The leaf and the checkpoint in one round trip: most of a proof's latency is round trips.
+    const leaf = await this.#db.maybeOne(sql.type(leafWithCheckpoint)`
+      SELECT l.idx, l.receipt, c.tree_size, c.root_hash, c.note, c.signed_at
+      FROM log_leaves l LEFT JOIN LATERAL (
+        SELECT tree_size, root_hash, note, signed_at FROM checkpoints
+        ${atSize === 0 ? sql.fragment`ORDER BY tree_size DESC LIMIT 1` : sql.fragment`WHERE tree_size = ${atSize}`}
+      ) c ON true
+      WHERE l.attempt_id = ${attemptId} AND l.tenant_id = ${tenantId}`);
     if (!leaf) {
       const exists = await this.#db.maybeOne(sql.unsafe`SELECT 1 FROM delivery_attempts WHERE id = ${attemptId} AND tenant_id = ${tenantId}`);
       if (!exists) throw new KapselError("E3003");
       throw new KapselError("E3001", "the attempt is not in a signed checkpoint yet", { retryAfterMs: this.#retryAfterMs });
     }
     const index = Number(leaf.idx);
-    const checkpoint = atSize === 0 ? await latestCheckpoint(this.#db) : await checkpointAt(this.#db, atSize);
-    if (!checkpoint) throw new KapselError("E3002", `no signed checkpoint of size ${atSize}`);
+    if (leaf.tree_size === null) throw new KapselError("E3002", `no signed checkpoint of size ${atSize}`);
+    const checkpoint = toCheckpoint({ tree_size: leaf.tree_size, root_hash: leaf.root_hash!, note: leaf.note!, signed_at: leaf.signed_at! });
     if (index >= checkpoint.treeSize) {
       if (atSize === 0) throw new KapselError("E3001", "the attempt is not in a signed checkpoint yet", { retryAfterMs: this.#retryAfterMs });
       throw new KapselError("E3002", `leaf ${index} is not in the tree of size ${atSize}`);
@@ -76,9 +92,8 @@ export class Proofs {
 
   /** A tile's bytes for the tiles read API; undefined when it does not exist at that width. */
   async tile(level: number, n: number, width: number | undefined): Promise<Buffer | undefined> {
-    const hashes = await new TileReader(this.#db, this.#fullTiles).tile(level, n);
-    const want = width ?? 256;
-    if (hashes.length < want) return undefined;
-    return Buffer.concat(hashes.slice(0, want));
+    const want = (width ?? TILE_WIDTH) * HASH_SIZE;
+    const bytes = await new TileReader(this.#db, this.#tiles).tile(level, n, width);
+    return bytes.length < want ? undefined : bytes.subarray(0, want);
   }
 }

@@ -174,15 +174,17 @@ export class Sequencer {
       await this.#pool.transaction(async (tx) => {
         const size = Number(await tx.oneFirst(sql.type(z.object({ tree_size: z.string() }))`SELECT tree_size FROM log_state FOR UPDATE`));
         if (!this.#edge || this.#edge.size !== size) this.#edge = await TreeEdge.load(tx, size);
+        // "= ANY (ARRAY(…))" keeps both look-ups on their indexes: joins here were planned as hash
+        // joins over full scans of log_queue and delivery_attempts, a cost that grows with the tables.
         const attempts = await tx.any(sql.type(attemptRow)`
           WITH q AS (
-            DELETE FROM log_queue WHERE attempt_seq IN (
-              SELECT attempt_seq FROM log_queue ORDER BY attempt_seq LIMIT ${this.#options.batchMax})
+            DELETE FROM log_queue WHERE attempt_seq = ANY (ARRAY(
+              SELECT attempt_seq FROM log_queue ORDER BY attempt_seq LIMIT ${this.#options.batchMax}))
             RETURNING attempt_seq
           )
           SELECT a.id, a.event_id, a.tenant_id, a.endpoint_id, a.url, a.attempt, a.payload_sha256, a.started_at,
             a.duration_ms, a.outcome, a.status_code, a.response_sha256
-          FROM delivery_attempts a JOIN q ON a.seq = q.attempt_seq ORDER BY a.seq`);
+          FROM delivery_attempts a WHERE a.seq = ANY (ARRAY(SELECT attempt_seq FROM q)) ORDER BY a.seq`);
         const hasCheckpoint = (await latestCheckpoint(tx)) !== undefined;
         if (attempts.length === 0 && hasCheckpoint) return;
 
@@ -191,8 +193,9 @@ export class Sequencer {
         const changed = edge.append(receipts.map(leafHash));
         if (attempts.length > 0) {
           await tx.query(sql.unsafe`
-            INSERT INTO log_leaves (idx, attempt_id, tenant_id, receipt) VALUES
-            ${sql.join(attempts.map((a, i) => sql.fragment`(${size + i}, ${a.id}, ${a.tenant_id}, ${sql.binary(receipts[i]!)})`), sql.fragment`, `)}`);
+            INSERT INTO log_leaves (idx, attempt_id, tenant_id, receipt)
+            SELECT * FROM unnest(${sql.array(attempts.map((_, i) => size + i), "int8")}, ${sql.array(attempts.map((a) => a.id), "uuid")},
+              ${sql.array(attempts.map((a) => a.tenant_id), "uuid")}, ${sql.array(receipts, "bytea")})`);
           await tx.query(sql.unsafe`
             INSERT INTO log_tiles (level, n, hashes) VALUES
             ${sql.join(changed.map((t) => sql.fragment`(${t.level}, ${t.n}, ${sql.binary(Buffer.concat(t.hashes))})`), sql.fragment`, `)}

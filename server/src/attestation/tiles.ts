@@ -42,48 +42,81 @@ export function parseTilePath(path: string): number | undefined {
   return n;
 }
 
-/** Reads tiles from the database with an unbounded-lifetime cache of full tiles. */
-export class TileReader {
-  readonly #db: CommonQueryMethods;
-  readonly #fullCache: Map<string, Buffer[]>;
+/**
+ * Where tiles come from: a tile's hashes, concatenated (32 bytes each); `need` is how many hashes
+ * the caller will use (default: a full tile). One buffer per tile keeps a large cache cheap for the
+ * garbage collector.
+ */
+export interface TileStore {
+  tile(level: number, n: number, need?: number): Promise<Buffer>;
+}
 
-  constructor(db: CommonQueryMethods, fullCache = new Map<string, Buffer[]>()) {
+const EMPTY = Buffer.alloc(0);
+
+const CACHE_LIMIT = 20_000;
+
+/**
+ * Reads tiles from the database through a cache. A stored tile only grows and its prefix never
+ * changes, so a cached copy — full or partial — serves every caller that needs no more hashes than
+ * it holds; only a longer need reads again. The cache must hold committed tiles only.
+ */
+export class TileReader implements TileStore {
+  readonly #db: CommonQueryMethods;
+  readonly #cache: Map<string, Buffer>;
+
+  constructor(db: CommonQueryMethods, cache = new Map<string, Buffer>()) {
     this.#db = db;
-    this.#fullCache = fullCache;
+    this.#cache = cache;
   }
 
-  async tile(level: number, n: number): Promise<Buffer[]> {
+  async tile(level: number, n: number, need = TILE_WIDTH): Promise<Buffer> {
     const key = `${level}/${n}`;
-    const cached = this.#fullCache.get(key);
-    if (cached) return cached;
+    const cached = this.#cache.get(key);
+    if (cached && cached.length >= need * HASH_SIZE) return cached;
     const row = await this.#db.maybeOne(sql.type(tileRow)`SELECT level, n, hashes FROM log_tiles WHERE level = ${level} AND n = ${n}`);
-    const hashes = row ? tileHashes(row.hashes) : [];
-    if (hashes.length === TILE_WIDTH) {
-      if (this.#fullCache.size >= 20_000) this.#fullCache.delete(this.#fullCache.keys().next().value!);
-      this.#fullCache.set(key, hashes);
+    const hashes = row?.hashes ?? EMPTY;
+    if (hashes.length > (cached?.length ?? 0)) {
+      if (!cached && this.#cache.size >= CACHE_LIMIT) this.#cache.delete(this.#cache.keys().next().value!);
+      this.#cache.set(key, hashes);
     }
     return hashes;
   }
 }
 
-/** Complete subtrees from tiles. Requires the subtree to be complete in the stored tree. */
+/**
+ * Complete subtrees from tiles. Requires the subtree to be complete in the stored tree. With a
+ * `roots` map, subtree roots computed from several hashes are kept: a complete subtree's root never
+ * changes, so the map may be shared by every reader of committed tiles.
+ */
 export class TileSubtrees implements SubtreeSource {
-  readonly #tiles: { tile(level: number, n: number): Promise<Buffer[]> };
+  readonly #tiles: TileStore;
+  readonly #roots: Map<string, Buffer> | undefined;
 
-  constructor(tiles: { tile(level: number, n: number): Promise<Buffer[]> }) {
+  constructor(tiles: TileStore, roots?: Map<string, Buffer>) {
     this.#tiles = tiles;
+    this.#roots = roots;
   }
 
   async subtree(height: number, index: number): Promise<Buffer> {
     const level = Math.floor(height / TILE_HEIGHT);
     const span = 2 ** (height - level * TILE_HEIGHT);
     const first = index * span;
-    const tile = await this.#tiles.tile(level, Math.floor(first / TILE_WIDTH));
     const offset = first % TILE_WIDTH;
-    if (tile.length < offset + span) {
-      throw new Error(`tile ${level}/${Math.floor(first / TILE_WIDTH)} has ${tile.length} hashes; subtree ${height}/${index} needs ${offset + span}`);
+    const tile = await this.#tiles.tile(level, Math.floor(first / TILE_WIDTH), offset + span);
+    if (tile.length < (offset + span) * HASH_SIZE) {
+      throw new Error(`tile ${level}/${Math.floor(first / TILE_WIDTH)} has ${tile.length / HASH_SIZE} hashes; subtree ${height}/${index} needs ${offset + span}`);
     }
-    return perfectRoot(tile.slice(offset, offset + span));
+    const bytes = tile.subarray(offset * HASH_SIZE, (offset + span) * HASH_SIZE);
+    if (span === 1) return bytes;
+    const key = `${height}/${index}`;
+    const known = this.#roots?.get(key);
+    if (known) return known;
+    const root = perfectRoot(tileHashes(bytes));
+    if (this.#roots) {
+      if (this.#roots.size >= CACHE_LIMIT * 5) this.#roots.delete(this.#roots.keys().next().value!);
+      this.#roots.set(key, root);
+    }
+    return root;
   }
 }
 
@@ -117,34 +150,36 @@ export class TreeEdge {
 
   /** Appends leaf hashes; returns every tile (level, n, hashes) that changed. */
   append(leafHashes: readonly Buffer[]): { level: number; n: number; hashes: Buffer[] }[] {
-    const changed = new Map<string, { level: number; n: number; hashes: Buffer[] }>();
+    // Tiles are collected by reference and copied once at the end: a full tile is final, and a
+    // partial one is returned as it stands after the whole append.
+    const changed = new Map<string, { level: number; n: number; tile: Buffer[] }>();
     const push = (level: number, hash: Buffer, entryIndex: number): void => {
-      const tile = this.partial.get(level) ?? [];
+      let tile = this.partial.get(level);
+      if (!tile) this.partial.set(level, (tile = []));
       tile.push(hash);
       const n = Math.floor(entryIndex / TILE_WIDTH);
-      changed.set(`${level}/${n}`, { level, n, hashes: [...tile] });
+      const key = `${level}/${n}`;
+      if (!changed.has(key)) changed.set(key, { level, n, tile });
       if (tile.length === TILE_WIDTH) {
         this.partial.delete(level);
         push(level + 1, perfectRoot(tile), n);
-      } else {
-        this.partial.set(level, tile);
       }
     };
     for (const h of leafHashes) {
       push(0, h, this.size);
       this.size++;
     }
-    return [...changed.values()];
+    return [...changed.values()].map(({ level, n, tile }) => ({ level, n, hashes: tile.slice() }));
   }
 
   /** Serves subtrees from the in-memory partial tiles, falling back to stored tiles. */
-  source(reader: TileReader): SubtreeSource {
+  source(reader: TileStore): SubtreeSource {
     return new TileSubtrees({
-      tile: async (level, n) => {
+      tile: async (level, n, need) => {
         const partial = this.partial.get(level);
         const count = Math.floor(this.size / TILE_WIDTH ** level);
-        if (partial && n === Math.floor(count / TILE_WIDTH)) return partial;
-        return reader.tile(level, n);
+        if (partial && n === Math.floor(count / TILE_WIDTH)) return Buffer.concat(partial);
+        return reader.tile(level, n, need);
       },
     });
   }
