@@ -43,22 +43,31 @@ function readBody(req: Req, cap: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    // 'close' comes for every request, after the body too; an Error (and its stack trace) is made
+    // only when it still means something.
+    let settled = false;
     const onData = (chunk: Buffer) => {
       size += chunk.length;
       if (size > cap) {
         req.off("data", onData);
         req.off("end", onEnd);
         chunks.length = 0;
+        settled = true;
         reject(new BodyTooLarge());
         return;
       }
       chunks.push(chunk);
     };
     const onEnd = () => {
+      settled = true;
       if (req.aborted) reject(new SenderGone());
       else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
     };
-    const gone = () => reject(new SenderGone());
+    const gone = () => {
+      if (settled) return;
+      settled = true;
+      reject(new SenderGone());
+    };
     req.on("data", onData);
     req.on("end", onEnd);
     req.on("error", gone);
