@@ -89,8 +89,12 @@ export class JobStore {
       WITH due AS (
         SELECT j.event_id FROM delivery_jobs j
         WHERE j.run_at <= now() AND (j.lease_until IS NULL OR j.lease_until < now())
-          AND EXISTS (SELECT 1 FROM endpoints p WHERE p.id = j.endpoint_id AND p.enabled AND p.deleted_at IS NULL)
-          AND NOT EXISTS (SELECT 1 FROM circuit_breakers cb WHERE cb.endpoint_id = j.endpoint_id AND cb.state <> 'closed')
+          -- Per-row look-ups, not EXISTS: the planner turns EXISTS into joins, and with the tiny
+          -- endpoints and circuit_breakers tables unanalysed (autovacuum may never analyse a table
+          -- of a few rows) it estimated a handful of due jobs and sorted the whole queue on every
+          -- claim instead of walking the run_at index and stopping at the limit.
+          AND (SELECT p.enabled AND p.deleted_at IS NULL FROM endpoints p WHERE p.id = j.endpoint_id)
+          AND NOT coalesce((SELECT cb.state <> 'closed' FROM circuit_breakers cb WHERE cb.endpoint_id = j.endpoint_id), false)
         ORDER BY j.run_at
         LIMIT ${limit}
         FOR UPDATE SKIP LOCKED
