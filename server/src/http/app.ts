@@ -72,6 +72,8 @@ export function errorInterceptor(log: Logger): Interceptor {
     const known = toKapselError(err);
     if (known) return known.toConnectError();
     if (err instanceof ConnectError) return err;
+    // A stream ended by the client going away or by its deadline: the signal's reason, not a fault.
+    if (err instanceof Error && (err.name === "AbortError" || err.name === "TimeoutError")) return ConnectError.from(err);
     log.error({ err, request_id: requestId }, "unexpected error in RPC handler");
     return new ConnectError("internal error", Code.Internal);
   };
