@@ -33,8 +33,8 @@ import { Dispatcher, WAKE_CHANNEL } from "./delivery/dispatcher.ts";
 import { EventChanges } from "./delivery/event-changes.ts";
 import { HttpSender } from "./delivery/http-sender.ts";
 import { JobStore } from "./delivery/job-store.ts";
+import { wakeNotifier } from "./delivery/wake-notifier.ts";
 import { Events } from "./management/events.ts";
-import { sql } from "slonik";
 import { AttestationMetrics } from "./attestation/attestation-metrics.ts";
 import { attestationService } from "./attestation/attestation-service.ts";
 import { CheckpointFeed } from "./attestation/checkpoints.ts";
@@ -130,30 +130,14 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   const events = new Events(db.pool, changes);
   events.onRequeued = () => dispatcher?.wake();
 
-  // Other processes learn of new jobs by NOTIFY; at most one in flight, coalescing the rest.
-  let notifying = false;
-  let notifyAgain = false;
-  const notifyOthers = async (): Promise<void> => {
-    if (notifying) {
-      notifyAgain = true;
-      return;
-    }
-    notifying = true;
-    try {
-      do {
-        notifyAgain = false;
-        await db.pool.query(sql.unsafe`SELECT pg_notify(${WAKE_CHANNEL}, '')`).catch(() => {});
-      } while (notifyAgain);
-    } finally {
-      notifying = false;
-    }
-  };
+  // Other processes learn of new jobs by NOTIFY (coalesced under load).
+  const notifyOthers = wakeNotifier(db.pool, WAKE_CHANNEL);
   const groupCommit = new GroupCommit(db.pool, {
     idempotencyWindowMs: config.idempotencyWindowMs,
     onBatch: (rows) => ingestMetrics.batchSize.observe(rows),
     onCommitted: () => {
       dispatcher?.wake();
-      void notifyOthers();
+      notifyOthers();
     },
   });
   const ingestor = new Ingestor(endpointCache, limiter, groupCommit, config.maxPayloadBytes);

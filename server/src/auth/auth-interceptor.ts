@@ -43,11 +43,14 @@ export interface Authenticator {
 
 export function createAuthenticator(adminToken: string, keys: ApiKeyStore): Authenticator {
   const adminHash = createHash("sha256").update(adminToken).digest();
+  const adminLooksLikeKey = adminToken.startsWith("ksk_");
   return {
     async authenticate(token) {
-      // Compare hashes so the comparison is constant-time whatever the lengths.
-      if (timingSafeEqual(createHash("sha256").update(token).digest(), adminHash)) return { kind: "admin" };
-      if (!token.startsWith("ksk_")) return undefined;
+      // API keys are recognisable by their prefix, which spares them the admin comparison (a hash).
+      // The admin comparison hashes both sides, so it is constant-time whatever the lengths.
+      const maybeKey = token.startsWith("ksk_");
+      if ((!maybeKey || adminLooksLikeKey) && timingSafeEqual(createHash("sha256").update(token).digest(), adminHash)) return { kind: "admin" };
+      if (!maybeKey) return undefined;
       const identity = await keys.lookup(token);
       return identity && { kind: "tenant", ...identity };
     },
