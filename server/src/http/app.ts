@@ -124,6 +124,9 @@ export function createApp(options: AppOptions): App {
     interceptors: options.interceptors,
     readMaxBytes: options.readMaxBytes,
     writeMaxBytes: options.readMaxBytes,
+    // Compressing the usual few-KiB answers (proofs, pages) costs more CPU and garbage than it
+    // saves; large ones (event payloads, long lists) are still compressed.
+    compressMinBytes: 16 * 1024,
     shutdownSignal: options.shutdownSignal,
     contextValues: (req) => createContextValues().set(requestContextKey, contexts.get(req)),
   });
