@@ -35,7 +35,9 @@ const leaderLines = (p: ServerProcess): number => p.output().split(LEADER_LINE).
 /** Sessions holding the sequencer's advisory lock right now. */
 async function lockHolders(db: pg.Client): Promise<number> {
   const { rows } = await db.query<{ c: string }>(
+    // pg_locks is cluster-wide: other test files' servers hold the same key in their own databases.
     `SELECT count(*) AS c FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
+       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
        AND (classid::bigint << 32) + objid::bigint = $1::bigint`,
     [String(SEQUENCER_LOCK)],
   );
