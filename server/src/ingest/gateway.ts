@@ -4,6 +4,7 @@
 import type { Logger } from "pino";
 import { sendError, sendJson, type PlainRoute, type Req, type RequestContext, type Res } from "../http/app.ts";
 import { KapselError, toKapselError } from "../errors.ts";
+import { isReservedHeader } from "../http/header-names.ts";
 import type { IngestMetrics } from "./ingest-metrics.ts";
 import type { Ingestor } from "./ingestor.ts";
 import { senderDeliveryId, verifySource } from "./source-verification.ts";
@@ -16,7 +17,6 @@ export const DEFAULT_KEPT_HEADERS = [
   "x-shopify-topic", "x-shopify-shop-domain", "x-shopify-webhook-id", "x-shopify-event-id",
   "x-event-type", "x-event-id", "x-request-id",
 ];
-const NOT_KEPT = /^(host|content-length|content-type|transfer-encoding|connection|keep-alive|te|trailer|upgrade|proxy-.*|webhook-.*|user-agent|authorization|cookie)$/;
 
 const ID_PATH = /^\/ingest\/([^/]+)\/?$/;
 
@@ -137,7 +137,7 @@ export function gatewayRoute(ingestor: Ingestor, metrics: IngestMetrics, options
         const headers: Record<string, string> = {};
         for (const name of [...globalKept, ...endpoint.keptHeaders]) {
           const v = req.headers[name];
-          if (v !== undefined && !NOT_KEPT.test(name)) headers[name] = Array.isArray(v) ? v.join(", ") : v;
+          if (v !== undefined && !isReservedHeader(name) && name !== "authorization" && name !== "cookie") headers[name] = Array.isArray(v) ? v.join(", ") : v;
         }
         const event = ingestor.prepare(endpoint, {
           payload: body,

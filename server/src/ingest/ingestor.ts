@@ -1,6 +1,7 @@
 // The path every event takes in, shared by the gateway and the RPCs: find the endpoint, validate,
 // rate-limit, then group-commit. Nothing is acknowledged before it is durable.
 import { KapselError } from "../errors.ts";
+import { isHeaderName, isReservedHeader } from "../http/header-names.ts";
 import { isUuid, uuidv7 } from "../uuid.ts";
 import type { EndpointCache, IngestEndpoint } from "./endpoint-cache.ts";
 import type { Accepted, GroupCommit, NewEvent } from "./group-commit.ts";
@@ -15,9 +16,6 @@ export interface IngestInput {
 }
 
 const KEY = /^[\x20-\x7e]{1,255}$/;
-const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]{1,100}$/;
-/** Headers a caller may not set on a delivery: the transport's own and our signature headers. */
-const RESERVED_HEADER = /^(host|content-length|content-type|transfer-encoding|connection|keep-alive|te|trailer|upgrade|proxy-.*|webhook-.*|user-agent)$/;
 export const MAX_HEADER_BYTES = 16 * 1024;
 
 export class Ingestor {
@@ -64,7 +62,7 @@ export class Ingestor {
     const headers: Record<string, string> = {};
     for (const [rawName, value] of Object.entries(input.headers)) {
       const name = rawName.toLowerCase();
-      if (!HEADER_NAME.test(name) || RESERVED_HEADER.test(name)) throw new KapselError("E1006", `header ${JSON.stringify(rawName)} may not be set`);
+      if (!isHeaderName(name) || isReservedHeader(name)) throw new KapselError("E1006", `header ${JSON.stringify(rawName)} may not be set`);
       if (/[\r\n\0]/.test(value)) throw new KapselError("E1006", `header ${name} has a control character`);
       headerBytes += name.length + value.length;
       headers[name] = value;

@@ -9,6 +9,7 @@ import { tenantOf } from "../auth/auth-context.ts";
 import type { DatabasePool } from "../db/pool.ts";
 import { validateDestination, type DestinationPolicy } from "../delivery/destination-policy.ts";
 import { KapselError } from "../errors.ts";
+import { isHeaderName } from "../http/header-names.ts";
 import {
   EndpointSchema, SourceScheme,
   type CreateEndpointRequest, type DeleteEndpointRequest, type Endpoint, type GetEndpointRequest,
@@ -82,11 +83,9 @@ export function endpointToProto(row: EndpointRow): Endpoint {
   });
 }
 
-const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]{1,100}$/;
-
 function checkHeaders(names: readonly string[]): string[] {
   const lower = [...new Set(names.map((n) => n.toLowerCase()))];
-  if (lower.length > 50 || lower.some((n) => !HEADER_NAME.test(n))) throw new KapselError("E1006", "kept_headers must be at most 50 valid header names");
+  if (lower.length > 50 || lower.some((n) => !isHeaderName(n))) throw new KapselError("E1006", "kept_headers must be at most 50 valid header names");
   return lower;
 }
 
@@ -100,7 +99,7 @@ function checkSource(scheme: SourceSchemeName, secret: string, header: string): 
   if (scheme === "standard_webhooks" && !/^(whsec_)?[A-Za-z0-9+/]+=*$/.test(secret)) {
     throw new KapselError("E1006", "a Standard Webhooks source_secret is whsec_ followed by base64");
   }
-  if (!HEADER_NAME.test(header)) throw new KapselError("E1006", "source_header is not a valid header name");
+  if (!isHeaderName(header)) throw new KapselError("E1006", "source_header is not a valid header name");
 }
 
 export class Endpoints {
