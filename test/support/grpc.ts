@@ -3,7 +3,7 @@
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { fromBinary } from "@bufbuild/protobuf";
+import { fromBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { ErrorInfoSchema, type ErrorInfo } from "../../server/src/gen/google/rpc/error_details_pb.ts";
 import { ROOT } from "./server.ts";
@@ -56,14 +56,14 @@ export async function failure(promise: Promise<unknown>): Promise<grpc.ServiceEr
 }
 
 /**
- * The ErrorInfo details of a gRPC error. grpc-status-details-bin holds a google.rpc.Status
- * {int32 code = 1; string message = 2; repeated google.protobuf.Any details = 3}; we have no
- * generated Status, so its fields are read from the wire here.
+ * The details of one message type in a gRPC error. grpc-status-details-bin holds a
+ * google.rpc.Status {int32 code = 1; string message = 2; repeated google.protobuf.Any details = 3};
+ * we have no generated Status, so its fields are read from the wire here.
  */
-export function errorInfos(err: grpc.ServiceError): ErrorInfo[] {
+export function statusDetails<Desc extends DescMessage>(err: grpc.ServiceError, schema: Desc): MessageShape<Desc>[] {
   const raw = err.metadata.get("grpc-status-details-bin");
   if (raw.length !== 1 || !Buffer.isBuffer(raw[0])) return [];
-  const infos: ErrorInfo[] = [];
+  const found: MessageShape<Desc>[] = [];
   const status = new BinaryReader(raw[0]);
   while (status.pos < status.len) {
     const [field, wireType] = status.tag();
@@ -80,7 +80,12 @@ export function errorInfos(err: grpc.ServiceError): ErrorInfo[] {
       else if (f === 2) value = any.bytes();
       else any.skip(wt);
     }
-    if (typeUrl.endsWith("/google.rpc.ErrorInfo")) infos.push(fromBinary(ErrorInfoSchema, value));
+    if (typeUrl.endsWith(`/${schema.typeName}`)) found.push(fromBinary(schema, value));
   }
-  return infos;
+  return found;
+}
+
+/** The ErrorInfo details of a gRPC error. */
+export function errorInfos(err: grpc.ServiceError): ErrorInfo[] {
+  return statusDetails(err, ErrorInfoSchema);
 }
