@@ -5,6 +5,7 @@ import { readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "../server/src/db/embedded.ts";
+import { waitUntilReady } from "../test/support/server.ts";
 import type { SinkCommand } from "./_delivery-sink.ts";
 
 export const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -36,19 +37,11 @@ export async function startKapsel(env: Record<string, string>, nodeArgs: string[
   child.stderr!.on("data", (d: Buffer) => (output = (output + d.toString()).slice(-20_000)));
   const exited = new Promise<number | string>((resolve) => child.on("exit", (code, signal) => resolve(code ?? signal ?? -1)));
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`kapsel exited with ${child.exitCode}:\n${output}`);
-    try {
-      if ((await fetch(`${url}/readyz`)).status === 200) break;
-    } catch {
-      // not yet listening
-    }
-    if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error(`kapsel not ready after 120 s:\n${output}`);
-    }
-    await sleep(100);
+  try {
+    await waitUntilReady(url, child, () => output, 120_000);
+  } catch (err) {
+    child.kill("SIGKILL");
+    throw err;
   }
   return {
     url,

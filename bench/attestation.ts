@@ -39,6 +39,7 @@ import { freePort, startEmbeddedPostgres, type EmbeddedDatabase } from "../serve
 import { migrate } from "../server/src/db/migrate.ts";
 import { AttestationService } from "../server/src/gen/kapsel/v1/attestation_pb.ts";
 import { createLogger } from "../server/src/logger.ts";
+import { waitUntilReady } from "../test/support/server.ts";
 import { inclusiveTime, topSelfTime } from "./_attestation-profile.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -136,16 +137,7 @@ async function serve(databaseUrl: string, dataDir: string, extraEnv: Record<stri
   child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
   const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
   const url = `http://127.0.0.1:${port}`;
-  for (const deadline = Date.now() + 120_000; ; ) {
-    if (child.exitCode !== null) throw new Error(`kapsel serve exited:\n${output}`);
-    try {
-      if ((await fetch(`${url}/readyz`)).status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`kapsel serve not ready:\n${output}`);
-    await sleep(100);
-  }
+  await waitUntilReady(url, child, () => output, 120_000);
   return {
     url,
     child,

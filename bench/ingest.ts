@@ -38,6 +38,7 @@ import { migrate } from "../server/src/db/migrate.ts";
 import { createLogger } from "../server/src/logger.ts";
 import { uuidv7 } from "../server/src/uuid.ts";
 import { createTenant, rpc } from "../test/support/rpc.ts";
+import { waitUntilReady } from "../test/support/server.ts";
 import type { LoadJob, LoadResult } from "./_ingest-load.ts";
 import { summariseCpuProfile } from "./_cpu-profile.ts";
 
@@ -297,19 +298,11 @@ async function spawnServer(databaseUrl: string, dataDir: string, profileDir: str
     await exited;
     clearTimeout(timer);
   };
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}:\n${output}`);
-    try {
-      if ((await fetch(`${url}/readyz`)).status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`server not ready after 60 s:\n${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
+  try {
+    await waitUntilReady(url, child, () => output, 60_000);
+  } catch (err) {
+    await stop();
+    throw err;
   }
   return { child, url, output: () => output, stop };
 }

@@ -46,6 +46,22 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
+/** Polls /readyz until it answers 200; throws (with the process output) if the process exits or
+ * the time runs out. Shared by the tests and the benchmarks that run `kapsel serve`. */
+export async function waitUntilReady(url: string, child: ChildProcess, output: () => string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`kapsel serve exited with ${child.exitCode}:\n${output()}`);
+    try {
+      if ((await fetch(`${url}/readyz`)).status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`kapsel serve not ready after ${timeoutMs / 1000} s:\n${output()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** Runs `kapsel serve` as a child process and waits until /readyz answers 200. */
 export async function spawnServer(env: Record<string, string>, options: { waitReady?: boolean } = {}): Promise<ServerProcess> {
   const port = Number(env.KAPSEL_PORT ?? (await freePort()));
@@ -80,19 +96,11 @@ export async function spawnServer(env: Record<string, string>, options: { waitRe
     },
   };
   if (options.waitReady !== false) {
-    const deadline = Date.now() + 90_000;
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}:\n${output}`);
-      try {
-        if ((await fetch(`${url}/readyz`)).status === 200) break;
-      } catch {
-        // not listening yet
-      }
-      if (Date.now() > deadline) {
-        child.kill("SIGKILL");
-        throw new Error(`server not ready after 90 s:\n${output}`);
-      }
-      await new Promise((r) => setTimeout(r, 100));
+    try {
+      await waitUntilReady(url, child, proc.output, 90_000);
+    } catch (err) {
+      child.kill("SIGKILL");
+      throw err;
     }
   }
   return proc;
