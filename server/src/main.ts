@@ -223,10 +223,15 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
     while (app.active() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     if (app.active() > 0) log.warn({ active: app.active() }, "shutdown timeout: dropping unfinished requests");
     listener.destroyAll();
-    await dispatcher?.stop(Math.max(0, deadline - Date.now()));
+    // Each remaining step is best effort: the database may be gone (that is often why we stop),
+    // and one failing step must not keep the others from releasing what they hold.
+    const step = async (name: string, run: () => Promise<void>) => {
+      await run().catch((err: unknown) => log.warn({ err, step: name }, "shutdown step failed"));
+    };
+    await step("delivery", async () => dispatcher?.stop(Math.max(0, deadline - Date.now())));
     // After the last deliveries are recorded: the leader signs a final checkpoint covering them.
-    await sequencer.stop();
-    await db.close();
+    await step("sequencer", () => sequencer.stop());
+    await step("database", () => db.close());
     log.info("stopped");
   })());
 

@@ -25,8 +25,12 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
       pool,
       migrations: await readMigrations(),
       close: async () => {
-        await pool.end();
-        await embedded?.stop();
+        // Ending the pool fails when its connections are already broken; Postgres is stopped anyway.
+        try {
+          await pool.end();
+        } finally {
+          await embedded?.stop();
+        }
       },
     };
   } catch (err) {
