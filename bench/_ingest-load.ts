@@ -25,7 +25,7 @@ import net from "node:net";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   IngestBatchRequestSchema, IngestBatchResponseSchema, IngestRequestSchema, IngestResultStatus,
-} from "../server/src/gen/kapsel/v1/ingest_pb.ts";
+} from "@kapsel/contracts/ingest";
 
 interface Response {
   status: number;

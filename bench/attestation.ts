@@ -37,7 +37,7 @@ import { verifyProofBundle } from "@kapsel/verify";
 import pg from "pg";
 import { freePort, startEmbeddedPostgres, type EmbeddedDatabase } from "../server/src/db/embedded.ts";
 import { migrate } from "../server/src/db/migrate.ts";
-import { AttestationService } from "../server/src/gen/kapsel/v1/attestation_pb.ts";
+import { AttestationService } from "@kapsel/contracts/attestation";
 import { createLogger } from "../server/src/logger.ts";
 import { waitUntilReady } from "../test/support/server.ts";
 import { inclusiveTime, topSelfTime } from "./_attestation-profile.ts";

@@ -7,9 +7,9 @@ import { bearerAuth, type ApiKeySource } from "./bearer-auth.ts";
 import { toKapselError } from "./kapsel-error.ts";
 import { retryInterceptor } from "./retry-interceptor.ts";
 import { resolveRetryOptions, type RetryOptions } from "./retry-policy.ts";
-import { AttestationService } from "./gen/kapsel/v1/attestation_pb.ts";
-import { IngestService } from "./gen/kapsel/v1/ingest_pb.ts";
-import { ManagementService } from "./gen/kapsel/v1/management_pb.ts";
+import { AttestationService } from "@kapsel/contracts/attestation";
+import { IngestService } from "@kapsel/contracts/ingest";
+import { ManagementService } from "@kapsel/contracts/management";
 
 export interface KapselClient {
   readonly ingest: Client<typeof IngestService>;

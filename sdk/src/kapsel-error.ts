@@ -3,7 +3,7 @@
 // that connect-es produced, so callers branch on one type and still reach the original.
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
-import { ErrorInfoSchema, RetryInfoSchema } from "./gen/google/rpc/error_details_pb.ts";
+import { ErrorInfoSchema, RetryInfoSchema } from "@kapsel/contracts/error-details";
 
 export class KapselError extends Error {
   override readonly name = "KapselError";

@@ -10,10 +10,10 @@ import { authInterceptor, createAuthenticator } from "./auth/auth-interceptor.ts
 import type { Config } from "./config.ts";
 import { openDatabase, type Database } from "./db/database.ts";
 import { readOrCreateSecret } from "./db/embedded.ts";
-import { Health } from "./gen/health/v1/health_pb.ts";
-import { AttestationService } from "./gen/kapsel/v1/attestation_pb.ts";
-import { IngestService } from "./gen/kapsel/v1/ingest_pb.ts";
-import { ManagementService } from "./gen/kapsel/v1/management_pb.ts";
+import { Health } from "@kapsel/contracts/health";
+import { AttestationService } from "@kapsel/contracts/attestation";
+import { IngestService } from "@kapsel/contracts/ingest";
+import { ManagementService } from "@kapsel/contracts/management";
 import { createApp, errorInterceptor, exact, sendJson, type PlainRoute } from "./http/app.ts";
 import { healthService, Readiness } from "./http/health.ts";
 import { listen, type Listener } from "./http/listener.ts";

@@ -2,7 +2,7 @@
 // ListEvents filters and cursor pages, WatchEvent, GetEndpointHealth, and tenant isolation.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EventStatus } from "../src/gen/kapsel/v1/management_pb.ts";
+import { EventStatus } from "@kapsel/contracts/management";
 import { addEndpoint, createDestination, eventReaching, getEvent, ingest, kapselCode, managementClient, until } from "../../test/support/delivery.ts";
 import { errorCode, rpc } from "../../test/support/rpc.ts";
 import { startTestServer, type TestServer } from "../../test/support/server.ts";

@@ -1,7 +1,7 @@
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { expect, it } from "vitest";
-import { Health, HealthCheckResponse_ServingStatus as Status } from "../src/gen/health/v1/health_pb.ts";
+import { Health, HealthCheckResponse_ServingStatus as Status } from "@kapsel/contracts/health";
 import { startTestServer } from "../../test/support/server.ts";
 
 it("Health/List reports every Kapsel service as SERVING", async () => {

@@ -3,7 +3,7 @@
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ManagementService } from "../src/gen/kapsel/v1/management_pb.ts";
+import { ManagementService } from "@kapsel/contracts/management";
 import { createTenant, rpc } from "../../test/support/rpc.ts";
 import { ADMIN_TOKEN, startTestServer, type TestServer } from "../../test/support/server.ts";
 

@@ -12,7 +12,7 @@ import * as grpc from "@grpc/grpc-js";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ManagementService } from "../src/gen/kapsel/v1/management_pb.ts";
+import { ManagementService } from "@kapsel/contracts/management";
 import { bearer, healthClient, managementClient, unary } from "../../test/support/grpc.ts";
 import { ADMIN_TOKEN, startTestServer, type TestServer } from "../../test/support/server.ts";
 

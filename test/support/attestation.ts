@@ -10,7 +10,7 @@ import path from "node:path";
 import type pg from "pg";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { AttestationService } from "../../server/src/gen/kapsel/v1/attestation_pb.ts";
+import { AttestationService } from "@kapsel/contracts/attestation";
 import { refRootFromInclusion, refLeafHash } from "./rfc6962-reference.ts";
 import { createTenant, rpc } from "./rpc.ts";
 import { ADMIN_TOKEN, ROOT } from "./server.ts";

@@ -2,8 +2,8 @@
 // gateway, reading an event back, and following it with WatchEvent over the Connect protocol.
 import { createClient, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { ErrorInfoSchema } from "../../server/src/gen/google/rpc/error_details_pb.ts";
-import { ManagementService } from "../../server/src/gen/kapsel/v1/management_pb.ts";
+import { ErrorInfoSchema } from "@kapsel/contracts/error-details";
+import { ManagementService } from "@kapsel/contracts/management";
 import { createTenant, rpc } from "./rpc.ts";
 import { ADMIN_TOKEN } from "./server.ts";
 

@@ -4,7 +4,7 @@
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { RetryInfoSchema, type RetryInfo } from "../../server/src/gen/google/rpc/error_details_pb.ts";
+import { RetryInfoSchema, type RetryInfo } from "@kapsel/contracts/error-details";
 import { statusDetails } from "./grpc.ts";
 import { ROOT } from "./server.ts";
 

@@ -5,7 +5,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { fromBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
-import { ErrorInfoSchema, type ErrorInfo } from "../../server/src/gen/google/rpc/error_details_pb.ts";
+import { ErrorInfoSchema, type ErrorInfo } from "@kapsel/contracts/error-details";
 import { ROOT } from "./server.ts";
 
 const LOADER_OPTIONS: protoLoader.Options = { keepCase: false, longs: String, enums: String, defaults: true, oneofs: true };

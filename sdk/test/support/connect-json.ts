@@ -4,7 +4,7 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { codeFromString } from "@connectrpc/connect/protocol-connect";
-import { ErrorInfoSchema } from "../../src/gen/google/rpc/error_details_pb.ts";
+import { ErrorInfoSchema } from "@kapsel/contracts/error-details";
 
 export interface ConnectJsonError {
   code: Code;

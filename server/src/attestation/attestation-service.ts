@@ -9,7 +9,7 @@ import { KapselError } from "../errors.ts";
 import {
   GetCheckpointResponseSchema, PublicKeySchema,
   type GetConsistencyProofRequest, type GetInclusionProofRequest, type GetProofBundleRequest,
-} from "../gen/kapsel/v1/attestation_pb.ts";
+} from "@kapsel/contracts/attestation";
 import { latestCheckpoint, type CheckpointFeed, type StoredCheckpoint } from "./checkpoints.ts";
 import type { Proofs } from "./proofs.ts";
 import { publishedKeys } from "./signing-keys.ts";

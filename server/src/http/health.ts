@@ -4,7 +4,7 @@ import { ConnectError, Code, type HandlerContext } from "@connectrpc/connect";
 import { sql } from "slonik";
 import type { Database } from "../db/database.ts";
 import { migrationsApplied } from "../db/migrate.ts";
-import { HealthCheckResponse_ServingStatus as Status, type HealthCheckRequest } from "../gen/health/v1/health_pb.ts";
+import { HealthCheckResponse_ServingStatus as Status, type HealthCheckRequest } from "@kapsel/contracts/health";
 
 export interface ReadinessReport {
   ready: boolean;

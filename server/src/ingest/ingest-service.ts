@@ -6,7 +6,7 @@ import { KapselError, toKapselError } from "../errors.ts";
 import {
   IngestBatchResultSchema, IngestResultStatus,
   type IngestBatchRequest, type IngestBatchResult, type IngestRequest,
-} from "../gen/kapsel/v1/ingest_pb.ts";
+} from "@kapsel/contracts/ingest";
 import { requestContextKey } from "../http/app.ts";
 import type { NewEvent } from "./group-commit.ts";
 import type { IngestMetrics } from "./ingest-metrics.ts";

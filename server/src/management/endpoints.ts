@@ -14,7 +14,7 @@ import {
   EndpointSchema, SourceScheme,
   type CreateEndpointRequest, type DeleteEndpointRequest, type Endpoint, type GetEndpointRequest,
   type ListEndpointsRequest, type RotateEndpointSecretRequest, type UpdateEndpointRequest,
-} from "../gen/kapsel/v1/management_pb.ts";
+} from "@kapsel/contracts/management";
 import { requireUuid } from "../uuid.ts";
 import { decodeCursor, pageSize, paginate } from "./pagination.ts";
 

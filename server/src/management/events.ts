@@ -12,7 +12,7 @@ import {
   AttemptOutcome, AttemptSchema, CircuitState, EventSchema, EventStatus,
   type Attempt, type Event, type GetEndpointHealthRequest, type GetEventRequest, type ListEventsRequest,
   type RecoverEventsRequest, type RetryEventRequest, type WatchEventRequest,
-} from "../gen/kapsel/v1/management_pb.ts";
+} from "@kapsel/contracts/management";
 import { requireUuid } from "../uuid.ts";
 import { decodeCursor, pageSize, paginate } from "./pagination.ts";
 

@@ -12,7 +12,7 @@ import {
   ApiKeySchema, Scope as ScopeEnum, TenantSchema,
   type ApiKey, type CreateApiKeyRequest, type CreateTenantRequest, type GetTenantRequest,
   type ListApiKeysRequest, type ListTenantsRequest, type RevokeApiKeyRequest, type Tenant, type UpdateTenantRequest,
-} from "../gen/kapsel/v1/management_pb.ts";
+} from "@kapsel/contracts/management";
 import { requireUuid } from "../uuid.ts";
 import { decodeCursor, pageSize, paginate } from "./pagination.ts";
 
