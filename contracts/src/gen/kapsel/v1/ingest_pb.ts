@@ -10,16 +10,17 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file kapsel/v1/ingest.proto.
  */
 export const file_kapsel_v1_ingest: GenFile = /*@__PURE__*/
-  fileDesc("ChZrYXBzZWwvdjEvaW5nZXN0LnByb3RvEglrYXBzZWwudjEizAEKDUluZ2VzdFJlcXVlc3QSEwoLZW5kcG9pbnRfaWQYASABKAkSDwoHcGF5bG9hZBgCIAEoDBIUCgxjb250ZW50X3R5cGUYAyABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAQgASgJEjYKB2hlYWRlcnMYBSADKAsyJS5rYXBzZWwudjEuSW5nZXN0UmVxdWVzdC5IZWFkZXJzRW50cnkaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiNQoOSW5nZXN0UmVzcG9uc2USEAoIZXZlbnRfaWQYASABKAkSEQoJZHVwbGljYXRlGAIgASgIIj4KEkluZ2VzdEJhdGNoUmVxdWVzdBIoCgZldmVudHMYASADKAsyGC5rYXBzZWwudjEuSW5nZXN0UmVxdWVzdCJEChNJbmdlc3RCYXRjaFJlc3BvbnNlEi0KB3Jlc3VsdHMYASADKAsyHC5rYXBzZWwudjEuSW5nZXN0QmF0Y2hSZXN1bHQifwoRSW5nZXN0QmF0Y2hSZXN1bHQSLQoGc3RhdHVzGAEgASgOMh0ua2Fwc2VsLnYxLkluZ2VzdFJlc3VsdFN0YXR1cxIQCghldmVudF9pZBgCIAEoCRISCgplcnJvcl9jb2RlGAMgASgJEhUKDWVycm9yX21lc3NhZ2UYBCABKAkqoQEKEkluZ2VzdFJlc3VsdFN0YXR1cxIkCiBJTkdFU1RfUkVTVUxUX1NUQVRVU19VTlNQRUNJRklFRBAAEiEKHUlOR0VTVF9SRVNVTFRfU1RBVFVTX0FDQ0VQVEVEEAESIgoeSU5HRVNUX1JFU1VMVF9TVEFUVVNfRFVQTElDQVRFEAISHgoaSU5HRVNUX1JFU1VMVF9TVEFUVVNfRVJST1IQAzKcAQoNSW5nZXN0U2VydmljZRI9CgZJbmdlc3QSGC5rYXBzZWwudjEuSW5nZXN0UmVxdWVzdBoZLmthcHNlbC52MS5Jbmdlc3RSZXNwb25zZRJMCgtJbmdlc3RCYXRjaBIdLmthcHNlbC52MS5Jbmdlc3RCYXRjaFJlcXVlc3QaHi5rYXBzZWwudjEuSW5nZXN0QmF0Y2hSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("ChZrYXBzZWwvdjEvaW5nZXN0LnByb3RvEglrYXBzZWwudjEi8gEKDUluZ2VzdFJlcXVlc3QSEwoLZW5kcG9pbnRfaWQYASABKAkSDwoHcGF5bG9hZBgCIAEoDBIUCgxjb250ZW50X3R5cGUYAyABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAQgASgJEjYKB2hlYWRlcnMYBSADKAsyJS5rYXBzZWwudjEuSW5nZXN0UmVxdWVzdC5IZWFkZXJzRW50cnkSEgoKZXZlbnRfdHlwZRgGIAEoCRIQCghjaGFubmVscxgHIAMoCRouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJcCg5Jbmdlc3RSZXNwb25zZRIQCghldmVudF9pZBgBIAEoCRIRCglkdXBsaWNhdGUYAiABKAgSEgoKbWVzc2FnZV9pZBgDIAEoCRIRCglldmVudF9pZHMYBCADKAkiPgoSSW5nZXN0QmF0Y2hSZXF1ZXN0EigKBmV2ZW50cxgBIAMoCzIYLmthcHNlbC52MS5Jbmdlc3RSZXF1ZXN0IkQKE0luZ2VzdEJhdGNoUmVzcG9uc2USLQoHcmVzdWx0cxgBIAMoCzIcLmthcHNlbC52MS5Jbmdlc3RCYXRjaFJlc3VsdCKmAQoRSW5nZXN0QmF0Y2hSZXN1bHQSLQoGc3RhdHVzGAEgASgOMh0ua2Fwc2VsLnYxLkluZ2VzdFJlc3VsdFN0YXR1cxIQCghldmVudF9pZBgCIAEoCRISCgplcnJvcl9jb2RlGAMgASgJEhUKDWVycm9yX21lc3NhZ2UYBCABKAkSEgoKbWVzc2FnZV9pZBgFIAEoCRIRCglldmVudF9pZHMYBiADKAkqoQEKEkluZ2VzdFJlc3VsdFN0YXR1cxIkCiBJTkdFU1RfUkVTVUxUX1NUQVRVU19VTlNQRUNJRklFRBAAEiEKHUlOR0VTVF9SRVNVTFRfU1RBVFVTX0FDQ0VQVEVEEAESIgoeSU5HRVNUX1JFU1VMVF9TVEFUVVNfRFVQTElDQVRFEAISHgoaSU5HRVNUX1JFU1VMVF9TVEFUVVNfRVJST1IQAzKcAQoNSW5nZXN0U2VydmljZRI9CgZJbmdlc3QSGC5rYXBzZWwudjEuSW5nZXN0UmVxdWVzdBoZLmthcHNlbC52MS5Jbmdlc3RSZXNwb25zZRJMCgtJbmdlc3RCYXRjaBIdLmthcHNlbC52MS5Jbmdlc3RCYXRjaFJlcXVlc3QaHi5rYXBzZWwudjEuSW5nZXN0QmF0Y2hSZXNwb25zZWIGcHJvdG8z");
 
 /**
- * IngestRequest is one event for one endpoint.
+ * IngestRequest is one message: for one endpoint, or fanned out by event type.
  *
  * @generated from message kapsel.v1.IngestRequest
  */
 export type IngestRequest = Message<"kapsel.v1.IngestRequest"> & {
   /**
    * The endpoint (UUID) the event is delivered to; it must belong to the caller's tenant.
+   * Empty: fan out by event_type to the tenant's subscribed endpoints.
    *
    * @generated from field: string endpoint_id = 1;
    */
@@ -54,6 +55,22 @@ export type IngestRequest = Message<"kapsel.v1.IngestRequest"> & {
    * @generated from field: map<string, string> headers = 5;
    */
   headers: { [key: string]: string };
+
+  /**
+   * The event type (`[a-z0-9_.-]`, at most 128 characters), e.g. `invoice.paid`. Required when
+   * endpoint_id is empty; optional (and only recorded) for endpoint-targeted ingest.
+   *
+   * @generated from field: string event_type = 6;
+   */
+  eventType: string;
+
+  /**
+   * Channels the message belongs to (e.g. one per customer), at most 10 of `[A-Za-z0-9_.:-]`
+   * up to 128 characters. An endpoint with channels receives only messages sharing one of them.
+   *
+   * @generated from field: repeated string channels = 7;
+   */
+  channels: string[];
 };
 
 /**
@@ -64,24 +81,39 @@ export const IngestRequestSchema: GenMessage<IngestRequest> = /*@__PURE__*/
   messageDesc(file_kapsel_v1_ingest, 0);
 
 /**
- * IngestResponse acknowledges a durable event.
+ * IngestResponse acknowledges a durable message and its events.
  *
  * @generated from message kapsel.v1.IngestResponse
  */
 export type IngestResponse = Message<"kapsel.v1.IngestResponse"> & {
   /**
-   * The event's id (UUID); for a duplicate, the first event's id.
+   * Endpoint-targeted ingest: the event's id (UUID); for a duplicate, the first event's id.
+   * Empty for fan-out (see event_ids).
    *
    * @generated from field: string event_id = 1;
    */
   eventId: string;
 
   /**
-   * True when the idempotency key matched an earlier event and nothing new was stored.
+   * True when the idempotency key matched an earlier message and nothing new was stored.
    *
    * @generated from field: bool duplicate = 2;
    */
   duplicate: boolean;
+
+  /**
+   * The message's id (UUID); for a duplicate, the first message's id.
+   *
+   * @generated from field: string message_id = 3;
+   */
+  messageId: string;
+
+  /**
+   * One event id per endpoint the message goes to (for endpoint-targeted ingest, event_id alone).
+   *
+   * @generated from field: repeated string event_ids = 4;
+   */
+  eventIds: string[];
 };
 
 /**
@@ -166,6 +198,20 @@ export type IngestBatchResult = Message<"kapsel.v1.IngestBatchResult"> & {
    * @generated from field: string error_message = 4;
    */
   errorMessage: string;
+
+  /**
+   * The message id for accepted and duplicate items.
+   *
+   * @generated from field: string message_id = 5;
+   */
+  messageId: string;
+
+  /**
+   * The event ids of a fanned-out item (see IngestResponse.event_ids).
+   *
+   * @generated from field: repeated string event_ids = 6;
+   */
+  eventIds: string[];
 };
 
 /**
@@ -226,6 +272,10 @@ export const IngestResultStatusSchema: GenEnum<IngestResultStatus> = /*@__PURE__
 /**
  * IngestService accepts events from backend services. An event is acknowledged only after it is
  * durable in Postgres; it is then delivered to its endpoint at least once.
+ * A call names either one endpoint (`endpoint_id`), or none and an `event_type`: then it is a
+ * message fanned out to every enabled endpoint of the tenant subscribed to that type (and, for
+ * endpoints with channels, sharing one of the message's channels), one event per endpoint, all
+ * durable before the answer.
  * Authentication: an API key with the `ingest` scope (`Authorization: Bearer ksk_…`).
  *
  * @generated from service kapsel.v1.IngestService
@@ -236,6 +286,8 @@ export const IngestService: GenService<{
    * deduplication window (24 h by default) returns the first event's id with `duplicate` set.
    * Errors: E1001 payload too large, E1003 unknown endpoint, E1005 rate limited (RetryInfo),
    * E1006 malformed request, E1007 endpoint disabled, E9001 database unavailable.
+   * Fan-out: with an empty endpoint_id the idempotency key is per tenant, and a message that
+   * matches no endpoint is still accepted and stored (with no events).
    *
    * @generated from rpc kapsel.v1.IngestService.Ingest
    */

@@ -6,20 +6,20 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Message, UnknownEnum } from "@bufbuild/protobuf";
+import type { Message as Message$1, UnknownEnum } from "@bufbuild/protobuf";
 
 /**
  * Describes the file kapsel/v1/management.proto.
  */
 export const file_kapsel_v1_management: GenFile = /*@__PURE__*/
-  fileDesc("ChprYXBzZWwvdjEvbWFuYWdlbWVudC5wcm90bxIJa2Fwc2VsLnYxIosBCgZUZW5hbnQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIdChVyYXRlX2xpbWl0X3Blcl9zZWNvbmQYBCABKAESGAoQcmF0ZV9saW1pdF9idXJzdBgFIAEoDSJcChNDcmVhdGVUZW5hbnRSZXF1ZXN0EgwKBG5hbWUYASABKAkSHQoVcmF0ZV9saW1pdF9wZXJfc2Vjb25kGAIgASgBEhgKEHJhdGVfbGltaXRfYnVyc3QYAyABKA0iSgoUQ3JlYXRlVGVuYW50UmVzcG9uc2USIQoGdGVuYW50GAEgASgLMhEua2Fwc2VsLnYxLlRlbmFudBIPCgdhcGlfa2V5GAIgASgJIiUKEEdldFRlbmFudFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJIjYKEUdldFRlbmFudFJlc3BvbnNlEiEKBnRlbmFudBgBIAEoCzIRLmthcHNlbC52MS5UZW5hbnQiOwoSTGlzdFRlbmFudHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJIlIKE0xpc3RUZW5hbnRzUmVzcG9uc2USIgoHdGVuYW50cxgBIAMoCzIRLmthcHNlbC52MS5UZW5hbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIrYBChNVcGRhdGVUZW5hbnRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESIgoVcmF0ZV9saW1pdF9wZXJfc2Vjb25kGAMgASgBSAGIAQESHQoQcmF0ZV9saW1pdF9idXJzdBgEIAEoDUgCiAEBQgcKBV9uYW1lQhgKFl9yYXRlX2xpbWl0X3Blcl9zZWNvbmRCEwoRX3JhdGVfbGltaXRfYnVyc3QiOQoUVXBkYXRlVGVuYW50UmVzcG9uc2USIQoGdGVuYW50GAEgASgLMhEua2Fwc2VsLnYxLlRlbmFudCK0AQoGQXBpS2V5EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSIAoGc2NvcGVzGAMgAygOMhAua2Fwc2VsLnYxLlNjb3BlEg4KBnByZWZpeBgEIAEoCRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJYChNDcmVhdGVBcGlLZXlSZXF1ZXN0EgwKBG5hbWUYASABKAkSIAoGc2NvcGVzGAIgAygOMhAua2Fwc2VsLnYxLlNjb3BlEhEKCXRlbmFudF9pZBgDIAEoCSJKChRDcmVhdGVBcGlLZXlSZXNwb25zZRIiCgdhcGlfa2V5GAEgASgLMhEua2Fwc2VsLnYxLkFwaUtleRIOCgZzZWNyZXQYAiABKAkiOwoSTGlzdEFwaUtleXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJIlMKE0xpc3RBcGlLZXlzUmVzcG9uc2USIwoIYXBpX2tleXMYASADKAsyES5rYXBzZWwudjEuQXBpS2V5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIpChNSZXZva2VBcGlLZXlSZXF1ZXN0EhIKCmFwaV9rZXlfaWQYASABKAkiOgoUUmV2b2tlQXBpS2V5UmVzcG9uc2USIgoHYXBpX2tleRgBIAEoCzIRLmthcHNlbC52MS5BcGlLZXkitgMKCEVuZHBvaW50EgoKAmlkGAEgASgJEgsKA3VybBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIPCgdlbmFibGVkGAQgASgIEhcKD2Rpc2FibGVkX3JlYXNvbhgFIAEoCRISCgphbGxvd19odHRwGAYgASgIEi4KDXNvdXJjZV9zY2hlbWUYByABKA4yFy5rYXBzZWwudjEuU291cmNlU2NoZW1lEhUKDXNvdXJjZV9oZWFkZXIYCCABKAkSIAoYc291cmNlX3RvbGVyYW5jZV9zZWNvbmRzGAkgASgNEhQKDGtlcHRfaGVhZGVycxgKIAMoCRIUCgxtYXhfYXR0ZW1wdHMYCyABKA0SEgoKdGltZW91dF9tcxgMIAEoDRIuCgpjcmVhdGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFzZWNyZXRfcm90YXRlZF9hdBgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAinwIKFUNyZWF0ZUVuZHBvaW50UmVxdWVzdBILCgN1cmwYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEgoKYWxsb3dfaHR0cBgDIAEoCBIuCg1zb3VyY2Vfc2NoZW1lGAQgASgOMhcua2Fwc2VsLnYxLlNvdXJjZVNjaGVtZRIVCg1zb3VyY2Vfc2VjcmV0GAUgASgJEhUKDXNvdXJjZV9oZWFkZXIYBiABKAkSIAoYc291cmNlX3RvbGVyYW5jZV9zZWNvbmRzGAcgASgNEhQKDGtlcHRfaGVhZGVycxgIIAMoCRIUCgxtYXhfYXR0ZW1wdHMYCSABKA0SEgoKdGltZW91dF9tcxgKIAEoDRIQCghkaXNhYmxlZBgLIAEoCCJXChZDcmVhdGVFbmRwb2ludFJlc3BvbnNlEiUKCGVuZHBvaW50GAEgASgLMhMua2Fwc2VsLnYxLkVuZHBvaW50EhYKDnNpZ25pbmdfc2VjcmV0GAIgASgJIikKEkdldEVuZHBvaW50UmVxdWVzdBITCgtlbmRwb2ludF9pZBgBIAEoCSI8ChNHZXRFbmRwb2ludFJlc3BvbnNlEiUKCGVuZHBvaW50GAEgASgLMhMua2Fwc2VsLnYxLkVuZHBvaW50Ij0KFExpc3RFbmRwb2ludHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJIlgKFUxpc3RFbmRwb2ludHNSZXNwb25zZRImCgllbmRwb2ludHMYASADKAsyEy5rYXBzZWwudjEuRW5kcG9pbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIqgEChVVcGRhdGVFbmRwb2ludFJlcXVlc3QSEwoLZW5kcG9pbnRfaWQYASABKAkSEAoDdXJsGAIgASgJSACIAQESGAoLZGVzY3JpcHRpb24YAyABKAlIAYgBARIUCgdlbmFibGVkGAQgASgISAKIAQESFwoKYWxsb3dfaHR0cBgFIAEoCEgDiAEBEjMKDXNvdXJjZV9zY2hlbWUYBiABKA4yFy5rYXBzZWwudjEuU291cmNlU2NoZW1lSASIAQESGgoNc291cmNlX3NlY3JldBgHIAEoCUgFiAEBEhoKDXNvdXJjZV9oZWFkZXIYCCABKAlIBogBARIlChhzb3VyY2VfdG9sZXJhbmNlX3NlY29uZHMYCSABKA1IB4gBARIUCgxrZXB0X2hlYWRlcnMYCiADKAkSGwoTdXBkYXRlX2tlcHRfaGVhZGVycxgLIAEoCBIZCgxtYXhfYXR0ZW1wdHMYDCABKA1ICIgBARIXCgp0aW1lb3V0X21zGA0gASgNSAmIAQFCBgoEX3VybEIOCgxfZGVzY3JpcHRpb25CCgoIX2VuYWJsZWRCDQoLX2FsbG93X2h0dHBCEAoOX3NvdXJjZV9zY2hlbWVCEAoOX3NvdXJjZV9zZWNyZXRCEAoOX3NvdXJjZV9oZWFkZXJCGwoZX3NvdXJjZV90b2xlcmFuY2Vfc2Vjb25kc0IPCg1fbWF4X2F0dGVtcHRzQg0KC190aW1lb3V0X21zIj8KFlVwZGF0ZUVuZHBvaW50UmVzcG9uc2USJQoIZW5kcG9pbnQYASABKAsyEy5rYXBzZWwudjEuRW5kcG9pbnQiLAoVRGVsZXRlRW5kcG9pbnRSZXF1ZXN0EhMKC2VuZHBvaW50X2lkGAEgASgJIhgKFkRlbGV0ZUVuZHBvaW50UmVzcG9uc2UiMgobUm90YXRlRW5kcG9pbnRTZWNyZXRSZXF1ZXN0EhMKC2VuZHBvaW50X2lkGAEgASgJIl0KHFJvdGF0ZUVuZHBvaW50U2VjcmV0UmVzcG9uc2USJQoIZW5kcG9pbnQYASABKAsyEy5rYXBzZWwudjEuRW5kcG9pbnQSFgoOc2lnbmluZ19zZWNyZXQYAiABKAkikwIKB0F0dGVtcHQSCgoCaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRIqCgdvdXRjb21lGAMgASgOMhkua2Fwc2VsLnYxLkF0dGVtcHRPdXRjb21lEhMKC3N0YXR1c19jb2RlGAQgASgNEgsKA3VybBgFIAEoCRIuCgpzdGFydGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtkdXJhdGlvbl9tcxgHIAEoDRINCgVlcnJvchgIIAEoCRIYChByZXNwb25zZV9leGNlcnB0GAkgASgJEhYKDnBheWxvYWRfc2hhMjU2GAogASgJEhcKD3Jlc3BvbnNlX3NoYTI1NhgLIAEoCSK9AwoFRXZlbnQSCgoCaWQYASABKAkSEwoLZW5kcG9pbnRfaWQYAiABKAkSJgoGc3RhdHVzGAMgASgOMhYua2Fwc2VsLnYxLkV2ZW50U3RhdHVzEhQKDGNvbnRlbnRfdHlwZRgEIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYBSABKAkSLwoLcmVjZWl2ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3BheWxvYWQYByABKAwSLgoHaGVhZGVycxgIIAMoCzIdLmthcHNlbC52MS5FdmVudC5IZWFkZXJzRW50cnkSJAoIYXR0ZW1wdHMYCSADKAsyEi5rYXBzZWwudjEuQXR0ZW1wdBIVCg1hdHRlbXB0X2NvdW50GAogASgNEjMKD25leHRfYXR0ZW1wdF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmVxdWVzdF9pZBgMIAEoCRIUCgxwYXlsb2FkX3NpemUYDSABKA0aLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi4AEKEUxpc3RFdmVudHNSZXF1ZXN0EhMKC2VuZHBvaW50X2lkGAEgASgJEiYKBnN0YXR1cxgCIAEoDjIWLmthcHNlbC52MS5FdmVudFN0YXR1cxIyCg5yZWNlaXZlZF9hZnRlchgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPcmVjZWl2ZWRfYmVmb3JlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYBSABKA0SEgoKcGFnZV90b2tlbhgGIAEoCSJPChJMaXN0RXZlbnRzUmVzcG9uc2USIAoGZXZlbnRzGAEgAygLMhAua2Fwc2VsLnYxLkV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIjCg9HZXRFdmVudFJlcXVlc3QSEAoIZXZlbnRfaWQYASABKAkiMwoQR2V0RXZlbnRSZXNwb25zZRIfCgVldmVudBgBIAEoCzIQLmthcHNlbC52MS5FdmVudCIlChFSZXRyeUV2ZW50UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCSI1ChJSZXRyeUV2ZW50UmVzcG9uc2USHwoFZXZlbnQYASABKAsyEC5rYXBzZWwudjEuRXZlbnQigQEKFFJlY292ZXJFdmVudHNSZXF1ZXN0EhMKC2VuZHBvaW50X2lkGAEgASgJEikKBXNpbmNlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiJgoVUmVjb3ZlckV2ZW50c1Jlc3BvbnNlEg0KBWNvdW50GAEgASgNIiUKEVdhdGNoRXZlbnRSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJIjUKEldhdGNoRXZlbnRSZXNwb25zZRIfCgVldmVudBgBIAEoCzIQLmthcHNlbC52MS5FdmVudCIvChhHZXRFbmRwb2ludEhlYWx0aFJlcXVlc3QSEwoLZW5kcG9pbnRfaWQYASABKAkivQIKGUdldEVuZHBvaW50SGVhbHRoUmVzcG9uc2USEwoLZW5kcG9pbnRfaWQYASABKAkSLgoNY2lyY3VpdF9zdGF0ZRgCIAEoDjIXLmthcHNlbC52MS5DaXJjdWl0U3RhdGUSLQoJb3BlbmVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIcChRjb25zZWN1dGl2ZV9mYWlsdXJlcxgEIAEoDRIUCgxzdWNjZXNzX3JhdGUYBSABKAESFwoPcmVjZW50X2F0dGVtcHRzGAYgASgNEhIKCmxhc3RfZXJyb3IYByABKAkSMwoPbGFzdF9hdHRlbXB0X2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5wZW5kaW5nX2V2ZW50cxgJIAEoDSpSCgVTY29wZRIVChFTQ09QRV9VTlNQRUNJRklFRBAAEhAKDFNDT1BFX0lOR0VTVBABEhAKDFNDT1BFX01BTkFHRRACEg4KClNDT1BFX1JFQUQQAyq9AQoMU291cmNlU2NoZW1lEh0KGVNPVVJDRV9TQ0hFTUVfVU5TUEVDSUZJRUQQABIWChJTT1VSQ0VfU0NIRU1FX05PTkUQARIdChlTT1VSQ0VfU0NIRU1FX0hNQUNfU0hBMjU2EAISGAoUU09VUkNFX1NDSEVNRV9HSVRIVUIQAxIYChRTT1VSQ0VfU0NIRU1FX1NUUklQRRAEEiMKH1NPVVJDRV9TQ0hFTUVfU1RBTkRBUkRfV0VCSE9PS1MQBSqXAQoLRXZlbnRTdGF0dXMSHAoYRVZFTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGAoURVZFTlRfU1RBVFVTX1BFTkRJTkcQARIbChdFVkVOVF9TVEFUVVNfREVMSVZFUklORxACEhoKFkVWRU5UX1NUQVRVU19ERUxJVkVSRUQQAxIXChNFVkVOVF9TVEFUVVNfRkFJTEVEEAQqsAEKDkF0dGVtcHRPdXRjb21lEh8KG0FUVEVNUFRfT1VUQ09NRV9VTlNQRUNJRklFRBAAEh0KGUFUVEVNUFRfT1VUQ09NRV9ERUxJVkVSRUQQARIeChpBVFRFTVBUX09VVENPTUVfSFRUUF9FUlJPUhACEhsKF0FUVEVNUFRfT1VUQ09NRV9USU1FT1VUEAMSIQodQVRURU1QVF9PVVRDT01FX05FVFdPUktfRVJST1IQBCp8CgxDaXJjdWl0U3RhdGUSHQoZQ0lSQ1VJVF9TVEFURV9VTlNQRUNJRklFRBAAEhgKFENJUkNVSVRfU1RBVEVfQ0xPU0VEEAESFgoSQ0lSQ1VJVF9TVEFURV9PUEVOEAISGwoXQ0lSQ1VJVF9TVEFURV9IQUxGX09QRU4QAzKnDAoRTWFuYWdlbWVudFNlcnZpY2USTwoMQ3JlYXRlVGVuYW50Eh4ua2Fwc2VsLnYxLkNyZWF0ZVRlbmFudFJlcXVlc3QaHy5rYXBzZWwudjEuQ3JlYXRlVGVuYW50UmVzcG9uc2USRgoJR2V0VGVuYW50Ehsua2Fwc2VsLnYxLkdldFRlbmFudFJlcXVlc3QaHC5rYXBzZWwudjEuR2V0VGVuYW50UmVzcG9uc2USTAoLTGlzdFRlbmFudHMSHS5rYXBzZWwudjEuTGlzdFRlbmFudHNSZXF1ZXN0Gh4ua2Fwc2VsLnYxLkxpc3RUZW5hbnRzUmVzcG9uc2USTwoMVXBkYXRlVGVuYW50Eh4ua2Fwc2VsLnYxLlVwZGF0ZVRlbmFudFJlcXVlc3QaHy5rYXBzZWwudjEuVXBkYXRlVGVuYW50UmVzcG9uc2USTwoMQ3JlYXRlQXBpS2V5Eh4ua2Fwc2VsLnYxLkNyZWF0ZUFwaUtleVJlcXVlc3QaHy5rYXBzZWwudjEuQ3JlYXRlQXBpS2V5UmVzcG9uc2USTAoLTGlzdEFwaUtleXMSHS5rYXBzZWwudjEuTGlzdEFwaUtleXNSZXF1ZXN0Gh4ua2Fwc2VsLnYxLkxpc3RBcGlLZXlzUmVzcG9uc2USTwoMUmV2b2tlQXBpS2V5Eh4ua2Fwc2VsLnYxLlJldm9rZUFwaUtleVJlcXVlc3QaHy5rYXBzZWwudjEuUmV2b2tlQXBpS2V5UmVzcG9uc2USVQoOQ3JlYXRlRW5kcG9pbnQSIC5rYXBzZWwudjEuQ3JlYXRlRW5kcG9pbnRSZXF1ZXN0GiEua2Fwc2VsLnYxLkNyZWF0ZUVuZHBvaW50UmVzcG9uc2USTAoLR2V0RW5kcG9pbnQSHS5rYXBzZWwudjEuR2V0RW5kcG9pbnRSZXF1ZXN0Gh4ua2Fwc2VsLnYxLkdldEVuZHBvaW50UmVzcG9uc2USUgoNTGlzdEVuZHBvaW50cxIfLmthcHNlbC52MS5MaXN0RW5kcG9pbnRzUmVxdWVzdBogLmthcHNlbC52MS5MaXN0RW5kcG9pbnRzUmVzcG9uc2USVQoOVXBkYXRlRW5kcG9pbnQSIC5rYXBzZWwudjEuVXBkYXRlRW5kcG9pbnRSZXF1ZXN0GiEua2Fwc2VsLnYxLlVwZGF0ZUVuZHBvaW50UmVzcG9uc2USVQoORGVsZXRlRW5kcG9pbnQSIC5rYXBzZWwudjEuRGVsZXRlRW5kcG9pbnRSZXF1ZXN0GiEua2Fwc2VsLnYxLkRlbGV0ZUVuZHBvaW50UmVzcG9uc2USZwoUUm90YXRlRW5kcG9pbnRTZWNyZXQSJi5rYXBzZWwudjEuUm90YXRlRW5kcG9pbnRTZWNyZXRSZXF1ZXN0Gicua2Fwc2VsLnYxLlJvdGF0ZUVuZHBvaW50U2VjcmV0UmVzcG9uc2USSQoKTGlzdEV2ZW50cxIcLmthcHNlbC52MS5MaXN0RXZlbnRzUmVxdWVzdBodLmthcHNlbC52MS5MaXN0RXZlbnRzUmVzcG9uc2USQwoIR2V0RXZlbnQSGi5rYXBzZWwudjEuR2V0RXZlbnRSZXF1ZXN0Ghsua2Fwc2VsLnYxLkdldEV2ZW50UmVzcG9uc2USSQoKUmV0cnlFdmVudBIcLmthcHNlbC52MS5SZXRyeUV2ZW50UmVxdWVzdBodLmthcHNlbC52MS5SZXRyeUV2ZW50UmVzcG9uc2USUgoNUmVjb3ZlckV2ZW50cxIfLmthcHNlbC52MS5SZWNvdmVyRXZlbnRzUmVxdWVzdBogLmthcHNlbC52MS5SZWNvdmVyRXZlbnRzUmVzcG9uc2USSwoKV2F0Y2hFdmVudBIcLmthcHNlbC52MS5XYXRjaEV2ZW50UmVxdWVzdBodLmthcHNlbC52MS5XYXRjaEV2ZW50UmVzcG9uc2UwARJeChFHZXRFbmRwb2ludEhlYWx0aBIjLmthcHNlbC52MS5HZXRFbmRwb2ludEhlYWx0aFJlcXVlc3QaJC5rYXBzZWwudjEuR2V0RW5kcG9pbnRIZWFsdGhSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChprYXBzZWwvdjEvbWFuYWdlbWVudC5wcm90bxIJa2Fwc2VsLnYxIosBCgZUZW5hbnQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIdChVyYXRlX2xpbWl0X3Blcl9zZWNvbmQYBCABKAESGAoQcmF0ZV9saW1pdF9idXJzdBgFIAEoDSJcChNDcmVhdGVUZW5hbnRSZXF1ZXN0EgwKBG5hbWUYASABKAkSHQoVcmF0ZV9saW1pdF9wZXJfc2Vjb25kGAIgASgBEhgKEHJhdGVfbGltaXRfYnVyc3QYAyABKA0iSgoUQ3JlYXRlVGVuYW50UmVzcG9uc2USIQoGdGVuYW50GAEgASgLMhEua2Fwc2VsLnYxLlRlbmFudBIPCgdhcGlfa2V5GAIgASgJIiUKEEdldFRlbmFudFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJIjYKEUdldFRlbmFudFJlc3BvbnNlEiEKBnRlbmFudBgBIAEoCzIRLmthcHNlbC52MS5UZW5hbnQiOwoSTGlzdFRlbmFudHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJIlIKE0xpc3RUZW5hbnRzUmVzcG9uc2USIgoHdGVuYW50cxgBIAMoCzIRLmthcHNlbC52MS5UZW5hbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIrYBChNVcGRhdGVUZW5hbnRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESIgoVcmF0ZV9saW1pdF9wZXJfc2Vjb25kGAMgASgBSAGIAQESHQoQcmF0ZV9saW1pdF9idXJzdBgEIAEoDUgCiAEBQgcKBV9uYW1lQhgKFl9yYXRlX2xpbWl0X3Blcl9zZWNvbmRCEwoRX3JhdGVfbGltaXRfYnVyc3QiOQoUVXBkYXRlVGVuYW50UmVzcG9uc2USIQoGdGVuYW50GAEgASgLMhEua2Fwc2VsLnYxLlRlbmFudCK0AQoGQXBpS2V5EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSIAoGc2NvcGVzGAMgAygOMhAua2Fwc2VsLnYxLlNjb3BlEg4KBnByZWZpeBgEIAEoCRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJYChNDcmVhdGVBcGlLZXlSZXF1ZXN0EgwKBG5hbWUYASABKAkSIAoGc2NvcGVzGAIgAygOMhAua2Fwc2VsLnYxLlNjb3BlEhEKCXRlbmFudF9pZBgDIAEoCSJKChRDcmVhdGVBcGlLZXlSZXNwb25zZRIiCgdhcGlfa2V5GAEgASgLMhEua2Fwc2VsLnYxLkFwaUtleRIOCgZzZWNyZXQYAiABKAkiOwoSTGlzdEFwaUtleXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJIlMKE0xpc3RBcGlLZXlzUmVzcG9uc2USIwoIYXBpX2tleXMYASADKAsyES5rYXBzZWwudjEuQXBpS2V5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIpChNSZXZva2VBcGlLZXlSZXF1ZXN0EhIKCmFwaV9rZXlfaWQYASABKAkiOgoUUmV2b2tlQXBpS2V5UmVzcG9uc2USIgoHYXBpX2tleRgBIAEoCzIRLmthcHNlbC52MS5BcGlLZXki3QMKCEVuZHBvaW50EgoKAmlkGAEgASgJEgsKA3VybBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIPCgdlbmFibGVkGAQgASgIEhcKD2Rpc2FibGVkX3JlYXNvbhgFIAEoCRISCgphbGxvd19odHRwGAYgASgIEi4KDXNvdXJjZV9zY2hlbWUYByABKA4yFy5rYXBzZWwudjEuU291cmNlU2NoZW1lEhUKDXNvdXJjZV9oZWFkZXIYCCABKAkSIAoYc291cmNlX3RvbGVyYW5jZV9zZWNvbmRzGAkgASgNEhQKDGtlcHRfaGVhZGVycxgKIAMoCRIUCgxtYXhfYXR0ZW1wdHMYCyABKA0SEgoKdGltZW91dF9tcxgMIAEoDRIuCgpjcmVhdGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFzZWNyZXRfcm90YXRlZF9hdBgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZXZlbnRfdHlwZXMYECADKAkSEAoIY2hhbm5lbHMYESADKAkixgIKFUNyZWF0ZUVuZHBvaW50UmVxdWVzdBILCgN1cmwYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEgoKYWxsb3dfaHR0cBgDIAEoCBIuCg1zb3VyY2Vfc2NoZW1lGAQgASgOMhcua2Fwc2VsLnYxLlNvdXJjZVNjaGVtZRIVCg1zb3VyY2Vfc2VjcmV0GAUgASgJEhUKDXNvdXJjZV9oZWFkZXIYBiABKAkSIAoYc291cmNlX3RvbGVyYW5jZV9zZWNvbmRzGAcgASgNEhQKDGtlcHRfaGVhZGVycxgIIAMoCRIUCgxtYXhfYXR0ZW1wdHMYCSABKA0SEgoKdGltZW91dF9tcxgKIAEoDRIQCghkaXNhYmxlZBgLIAEoCBITCgtldmVudF90eXBlcxgMIAMoCRIQCghjaGFubmVscxgNIAMoCSJXChZDcmVhdGVFbmRwb2ludFJlc3BvbnNlEiUKCGVuZHBvaW50GAEgASgLMhMua2Fwc2VsLnYxLkVuZHBvaW50EhYKDnNpZ25pbmdfc2VjcmV0GAIgASgJIikKEkdldEVuZHBvaW50UmVxdWVzdBITCgtlbmRwb2ludF9pZBgBIAEoCSI8ChNHZXRFbmRwb2ludFJlc3BvbnNlEiUKCGVuZHBvaW50GAEgASgLMhMua2Fwc2VsLnYxLkVuZHBvaW50IlEKFExpc3RFbmRwb2ludHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJEhIKCmV2ZW50X3R5cGUYAyABKAkiWAoVTGlzdEVuZHBvaW50c1Jlc3BvbnNlEiYKCWVuZHBvaW50cxgBIAMoCzITLmthcHNlbC52MS5FbmRwb2ludBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkihAUKFVVwZGF0ZUVuZHBvaW50UmVxdWVzdBITCgtlbmRwb2ludF9pZBgBIAEoCRIQCgN1cmwYAiABKAlIAIgBARIYCgtkZXNjcmlwdGlvbhgDIAEoCUgBiAEBEhQKB2VuYWJsZWQYBCABKAhIAogBARIXCgphbGxvd19odHRwGAUgASgISAOIAQESMwoNc291cmNlX3NjaGVtZRgGIAEoDjIXLmthcHNlbC52MS5Tb3VyY2VTY2hlbWVIBIgBARIaCg1zb3VyY2Vfc2VjcmV0GAcgASgJSAWIAQESGgoNc291cmNlX2hlYWRlchgIIAEoCUgGiAEBEiUKGHNvdXJjZV90b2xlcmFuY2Vfc2Vjb25kcxgJIAEoDUgHiAEBEhQKDGtlcHRfaGVhZGVycxgKIAMoCRIbChN1cGRhdGVfa2VwdF9oZWFkZXJzGAsgASgIEhkKDG1heF9hdHRlbXB0cxgMIAEoDUgIiAEBEhcKCnRpbWVvdXRfbXMYDSABKA1ICYgBARITCgtldmVudF90eXBlcxgOIAMoCRIaChJ1cGRhdGVfZXZlbnRfdHlwZXMYDyABKAgSEAoIY2hhbm5lbHMYECADKAkSFwoPdXBkYXRlX2NoYW5uZWxzGBEgASgIQgYKBF91cmxCDgoMX2Rlc2NyaXB0aW9uQgoKCF9lbmFibGVkQg0KC19hbGxvd19odHRwQhAKDl9zb3VyY2Vfc2NoZW1lQhAKDl9zb3VyY2Vfc2VjcmV0QhAKDl9zb3VyY2VfaGVhZGVyQhsKGV9zb3VyY2VfdG9sZXJhbmNlX3NlY29uZHNCDwoNX21heF9hdHRlbXB0c0INCgtfdGltZW91dF9tcyI/ChZVcGRhdGVFbmRwb2ludFJlc3BvbnNlEiUKCGVuZHBvaW50GAEgASgLMhMua2Fwc2VsLnYxLkVuZHBvaW50IiwKFURlbGV0ZUVuZHBvaW50UmVxdWVzdBITCgtlbmRwb2ludF9pZBgBIAEoCSIYChZEZWxldGVFbmRwb2ludFJlc3BvbnNlIjIKG1JvdGF0ZUVuZHBvaW50U2VjcmV0UmVxdWVzdBITCgtlbmRwb2ludF9pZBgBIAEoCSJdChxSb3RhdGVFbmRwb2ludFNlY3JldFJlc3BvbnNlEiUKCGVuZHBvaW50GAEgASgLMhMua2Fwc2VsLnYxLkVuZHBvaW50EhYKDnNpZ25pbmdfc2VjcmV0GAIgASgJIpMCCgdBdHRlbXB0EgoKAmlkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SKgoHb3V0Y29tZRgDIAEoDjIZLmthcHNlbC52MS5BdHRlbXB0T3V0Y29tZRITCgtzdGF0dXNfY29kZRgEIAEoDRILCgN1cmwYBSABKAkSLgoKc3RhcnRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZHVyYXRpb25fbXMYByABKA0SDQoFZXJyb3IYCCABKAkSGAoQcmVzcG9uc2VfZXhjZXJwdBgJIAEoCRIWCg5wYXlsb2FkX3NoYTI1NhgKIAEoCRIXCg9yZXNwb25zZV9zaGEyNTYYCyABKAki9wMKBUV2ZW50EgoKAmlkGAEgASgJEhMKC2VuZHBvaW50X2lkGAIgASgJEiYKBnN0YXR1cxgDIAEoDjIWLmthcHNlbC52MS5FdmVudFN0YXR1cxIUCgxjb250ZW50X3R5cGUYBCABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAUgASgJEi8KC3JlY2VpdmVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdwYXlsb2FkGAcgASgMEi4KB2hlYWRlcnMYCCADKAsyHS5rYXBzZWwudjEuRXZlbnQuSGVhZGVyc0VudHJ5EiQKCGF0dGVtcHRzGAkgAygLMhIua2Fwc2VsLnYxLkF0dGVtcHQSFQoNYXR0ZW1wdF9jb3VudBgKIAEoDRIzCg9uZXh0X2F0dGVtcHRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnJlcXVlc3RfaWQYDCABKAkSFAoMcGF5bG9hZF9zaXplGA0gASgNEhIKCmV2ZW50X3R5cGUYDiABKAkSEgoKbWVzc2FnZV9pZBgPIAEoCRIQCghjaGFubmVscxgQIAMoCRouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKIAgoRTGlzdEV2ZW50c1JlcXVlc3QSEwoLZW5kcG9pbnRfaWQYASABKAkSJgoGc3RhdHVzGAIgASgOMhYua2Fwc2VsLnYxLkV2ZW50U3RhdHVzEjIKDnJlY2VpdmVkX2FmdGVyGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9yZWNlaXZlZF9iZWZvcmUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgFIAEoDRISCgpwYWdlX3Rva2VuGAYgASgJEhIKCmV2ZW50X3R5cGUYByABKAkSEgoKbWVzc2FnZV9pZBgIIAEoCSJPChJMaXN0RXZlbnRzUmVzcG9uc2USIAoGZXZlbnRzGAEgAygLMhAua2Fwc2VsLnYxLkV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIjCg9HZXRFdmVudFJlcXVlc3QSEAoIZXZlbnRfaWQYASABKAkiMwoQR2V0RXZlbnRSZXNwb25zZRIfCgVldmVudBgBIAEoCzIQLmthcHNlbC52MS5FdmVudCIlChFSZXRyeUV2ZW50UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCSI1ChJSZXRyeUV2ZW50UmVzcG9uc2USHwoFZXZlbnQYASABKAsyEC5rYXBzZWwudjEuRXZlbnQilQEKFFJlY292ZXJFdmVudHNSZXF1ZXN0EhMKC2VuZHBvaW50X2lkGAEgASgJEikKBXNpbmNlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKZXZlbnRfdHlwZRgEIAEoCSImChVSZWNvdmVyRXZlbnRzUmVzcG9uc2USDQoFY291bnQYASABKA0iJQoRV2F0Y2hFdmVudFJlcXVlc3QSEAoIZXZlbnRfaWQYASABKAkiNQoSV2F0Y2hFdmVudFJlc3BvbnNlEh8KBWV2ZW50GAEgASgLMhAua2Fwc2VsLnYxLkV2ZW50Ii8KGEdldEVuZHBvaW50SGVhbHRoUmVxdWVzdBITCgtlbmRwb2ludF9pZBgBIAEoCSK9AgoZR2V0RW5kcG9pbnRIZWFsdGhSZXNwb25zZRITCgtlbmRwb2ludF9pZBgBIAEoCRIuCg1jaXJjdWl0X3N0YXRlGAIgASgOMhcua2Fwc2VsLnYxLkNpcmN1aXRTdGF0ZRItCglvcGVuZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhwKFGNvbnNlY3V0aXZlX2ZhaWx1cmVzGAQgASgNEhQKDHN1Y2Nlc3NfcmF0ZRgFIAEoARIXCg9yZWNlbnRfYXR0ZW1wdHMYBiABKA0SEgoKbGFzdF9lcnJvchgHIAEoCRIzCg9sYXN0X2F0dGVtcHRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDnBlbmRpbmdfZXZlbnRzGAkgASgNIpwBChdHZXRFbmRwb2ludFN0YXRzUmVxdWVzdBITCgtlbmRwb2ludF9pZBgBIAEoCRIpCgVzaW5jZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmJ1Y2tldF9zZWNvbmRzGAQgASgNIpUBChNFbmRwb2ludFN0YXRzQnVja2V0EikKBXN0YXJ0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghhdHRlbXB0cxgCIAEoDRIRCglkZWxpdmVyZWQYAyABKA0SFgoObGF0ZW5jeV9wNTBfbXMYBCABKA0SFgoObGF0ZW5jeV9wOTVfbXMYBSABKA0ieAoYR2V0RW5kcG9pbnRTdGF0c1Jlc3BvbnNlEhMKC2VuZHBvaW50X2lkGAEgASgJEhYKDmJ1Y2tldF9zZWNvbmRzGAIgASgNEi8KB2J1Y2tldHMYAyADKAsyHi5rYXBzZWwudjEuRW5kcG9pbnRTdGF0c0J1Y2tldCI9ChJXYXRjaEV2ZW50c1JlcXVlc3QSEwoLZW5kcG9pbnRfaWQYASABKAkSEgoKZXZlbnRfdHlwZRgCIAEoCSI3ChNXYXRjaEV2ZW50c1Jlc3BvbnNlEiAKBmV2ZW50cxgBIAMoCzIQLmthcHNlbC52MS5FdmVudCJ0CgxNZXNzYWdlRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSEwoLZW5kcG9pbnRfaWQYAiABKAkSJgoGc3RhdHVzGAMgASgOMhYua2Fwc2VsLnYxLkV2ZW50U3RhdHVzEhUKDWF0dGVtcHRfY291bnQYBCABKA0iiQMKB01lc3NhZ2USCgoCaWQYASABKAkSEgoKZXZlbnRfdHlwZRgCIAEoCRIQCghjaGFubmVscxgDIAMoCRIUCgxjb250ZW50X3R5cGUYBCABKAkSMAoHaGVhZGVycxgFIAMoCzIfLmthcHNlbC52MS5NZXNzYWdlLkhlYWRlcnNFbnRyeRIXCg9pZGVtcG90ZW5jeV9rZXkYBiABKAkSLwoLcmVjZWl2ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXNvdXJjZV9pZBgIIAEoCRIUCgxwYXlsb2FkX3NpemUYCSABKA0SDwoHcGF5bG9hZBgKIAEoDBITCgtldmVudF9jb3VudBgLIAEoDRInCgZldmVudHMYDCADKAsyFy5rYXBzZWwudjEuTWVzc2FnZUV2ZW50EhIKCnJlcXVlc3RfaWQYDSABKAkaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi3QEKE0xpc3RNZXNzYWdlc1JlcXVlc3QSEgoKZXZlbnRfdHlwZRgBIAEoCRIRCglzb3VyY2VfaWQYAiABKAkSDwoHY2hhbm5lbBgDIAEoCRIyCg5yZWNlaXZlZF9hZnRlchgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPcmVjZWl2ZWRfYmVmb3JlGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYBiABKA0SEgoKcGFnZV90b2tlbhgHIAEoCSJVChRMaXN0TWVzc2FnZXNSZXNwb25zZRIkCghtZXNzYWdlcxgBIAMoCzISLmthcHNlbC52MS5NZXNzYWdlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSInChFHZXRNZXNzYWdlUmVxdWVzdBISCgptZXNzYWdlX2lkGAEgASgJIjkKEkdldE1lc3NhZ2VSZXNwb25zZRIjCgdtZXNzYWdlGAEgASgLMhIua2Fwc2VsLnYxLk1lc3NhZ2UingMKBlNvdXJjZRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEicKBnNjaGVtZRgDIAEoDjIXLmthcHNlbC52MS5Tb3VyY2VTY2hlbWUSDgoGaGVhZGVyGAQgASgJEhkKEXRvbGVyYW5jZV9zZWNvbmRzGAUgASgNEjEKD2V2ZW50X3R5cGVfZnJvbRgGIAEoDjIYLmthcHNlbC52MS5FdmVudFR5cGVGcm9tEhkKEWV2ZW50X3R5cGVfaGVhZGVyGAcgASgJEhoKEmV2ZW50X3R5cGVfcG9pbnRlchgIIAEoCRIQCghjaGFubmVscxgJIAMoCRITCgtpbmdlc3RfcGF0aBgKIAEoCRIuCgpjcmVhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFzZWNyZXRfcm90YXRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAigwIKE0NyZWF0ZVNvdXJjZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRInCgZzY2hlbWUYAiABKA4yFy5rYXBzZWwudjEuU291cmNlU2NoZW1lEg4KBnNlY3JldBgDIAEoCRIOCgZoZWFkZXIYBCABKAkSGQoRdG9sZXJhbmNlX3NlY29uZHMYBSABKA0SMQoPZXZlbnRfdHlwZV9mcm9tGAYgASgOMhgua2Fwc2VsLnYxLkV2ZW50VHlwZUZyb20SGQoRZXZlbnRfdHlwZV9oZWFkZXIYByABKAkSGgoSZXZlbnRfdHlwZV9wb2ludGVyGAggASgJEhAKCGNoYW5uZWxzGAkgAygJIkkKFENyZWF0ZVNvdXJjZVJlc3BvbnNlEiEKBnNvdXJjZRgBIAEoCzIRLmthcHNlbC52MS5Tb3VyY2USDgoGc2VjcmV0GAIgASgJIiUKEEdldFNvdXJjZVJlcXVlc3QSEQoJc291cmNlX2lkGAEgASgJIjYKEUdldFNvdXJjZVJlc3BvbnNlEiEKBnNvdXJjZRgBIAEoCzIRLmthcHNlbC52MS5Tb3VyY2UiOwoSTGlzdFNvdXJjZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJIlIKE0xpc3RTb3VyY2VzUmVzcG9uc2USIgoHc291cmNlcxgBIAMoCzIRLmthcHNlbC52MS5Tb3VyY2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIrgDChNVcGRhdGVTb3VyY2VSZXF1ZXN0EhEKCXNvdXJjZV9pZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESLAoGc2NoZW1lGAMgASgOMhcua2Fwc2VsLnYxLlNvdXJjZVNjaGVtZUgBiAEBEhMKBmhlYWRlchgEIAEoCUgCiAEBEh4KEXRvbGVyYW5jZV9zZWNvbmRzGAUgASgNSAOIAQESNgoPZXZlbnRfdHlwZV9mcm9tGAYgASgOMhgua2Fwc2VsLnYxLkV2ZW50VHlwZUZyb21IBIgBARIeChFldmVudF90eXBlX2hlYWRlchgHIAEoCUgFiAEBEh8KEmV2ZW50X3R5cGVfcG9pbnRlchgIIAEoCUgGiAEBEhAKCGNoYW5uZWxzGAkgAygJEhcKD3VwZGF0ZV9jaGFubmVscxgKIAEoCEIHCgVfbmFtZUIJCgdfc2NoZW1lQgkKB19oZWFkZXJCFAoSX3RvbGVyYW5jZV9zZWNvbmRzQhIKEF9ldmVudF90eXBlX2Zyb21CFAoSX2V2ZW50X3R5cGVfaGVhZGVyQhUKE19ldmVudF90eXBlX3BvaW50ZXIiOQoUVXBkYXRlU291cmNlUmVzcG9uc2USIQoGc291cmNlGAEgASgLMhEua2Fwc2VsLnYxLlNvdXJjZSIoChNEZWxldGVTb3VyY2VSZXF1ZXN0EhEKCXNvdXJjZV9pZBgBIAEoCSIWChREZWxldGVTb3VyY2VSZXNwb25zZSI+ChlSb3RhdGVTb3VyY2VTZWNyZXRSZXF1ZXN0EhEKCXNvdXJjZV9pZBgBIAEoCRIOCgZzZWNyZXQYAiABKAkiTwoaUm90YXRlU291cmNlU2VjcmV0UmVzcG9uc2USIQoGc291cmNlGAEgASgLMhEua2Fwc2VsLnYxLlNvdXJjZRIOCgZzZWNyZXQYAiABKAkqUgoFU2NvcGUSFQoRU0NPUEVfVU5TUEVDSUZJRUQQABIQCgxTQ09QRV9JTkdFU1QQARIQCgxTQ09QRV9NQU5BR0UQAhIOCgpTQ09QRV9SRUFEEAMqvQEKDFNvdXJjZVNjaGVtZRIdChlTT1VSQ0VfU0NIRU1FX1VOU1BFQ0lGSUVEEAASFgoSU09VUkNFX1NDSEVNRV9OT05FEAESHQoZU09VUkNFX1NDSEVNRV9ITUFDX1NIQTI1NhACEhgKFFNPVVJDRV9TQ0hFTUVfR0lUSFVCEAMSGAoUU09VUkNFX1NDSEVNRV9TVFJJUEUQBBIjCh9TT1VSQ0VfU0NIRU1FX1NUQU5EQVJEX1dFQkhPT0tTEAUqlwEKC0V2ZW50U3RhdHVzEhwKGEVWRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEhgKFEVWRU5UX1NUQVRVU19QRU5ESU5HEAESGwoXRVZFTlRfU1RBVFVTX0RFTElWRVJJTkcQAhIaChZFVkVOVF9TVEFUVVNfREVMSVZFUkVEEAMSFwoTRVZFTlRfU1RBVFVTX0ZBSUxFRBAEKrABCg5BdHRlbXB0T3V0Y29tZRIfChtBVFRFTVBUX09VVENPTUVfVU5TUEVDSUZJRUQQABIdChlBVFRFTVBUX09VVENPTUVfREVMSVZFUkVEEAESHgoaQVRURU1QVF9PVVRDT01FX0hUVFBfRVJST1IQAhIbChdBVFRFTVBUX09VVENPTUVfVElNRU9VVBADEiEKHUFUVEVNUFRfT1VUQ09NRV9ORVRXT1JLX0VSUk9SEAQqfAoMQ2lyY3VpdFN0YXRlEh0KGUNJUkNVSVRfU1RBVEVfVU5TUEVDSUZJRUQQABIYChRDSVJDVUlUX1NUQVRFX0NMT1NFRBABEhYKEkNJUkNVSVRfU1RBVEVfT1BFThACEhsKF0NJUkNVSVRfU1RBVEVfSEFMRl9PUEVOEAMqhAIKDUV2ZW50VHlwZUZyb20SHwobRVZFTlRfVFlQRV9GUk9NX1VOU1BFQ0lGSUVEEAASGAoURVZFTlRfVFlQRV9GUk9NX05PTkUQARIaChZFVkVOVF9UWVBFX0ZST01fSEVBREVSEAISIAocRVZFTlRfVFlQRV9GUk9NX0pTT05fUE9JTlRFUhADEhoKFkVWRU5UX1RZUEVfRlJPTV9HSVRIVUIQBBIaChZFVkVOVF9UWVBFX0ZST01fU1RSSVBFEAUSGwoXRVZFTlRfVFlQRV9GUk9NX1NIT1BJRlkQBhIlCiFFVkVOVF9UWVBFX0ZST01fU1RBTkRBUkRfV0VCSE9PS1MQBzLcEgoRTWFuYWdlbWVudFNlcnZpY2USTwoMQ3JlYXRlVGVuYW50Eh4ua2Fwc2VsLnYxLkNyZWF0ZVRlbmFudFJlcXVlc3QaHy5rYXBzZWwudjEuQ3JlYXRlVGVuYW50UmVzcG9uc2USRgoJR2V0VGVuYW50Ehsua2Fwc2VsLnYxLkdldFRlbmFudFJlcXVlc3QaHC5rYXBzZWwudjEuR2V0VGVuYW50UmVzcG9uc2USTAoLTGlzdFRlbmFudHMSHS5rYXBzZWwudjEuTGlzdFRlbmFudHNSZXF1ZXN0Gh4ua2Fwc2VsLnYxLkxpc3RUZW5hbnRzUmVzcG9uc2USTwoMVXBkYXRlVGVuYW50Eh4ua2Fwc2VsLnYxLlVwZGF0ZVRlbmFudFJlcXVlc3QaHy5rYXBzZWwudjEuVXBkYXRlVGVuYW50UmVzcG9uc2USTwoMQ3JlYXRlQXBpS2V5Eh4ua2Fwc2VsLnYxLkNyZWF0ZUFwaUtleVJlcXVlc3QaHy5rYXBzZWwudjEuQ3JlYXRlQXBpS2V5UmVzcG9uc2USTAoLTGlzdEFwaUtleXMSHS5rYXBzZWwudjEuTGlzdEFwaUtleXNSZXF1ZXN0Gh4ua2Fwc2VsLnYxLkxpc3RBcGlLZXlzUmVzcG9uc2USTwoMUmV2b2tlQXBpS2V5Eh4ua2Fwc2VsLnYxLlJldm9rZUFwaUtleVJlcXVlc3QaHy5rYXBzZWwudjEuUmV2b2tlQXBpS2V5UmVzcG9uc2USVQoOQ3JlYXRlRW5kcG9pbnQSIC5rYXBzZWwudjEuQ3JlYXRlRW5kcG9pbnRSZXF1ZXN0GiEua2Fwc2VsLnYxLkNyZWF0ZUVuZHBvaW50UmVzcG9uc2USTAoLR2V0RW5kcG9pbnQSHS5rYXBzZWwudjEuR2V0RW5kcG9pbnRSZXF1ZXN0Gh4ua2Fwc2VsLnYxLkdldEVuZHBvaW50UmVzcG9uc2USUgoNTGlzdEVuZHBvaW50cxIfLmthcHNlbC52MS5MaXN0RW5kcG9pbnRzUmVxdWVzdBogLmthcHNlbC52MS5MaXN0RW5kcG9pbnRzUmVzcG9uc2USVQoOVXBkYXRlRW5kcG9pbnQSIC5rYXBzZWwudjEuVXBkYXRlRW5kcG9pbnRSZXF1ZXN0GiEua2Fwc2VsLnYxLlVwZGF0ZUVuZHBvaW50UmVzcG9uc2USVQoORGVsZXRlRW5kcG9pbnQSIC5rYXBzZWwudjEuRGVsZXRlRW5kcG9pbnRSZXF1ZXN0GiEua2Fwc2VsLnYxLkRlbGV0ZUVuZHBvaW50UmVzcG9uc2USZwoUUm90YXRlRW5kcG9pbnRTZWNyZXQSJi5rYXBzZWwudjEuUm90YXRlRW5kcG9pbnRTZWNyZXRSZXF1ZXN0Gicua2Fwc2VsLnYxLlJvdGF0ZUVuZHBvaW50U2VjcmV0UmVzcG9uc2USSQoKTGlzdEV2ZW50cxIcLmthcHNlbC52MS5MaXN0RXZlbnRzUmVxdWVzdBodLmthcHNlbC52MS5MaXN0RXZlbnRzUmVzcG9uc2USQwoIR2V0RXZlbnQSGi5rYXBzZWwudjEuR2V0RXZlbnRSZXF1ZXN0Ghsua2Fwc2VsLnYxLkdldEV2ZW50UmVzcG9uc2USSQoKUmV0cnlFdmVudBIcLmthcHNlbC52MS5SZXRyeUV2ZW50UmVxdWVzdBodLmthcHNlbC52MS5SZXRyeUV2ZW50UmVzcG9uc2USUgoNUmVjb3ZlckV2ZW50cxIfLmthcHNlbC52MS5SZWNvdmVyRXZlbnRzUmVxdWVzdBogLmthcHNlbC52MS5SZWNvdmVyRXZlbnRzUmVzcG9uc2USSwoKV2F0Y2hFdmVudBIcLmthcHNlbC52MS5XYXRjaEV2ZW50UmVxdWVzdBodLmthcHNlbC52MS5XYXRjaEV2ZW50UmVzcG9uc2UwARJeChFHZXRFbmRwb2ludEhlYWx0aBIjLmthcHNlbC52MS5HZXRFbmRwb2ludEhlYWx0aFJlcXVlc3QaJC5rYXBzZWwudjEuR2V0RW5kcG9pbnRIZWFsdGhSZXNwb25zZRJbChBHZXRFbmRwb2ludFN0YXRzEiIua2Fwc2VsLnYxLkdldEVuZHBvaW50U3RhdHNSZXF1ZXN0GiMua2Fwc2VsLnYxLkdldEVuZHBvaW50U3RhdHNSZXNwb25zZRJOCgtXYXRjaEV2ZW50cxIdLmthcHNlbC52MS5XYXRjaEV2ZW50c1JlcXVlc3QaHi5rYXBzZWwudjEuV2F0Y2hFdmVudHNSZXNwb25zZTABEk8KDExpc3RNZXNzYWdlcxIeLmthcHNlbC52MS5MaXN0TWVzc2FnZXNSZXF1ZXN0Gh8ua2Fwc2VsLnYxLkxpc3RNZXNzYWdlc1Jlc3BvbnNlEkkKCkdldE1lc3NhZ2USHC5rYXBzZWwudjEuR2V0TWVzc2FnZVJlcXVlc3QaHS5rYXBzZWwudjEuR2V0TWVzc2FnZVJlc3BvbnNlEk8KDENyZWF0ZVNvdXJjZRIeLmthcHNlbC52MS5DcmVhdGVTb3VyY2VSZXF1ZXN0Gh8ua2Fwc2VsLnYxLkNyZWF0ZVNvdXJjZVJlc3BvbnNlEkYKCUdldFNvdXJjZRIbLmthcHNlbC52MS5HZXRTb3VyY2VSZXF1ZXN0Ghwua2Fwc2VsLnYxLkdldFNvdXJjZVJlc3BvbnNlEkwKC0xpc3RTb3VyY2VzEh0ua2Fwc2VsLnYxLkxpc3RTb3VyY2VzUmVxdWVzdBoeLmthcHNlbC52MS5MaXN0U291cmNlc1Jlc3BvbnNlEk8KDFVwZGF0ZVNvdXJjZRIeLmthcHNlbC52MS5VcGRhdGVTb3VyY2VSZXF1ZXN0Gh8ua2Fwc2VsLnYxLlVwZGF0ZVNvdXJjZVJlc3BvbnNlEk8KDERlbGV0ZVNvdXJjZRIeLmthcHNlbC52MS5EZWxldGVTb3VyY2VSZXF1ZXN0Gh8ua2Fwc2VsLnYxLkRlbGV0ZVNvdXJjZVJlc3BvbnNlEmEKElJvdGF0ZVNvdXJjZVNlY3JldBIkLmthcHNlbC52MS5Sb3RhdGVTb3VyY2VTZWNyZXRSZXF1ZXN0GiUua2Fwc2VsLnYxLlJvdGF0ZVNvdXJjZVNlY3JldFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * Tenant is an isolated customer account.
  *
  * @generated from message kapsel.v1.Tenant
  */
-export type Tenant = Message<"kapsel.v1.Tenant"> & {
+export type Tenant = Message$1<"kapsel.v1.Tenant"> & {
   /**
    * UUID.
    *
@@ -68,7 +68,7 @@ export const TenantSchema: GenMessage<Tenant> = /*@__PURE__*/
  *
  * @generated from message kapsel.v1.CreateTenantRequest
  */
-export type CreateTenantRequest = Message<"kapsel.v1.CreateTenantRequest"> & {
+export type CreateTenantRequest = Message$1<"kapsel.v1.CreateTenantRequest"> & {
   /**
    * Display name, 1 to 200 characters.
    *
@@ -103,7 +103,7 @@ export const CreateTenantRequestSchema: GenMessage<CreateTenantRequest> = /*@__P
  *
  * @generated from message kapsel.v1.CreateTenantResponse
  */
-export type CreateTenantResponse = Message<"kapsel.v1.CreateTenantResponse"> & {
+export type CreateTenantResponse = Message$1<"kapsel.v1.CreateTenantResponse"> & {
   /**
    * The new tenant.
    *
@@ -131,7 +131,7 @@ export const CreateTenantResponseSchema: GenMessage<CreateTenantResponse> = /*@_
  *
  * @generated from message kapsel.v1.GetTenantRequest
  */
-export type GetTenantRequest = Message<"kapsel.v1.GetTenantRequest"> & {
+export type GetTenantRequest = Message$1<"kapsel.v1.GetTenantRequest"> & {
   /**
    * UUID; empty means the caller's own tenant.
    *
@@ -152,7 +152,7 @@ export const GetTenantRequestSchema: GenMessage<GetTenantRequest> = /*@__PURE__*
  *
  * @generated from message kapsel.v1.GetTenantResponse
  */
-export type GetTenantResponse = Message<"kapsel.v1.GetTenantResponse"> & {
+export type GetTenantResponse = Message$1<"kapsel.v1.GetTenantResponse"> & {
   /**
    * The tenant.
    *
@@ -173,7 +173,7 @@ export const GetTenantResponseSchema: GenMessage<GetTenantResponse> = /*@__PURE_
  *
  * @generated from message kapsel.v1.ListTenantsRequest
  */
-export type ListTenantsRequest = Message<"kapsel.v1.ListTenantsRequest"> & {
+export type ListTenantsRequest = Message$1<"kapsel.v1.ListTenantsRequest"> & {
   /**
    * Page size, 1 to 500 (default 50).
    *
@@ -201,7 +201,7 @@ export const ListTenantsRequestSchema: GenMessage<ListTenantsRequest> = /*@__PUR
  *
  * @generated from message kapsel.v1.ListTenantsResponse
  */
-export type ListTenantsResponse = Message<"kapsel.v1.ListTenantsResponse"> & {
+export type ListTenantsResponse = Message$1<"kapsel.v1.ListTenantsResponse"> & {
   /**
    * The tenants on this page.
    *
@@ -229,7 +229,7 @@ export const ListTenantsResponseSchema: GenMessage<ListTenantsResponse> = /*@__P
  *
  * @generated from message kapsel.v1.UpdateTenantRequest
  */
-export type UpdateTenantRequest = Message<"kapsel.v1.UpdateTenantRequest"> & {
+export type UpdateTenantRequest = Message$1<"kapsel.v1.UpdateTenantRequest"> & {
   /**
    * UUID of the tenant.
    *
@@ -271,7 +271,7 @@ export const UpdateTenantRequestSchema: GenMessage<UpdateTenantRequest> = /*@__P
  *
  * @generated from message kapsel.v1.UpdateTenantResponse
  */
-export type UpdateTenantResponse = Message<"kapsel.v1.UpdateTenantResponse"> & {
+export type UpdateTenantResponse = Message$1<"kapsel.v1.UpdateTenantResponse"> & {
   /**
    * The tenant after the update.
    *
@@ -292,7 +292,7 @@ export const UpdateTenantResponseSchema: GenMessage<UpdateTenantResponse> = /*@_
  *
  * @generated from message kapsel.v1.ApiKey
  */
-export type ApiKey = Message<"kapsel.v1.ApiKey"> & {
+export type ApiKey = Message$1<"kapsel.v1.ApiKey"> & {
   /**
    * UUID.
    *
@@ -348,7 +348,7 @@ export const ApiKeySchema: GenMessage<ApiKey> = /*@__PURE__*/
  *
  * @generated from message kapsel.v1.CreateApiKeyRequest
  */
-export type CreateApiKeyRequest = Message<"kapsel.v1.CreateApiKeyRequest"> & {
+export type CreateApiKeyRequest = Message$1<"kapsel.v1.CreateApiKeyRequest"> & {
   /**
    * A label, up to 200 characters.
    *
@@ -383,7 +383,7 @@ export const CreateApiKeyRequestSchema: GenMessage<CreateApiKeyRequest> = /*@__P
  *
  * @generated from message kapsel.v1.CreateApiKeyResponse
  */
-export type CreateApiKeyResponse = Message<"kapsel.v1.CreateApiKeyResponse"> & {
+export type CreateApiKeyResponse = Message$1<"kapsel.v1.CreateApiKeyResponse"> & {
   /**
    * The key's description.
    *
@@ -411,7 +411,7 @@ export const CreateApiKeyResponseSchema: GenMessage<CreateApiKeyResponse> = /*@_
  *
  * @generated from message kapsel.v1.ListApiKeysRequest
  */
-export type ListApiKeysRequest = Message<"kapsel.v1.ListApiKeysRequest"> & {
+export type ListApiKeysRequest = Message$1<"kapsel.v1.ListApiKeysRequest"> & {
   /**
    * Page size, 1 to 500 (default 50).
    *
@@ -439,7 +439,7 @@ export const ListApiKeysRequestSchema: GenMessage<ListApiKeysRequest> = /*@__PUR
  *
  * @generated from message kapsel.v1.ListApiKeysResponse
  */
-export type ListApiKeysResponse = Message<"kapsel.v1.ListApiKeysResponse"> & {
+export type ListApiKeysResponse = Message$1<"kapsel.v1.ListApiKeysResponse"> & {
   /**
    * The keys on this page.
    *
@@ -467,7 +467,7 @@ export const ListApiKeysResponseSchema: GenMessage<ListApiKeysResponse> = /*@__P
  *
  * @generated from message kapsel.v1.RevokeApiKeyRequest
  */
-export type RevokeApiKeyRequest = Message<"kapsel.v1.RevokeApiKeyRequest"> & {
+export type RevokeApiKeyRequest = Message$1<"kapsel.v1.RevokeApiKeyRequest"> & {
   /**
    * UUID of the key.
    *
@@ -488,7 +488,7 @@ export const RevokeApiKeyRequestSchema: GenMessage<RevokeApiKeyRequest> = /*@__P
  *
  * @generated from message kapsel.v1.RevokeApiKeyResponse
  */
-export type RevokeApiKeyResponse = Message<"kapsel.v1.RevokeApiKeyResponse"> & {
+export type RevokeApiKeyResponse = Message$1<"kapsel.v1.RevokeApiKeyResponse"> & {
   /**
    * The key, with revoked_at set.
    *
@@ -509,7 +509,7 @@ export const RevokeApiKeyResponseSchema: GenMessage<RevokeApiKeyResponse> = /*@_
  *
  * @generated from message kapsel.v1.Endpoint
  */
-export type Endpoint = Message<"kapsel.v1.Endpoint"> & {
+export type Endpoint = Message$1<"kapsel.v1.Endpoint"> & {
   /**
    * UUID; also the path segment of the gateway URL `/ingest/{id}`.
    *
@@ -614,6 +614,22 @@ export type Endpoint = Message<"kapsel.v1.Endpoint"> & {
    * @generated from field: google.protobuf.Timestamp secret_rotated_at = 15;
    */
   secretRotatedAt?: Timestamp | undefined;
+
+  /**
+   * Event types the endpoint receives from fan-out: exact names (`invoice.paid`) or prefix
+   * wildcards (`invoice.*`); empty means every type. At most 100.
+   *
+   * @generated from field: repeated string event_types = 16;
+   */
+  eventTypes: string[];
+
+  /**
+   * When set, the endpoint receives only fanned-out messages that carry one of these channels.
+   * At most 100.
+   *
+   * @generated from field: repeated string channels = 17;
+   */
+  channels: string[];
 };
 
 /**
@@ -628,7 +644,7 @@ export const EndpointSchema: GenMessage<Endpoint> = /*@__PURE__*/
  *
  * @generated from message kapsel.v1.CreateEndpointRequest
  */
-export type CreateEndpointRequest = Message<"kapsel.v1.CreateEndpointRequest"> & {
+export type CreateEndpointRequest = Message$1<"kapsel.v1.CreateEndpointRequest"> & {
   /**
    * Destination URL (https unless allow_http).
    *
@@ -705,6 +721,20 @@ export type CreateEndpointRequest = Message<"kapsel.v1.CreateEndpointRequest"> &
    * @generated from field: bool disabled = 11;
    */
   disabled: boolean;
+
+  /**
+   * Event types to subscribe to (exact or `prefix.*`); empty means every type.
+   *
+   * @generated from field: repeated string event_types = 12;
+   */
+  eventTypes: string[];
+
+  /**
+   * Channels to filter on; empty means every message.
+   *
+   * @generated from field: repeated string channels = 13;
+   */
+  channels: string[];
 };
 
 /**
@@ -719,7 +749,7 @@ export const CreateEndpointRequestSchema: GenMessage<CreateEndpointRequest> = /*
  *
  * @generated from message kapsel.v1.CreateEndpointResponse
  */
-export type CreateEndpointResponse = Message<"kapsel.v1.CreateEndpointResponse"> & {
+export type CreateEndpointResponse = Message$1<"kapsel.v1.CreateEndpointResponse"> & {
   /**
    * The new endpoint.
    *
@@ -747,7 +777,7 @@ export const CreateEndpointResponseSchema: GenMessage<CreateEndpointResponse> = 
  *
  * @generated from message kapsel.v1.GetEndpointRequest
  */
-export type GetEndpointRequest = Message<"kapsel.v1.GetEndpointRequest"> & {
+export type GetEndpointRequest = Message$1<"kapsel.v1.GetEndpointRequest"> & {
   /**
    * UUID of the endpoint.
    *
@@ -768,7 +798,7 @@ export const GetEndpointRequestSchema: GenMessage<GetEndpointRequest> = /*@__PUR
  *
  * @generated from message kapsel.v1.GetEndpointResponse
  */
-export type GetEndpointResponse = Message<"kapsel.v1.GetEndpointResponse"> & {
+export type GetEndpointResponse = Message$1<"kapsel.v1.GetEndpointResponse"> & {
   /**
    * The endpoint.
    *
@@ -789,7 +819,7 @@ export const GetEndpointResponseSchema: GenMessage<GetEndpointResponse> = /*@__P
  *
  * @generated from message kapsel.v1.ListEndpointsRequest
  */
-export type ListEndpointsRequest = Message<"kapsel.v1.ListEndpointsRequest"> & {
+export type ListEndpointsRequest = Message$1<"kapsel.v1.ListEndpointsRequest"> & {
   /**
    * Page size, 1 to 500 (default 50).
    *
@@ -803,6 +833,14 @@ export type ListEndpointsRequest = Message<"kapsel.v1.ListEndpointsRequest"> & {
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
+
+  /**
+   * Only endpoints subscribed to this event type (an exact name; wildcard subscriptions and
+   * empty subscription lists match it as fan-out would).
+   *
+   * @generated from field: string event_type = 3;
+   */
+  eventType: string;
 };
 
 /**
@@ -817,7 +855,7 @@ export const ListEndpointsRequestSchema: GenMessage<ListEndpointsRequest> = /*@_
  *
  * @generated from message kapsel.v1.ListEndpointsResponse
  */
-export type ListEndpointsResponse = Message<"kapsel.v1.ListEndpointsResponse"> & {
+export type ListEndpointsResponse = Message$1<"kapsel.v1.ListEndpointsResponse"> & {
   /**
    * The endpoints on this page.
    *
@@ -845,7 +883,7 @@ export const ListEndpointsResponseSchema: GenMessage<ListEndpointsResponse> = /*
  *
  * @generated from message kapsel.v1.UpdateEndpointRequest
  */
-export type UpdateEndpointRequest = Message<"kapsel.v1.UpdateEndpointRequest"> & {
+export type UpdateEndpointRequest = Message$1<"kapsel.v1.UpdateEndpointRequest"> & {
   /**
    * UUID of the endpoint.
    *
@@ -936,6 +974,34 @@ export type UpdateEndpointRequest = Message<"kapsel.v1.UpdateEndpointRequest"> &
    * @generated from field: optional uint32 timeout_ms = 13;
    */
   timeoutMs?: number | undefined;
+
+  /**
+   * Replace the event type subscriptions when update_event_types is true.
+   *
+   * @generated from field: repeated string event_types = 14;
+   */
+  eventTypes: string[];
+
+  /**
+   * Whether event_types replaces the stored list.
+   *
+   * @generated from field: bool update_event_types = 15;
+   */
+  updateEventTypes: boolean;
+
+  /**
+   * Replace the channels when update_channels is true.
+   *
+   * @generated from field: repeated string channels = 16;
+   */
+  channels: string[];
+
+  /**
+   * Whether channels replaces the stored list.
+   *
+   * @generated from field: bool update_channels = 17;
+   */
+  updateChannels: boolean;
 };
 
 /**
@@ -950,7 +1016,7 @@ export const UpdateEndpointRequestSchema: GenMessage<UpdateEndpointRequest> = /*
  *
  * @generated from message kapsel.v1.UpdateEndpointResponse
  */
-export type UpdateEndpointResponse = Message<"kapsel.v1.UpdateEndpointResponse"> & {
+export type UpdateEndpointResponse = Message$1<"kapsel.v1.UpdateEndpointResponse"> & {
   /**
    * The endpoint.
    *
@@ -971,7 +1037,7 @@ export const UpdateEndpointResponseSchema: GenMessage<UpdateEndpointResponse> = 
  *
  * @generated from message kapsel.v1.DeleteEndpointRequest
  */
-export type DeleteEndpointRequest = Message<"kapsel.v1.DeleteEndpointRequest"> & {
+export type DeleteEndpointRequest = Message$1<"kapsel.v1.DeleteEndpointRequest"> & {
   /**
    * UUID of the endpoint.
    *
@@ -992,7 +1058,7 @@ export const DeleteEndpointRequestSchema: GenMessage<DeleteEndpointRequest> = /*
  *
  * @generated from message kapsel.v1.DeleteEndpointResponse
  */
-export type DeleteEndpointResponse = Message<"kapsel.v1.DeleteEndpointResponse"> & {
+export type DeleteEndpointResponse = Message$1<"kapsel.v1.DeleteEndpointResponse"> & {
 };
 
 /**
@@ -1007,7 +1073,7 @@ export const DeleteEndpointResponseSchema: GenMessage<DeleteEndpointResponse> = 
  *
  * @generated from message kapsel.v1.RotateEndpointSecretRequest
  */
-export type RotateEndpointSecretRequest = Message<"kapsel.v1.RotateEndpointSecretRequest"> & {
+export type RotateEndpointSecretRequest = Message$1<"kapsel.v1.RotateEndpointSecretRequest"> & {
   /**
    * UUID of the endpoint.
    *
@@ -1028,7 +1094,7 @@ export const RotateEndpointSecretRequestSchema: GenMessage<RotateEndpointSecretR
  *
  * @generated from message kapsel.v1.RotateEndpointSecretResponse
  */
-export type RotateEndpointSecretResponse = Message<"kapsel.v1.RotateEndpointSecretResponse"> & {
+export type RotateEndpointSecretResponse = Message$1<"kapsel.v1.RotateEndpointSecretResponse"> & {
   /**
    * The endpoint, with secret_rotated_at updated.
    *
@@ -1056,7 +1122,7 @@ export const RotateEndpointSecretResponseSchema: GenMessage<RotateEndpointSecret
  *
  * @generated from message kapsel.v1.Attempt
  */
-export type Attempt = Message<"kapsel.v1.Attempt"> & {
+export type Attempt = Message$1<"kapsel.v1.Attempt"> & {
   /**
    * UUID; also the attestation log receipt's attempt_id.
    *
@@ -1147,7 +1213,7 @@ export const AttemptSchema: GenMessage<Attempt> = /*@__PURE__*/
  *
  * @generated from message kapsel.v1.Event
  */
-export type Event = Message<"kapsel.v1.Event"> & {
+export type Event = Message$1<"kapsel.v1.Event"> & {
   /**
    * UUID; sent as `webhook-id` with every delivery.
    *
@@ -1238,6 +1304,27 @@ export type Event = Message<"kapsel.v1.Event"> & {
    * @generated from field: uint32 payload_size = 13;
    */
   payloadSize: number;
+
+  /**
+   * The message's event type (may be empty for endpoint-targeted ingest).
+   *
+   * @generated from field: string event_type = 14;
+   */
+  eventType: string;
+
+  /**
+   * The message this event delivers.
+   *
+   * @generated from field: string message_id = 15;
+   */
+  messageId: string;
+
+  /**
+   * The message's channels.
+   *
+   * @generated from field: repeated string channels = 16;
+   */
+  channels: string[];
 };
 
 /**
@@ -1252,7 +1339,7 @@ export const EventSchema: GenMessage<Event> = /*@__PURE__*/
  *
  * @generated from message kapsel.v1.ListEventsRequest
  */
-export type ListEventsRequest = Message<"kapsel.v1.ListEventsRequest"> & {
+export type ListEventsRequest = Message$1<"kapsel.v1.ListEventsRequest"> & {
   /**
    * Only this endpoint's events.
    *
@@ -1294,6 +1381,20 @@ export type ListEventsRequest = Message<"kapsel.v1.ListEventsRequest"> & {
    * @generated from field: string page_token = 6;
    */
   pageToken: string;
+
+  /**
+   * Only events of this type: an exact name, or a `prefix.*` wildcard.
+   *
+   * @generated from field: string event_type = 7;
+   */
+  eventType: string;
+
+  /**
+   * Only the events of this message.
+   *
+   * @generated from field: string message_id = 8;
+   */
+  messageId: string;
 };
 
 /**
@@ -1308,7 +1409,7 @@ export const ListEventsRequestSchema: GenMessage<ListEventsRequest> = /*@__PURE_
  *
  * @generated from message kapsel.v1.ListEventsResponse
  */
-export type ListEventsResponse = Message<"kapsel.v1.ListEventsResponse"> & {
+export type ListEventsResponse = Message$1<"kapsel.v1.ListEventsResponse"> & {
   /**
    * The events on this page (without payloads and attempts).
    *
@@ -1336,7 +1437,7 @@ export const ListEventsResponseSchema: GenMessage<ListEventsResponse> = /*@__PUR
  *
  * @generated from message kapsel.v1.GetEventRequest
  */
-export type GetEventRequest = Message<"kapsel.v1.GetEventRequest"> & {
+export type GetEventRequest = Message$1<"kapsel.v1.GetEventRequest"> & {
   /**
    * UUID of the event.
    *
@@ -1357,7 +1458,7 @@ export const GetEventRequestSchema: GenMessage<GetEventRequest> = /*@__PURE__*/
  *
  * @generated from message kapsel.v1.GetEventResponse
  */
-export type GetEventResponse = Message<"kapsel.v1.GetEventResponse"> & {
+export type GetEventResponse = Message$1<"kapsel.v1.GetEventResponse"> & {
   /**
    * The event.
    *
@@ -1378,7 +1479,7 @@ export const GetEventResponseSchema: GenMessage<GetEventResponse> = /*@__PURE__*
  *
  * @generated from message kapsel.v1.RetryEventRequest
  */
-export type RetryEventRequest = Message<"kapsel.v1.RetryEventRequest"> & {
+export type RetryEventRequest = Message$1<"kapsel.v1.RetryEventRequest"> & {
   /**
    * UUID of the event.
    *
@@ -1399,7 +1500,7 @@ export const RetryEventRequestSchema: GenMessage<RetryEventRequest> = /*@__PURE_
  *
  * @generated from message kapsel.v1.RetryEventResponse
  */
-export type RetryEventResponse = Message<"kapsel.v1.RetryEventResponse"> & {
+export type RetryEventResponse = Message$1<"kapsel.v1.RetryEventResponse"> & {
   /**
    * The event, now pending.
    *
@@ -1416,11 +1517,12 @@ export const RetryEventResponseSchema: GenMessage<RetryEventResponse> = /*@__PUR
   messageDesc(file_kapsel_v1_management, 36);
 
 /**
- * RecoverEventsRequest selects failed events to re-queue.
+ * RecoverEventsRequest selects failed events to re-queue: of one endpoint, of one event type, or
+ * both (at least one of them).
  *
  * @generated from message kapsel.v1.RecoverEventsRequest
  */
-export type RecoverEventsRequest = Message<"kapsel.v1.RecoverEventsRequest"> & {
+export type RecoverEventsRequest = Message$1<"kapsel.v1.RecoverEventsRequest"> & {
   /**
    * The endpoint whose failed events are re-queued.
    *
@@ -1441,6 +1543,13 @@ export type RecoverEventsRequest = Message<"kapsel.v1.RecoverEventsRequest"> & {
    * @generated from field: google.protobuf.Timestamp until = 3;
    */
   until?: Timestamp | undefined;
+
+  /**
+   * Only events of this type (exact, or a `prefix.*` wildcard).
+   *
+   * @generated from field: string event_type = 4;
+   */
+  eventType: string;
 };
 
 /**
@@ -1455,7 +1564,7 @@ export const RecoverEventsRequestSchema: GenMessage<RecoverEventsRequest> = /*@_
  *
  * @generated from message kapsel.v1.RecoverEventsResponse
  */
-export type RecoverEventsResponse = Message<"kapsel.v1.RecoverEventsResponse"> & {
+export type RecoverEventsResponse = Message$1<"kapsel.v1.RecoverEventsResponse"> & {
   /**
    * Number of failed events put back to pending.
    *
@@ -1476,7 +1585,7 @@ export const RecoverEventsResponseSchema: GenMessage<RecoverEventsResponse> = /*
  *
  * @generated from message kapsel.v1.WatchEventRequest
  */
-export type WatchEventRequest = Message<"kapsel.v1.WatchEventRequest"> & {
+export type WatchEventRequest = Message$1<"kapsel.v1.WatchEventRequest"> & {
   /**
    * UUID of the event.
    *
@@ -1497,7 +1606,7 @@ export const WatchEventRequestSchema: GenMessage<WatchEventRequest> = /*@__PURE_
  *
  * @generated from message kapsel.v1.WatchEventResponse
  */
-export type WatchEventResponse = Message<"kapsel.v1.WatchEventResponse"> & {
+export type WatchEventResponse = Message$1<"kapsel.v1.WatchEventResponse"> & {
   /**
    * The event (without payload), with its attempts so far.
    *
@@ -1518,7 +1627,7 @@ export const WatchEventResponseSchema: GenMessage<WatchEventResponse> = /*@__PUR
  *
  * @generated from message kapsel.v1.GetEndpointHealthRequest
  */
-export type GetEndpointHealthRequest = Message<"kapsel.v1.GetEndpointHealthRequest"> & {
+export type GetEndpointHealthRequest = Message$1<"kapsel.v1.GetEndpointHealthRequest"> & {
   /**
    * UUID of the endpoint.
    *
@@ -1539,7 +1648,7 @@ export const GetEndpointHealthRequestSchema: GenMessage<GetEndpointHealthRequest
  *
  * @generated from message kapsel.v1.GetEndpointHealthResponse
  */
-export type GetEndpointHealthResponse = Message<"kapsel.v1.GetEndpointHealthResponse"> & {
+export type GetEndpointHealthResponse = Message$1<"kapsel.v1.GetEndpointHealthResponse"> & {
   /**
    * The endpoint.
    *
@@ -1610,6 +1719,968 @@ export type GetEndpointHealthResponse = Message<"kapsel.v1.GetEndpointHealthResp
  */
 export const GetEndpointHealthResponseSchema: GenMessage<GetEndpointHealthResponse> = /*@__PURE__*/
   messageDesc(file_kapsel_v1_management, 42);
+
+/**
+ * GetEndpointStatsRequest selects an endpoint and a time range.
+ *
+ * @generated from message kapsel.v1.GetEndpointStatsRequest
+ */
+export type GetEndpointStatsRequest = Message$1<"kapsel.v1.GetEndpointStatsRequest"> & {
+  /**
+   * UUID of the endpoint.
+   *
+   * @generated from field: string endpoint_id = 1;
+   */
+  endpointId: string;
+
+  /**
+   * Start of the range (default: 24 hours before `until`).
+   *
+   * @generated from field: google.protobuf.Timestamp since = 2;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * End of the range (default: now).
+   *
+   * @generated from field: google.protobuf.Timestamp until = 3;
+   */
+  until?: Timestamp | undefined;
+
+  /**
+   * Bucket width in seconds (default: the range split in 48 buckets, at least 60 s).
+   *
+   * @generated from field: uint32 bucket_seconds = 4;
+   */
+  bucketSeconds: number;
+};
+
+/**
+ * Describes the message kapsel.v1.GetEndpointStatsRequest.
+ * Use `create(GetEndpointStatsRequestSchema)` to create a new message.
+ */
+export const GetEndpointStatsRequestSchema: GenMessage<GetEndpointStatsRequest> = /*@__PURE__*/
+  messageDesc(file_kapsel_v1_management, 43);
+
+/**
+ * EndpointStatsBucket is one time bucket of an endpoint's attempts.
+ *
+ * @generated from message kapsel.v1.EndpointStatsBucket
+ */
+export type EndpointStatsBucket = Message$1<"kapsel.v1.EndpointStatsBucket"> & {
+  /**
+   * Start of the bucket.
+   *
+   * @generated from field: google.protobuf.Timestamp start = 1;
+   */
+  start?: Timestamp | undefined;
+
+  /**
+   * Attempts started in the bucket.
+   *
+   * @generated from field: uint32 attempts = 2;
+   */
+  attempts: number;
+
+  /**
+   * Of those, delivered (2xx).
+   *
+   * @generated from field: uint32 delivered = 3;
+   */
+  delivered: number;
+
+  /**
+   * Median attempt duration in milliseconds (0 without attempts).
+   *
+   * @generated from field: uint32 latency_p50_ms = 4;
+   */
+  latencyP50Ms: number;
+
+  /**
+   * 95th percentile attempt duration in milliseconds (0 without attempts).
+   *
+   * @generated from field: uint32 latency_p95_ms = 5;
+   */
+  latencyP95Ms: number;
+};
+
+/**
+ * Describes the message kapsel.v1.EndpointStatsBucket.
+ * Use `create(EndpointStatsBucketSchema)` to create a new message.
+ */
+export const EndpointStatsBucketSchema: GenMessage<EndpointStatsBucket> = /*@__PURE__*/
+  messageDesc(file_kapsel_v1_management, 44);
+
+/**
+ * GetEndpointStatsResponse is the series, oldest bucket first, with empty buckets included.
+ *
+ * @generated from message kapsel.v1.GetEndpointStatsResponse
+ */
+export type GetEndpointStatsResponse = Message$1<"kapsel.v1.GetEndpointStatsResponse"> & {
+  /**
+   * The endpoint.
+   *
+   * @generated from field: string endpoint_id = 1;
+   */
+  endpointId: string;
+
+  /**
+   * Bucket width in seconds.
+   *
+   * @generated from field: uint32 bucket_seconds = 2;
+   */
+  bucketSeconds: number;
+
+  /**
+   * The buckets.
+   *
+   * @generated from field: repeated kapsel.v1.EndpointStatsBucket buckets = 3;
+   */
+  buckets: EndpointStatsBucket[];
+};
+
+/**
+ * Describes the message kapsel.v1.GetEndpointStatsResponse.
+ * Use `create(GetEndpointStatsResponseSchema)` to create a new message.
+ */
+export const GetEndpointStatsResponseSchema: GenMessage<GetEndpointStatsResponse> = /*@__PURE__*/
+  messageDesc(file_kapsel_v1_management, 45);
+
+/**
+ * WatchEventsRequest filters the events streamed.
+ *
+ * @generated from message kapsel.v1.WatchEventsRequest
+ */
+export type WatchEventsRequest = Message$1<"kapsel.v1.WatchEventsRequest"> & {
+  /**
+   * Only this endpoint's events.
+   *
+   * @generated from field: string endpoint_id = 1;
+   */
+  endpointId: string;
+
+  /**
+   * Only events of this type (exact or `prefix.*`).
+   *
+   * @generated from field: string event_type = 2;
+   */
+  eventType: string;
+};
+
+/**
+ * Describes the message kapsel.v1.WatchEventsRequest.
+ * Use `create(WatchEventsRequestSchema)` to create a new message.
+ */
+export const WatchEventsRequestSchema: GenMessage<WatchEventsRequest> = /*@__PURE__*/
+  messageDesc(file_kapsel_v1_management, 46);
+
+/**
+ * WatchEventsResponse carries events that are new or changed since the previous answer.
+ *
+ * @generated from message kapsel.v1.WatchEventsResponse
+ */
+export type WatchEventsResponse = Message$1<"kapsel.v1.WatchEventsResponse"> & {
+  /**
+   * The events (without payloads and attempts), newest change last.
+   *
+   * @generated from field: repeated kapsel.v1.Event events = 1;
+   */
+  events: Event[];
+};
+
+/**
+ * Describes the message kapsel.v1.WatchEventsResponse.
+ * Use `create(WatchEventsResponseSchema)` to create a new message.
+ */
+export const WatchEventsResponseSchema: GenMessage<WatchEventsResponse> = /*@__PURE__*/
+  messageDesc(file_kapsel_v1_management, 47);
+
+/**
+ * MessageEvent is one event of a message, in brief.
+ *
+ * @generated from message kapsel.v1.MessageEvent
+ */
+export type MessageEvent = Message$1<"kapsel.v1.MessageEvent"> & {
+  /**
+   * The event's id.
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * The endpoint it goes to.
+   *
+   * @generated from field: string endpoint_id = 2;
+   */
+  endpointId: string;
+
+  /**
+   * Where it is in its life.
+   *
+   * @generated from field: kapsel.v1.EventStatus status = 3;
+   */
+  status: EventStatus;
+
+  /**
+   * Attempts so far.
+   *
+   * @generated from field: uint32 attempt_count = 4;
+   */
+  attemptCount: number;
+};
+
+/**
+ * Describes the message kapsel.v1.MessageEvent.
+ * Use `create(MessageEventSchema)` to create a new message.
+ */
+export const MessageEventSchema: GenMessage<MessageEvent> = /*@__PURE__*/
+  messageDesc(file_kapsel_v1_management, 48);
+
+/**
+ * Message is what was sent once: payload, type and channels, fanned out into events.
+ *
+ * @generated from message kapsel.v1.Message
+ */
+export type Message = Message$1<"kapsel.v1.Message"> & {
+  /**
+   * UUID.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The event type (may be empty for endpoint-targeted ingest).
+   *
+   * @generated from field: string event_type = 2;
+   */
+  eventType: string;
+
+  /**
+   * The channels it carries.
+   *
+   * @generated from field: repeated string channels = 3;
+   */
+  channels: string[];
+
+  /**
+   * Content-Type it was received with.
+   *
+   * @generated from field: string content_type = 4;
+   */
+  contentType: string;
+
+  /**
+   * Headers kept with it and forwarded on delivery.
+   *
+   * @generated from field: map<string, string> headers = 5;
+   */
+  headers: { [key: string]: string };
+
+  /**
+   * The idempotency key it was received with, if any.
+   *
+   * @generated from field: string idempotency_key = 6;
+   */
+  idempotencyKey: string;
+
+  /**
+   * When it became durable.
+   *
+   * @generated from field: google.protobuf.Timestamp received_at = 7;
+   */
+  receivedAt?: Timestamp | undefined;
+
+  /**
+   * The source it came in through; empty for the RPCs and `/ingest/{endpoint_id}`.
+   *
+   * @generated from field: string source_id = 8;
+   */
+  sourceId: string;
+
+  /**
+   * Size of the payload in bytes.
+   *
+   * @generated from field: uint32 payload_size = 9;
+   */
+  payloadSize: number;
+
+  /**
+   * The body, byte for byte (only in GetMessage).
+   *
+   * @generated from field: bytes payload = 10;
+   */
+  payload: Uint8Array;
+
+  /**
+   * Number of events (endpoints) it was fanned out to.
+   *
+   * @generated from field: uint32 event_count = 11;
+   */
+  eventCount: number;
+
+  /**
+   * Its events with their status (only in GetMessage).
+   *
+   * @generated from field: repeated kapsel.v1.MessageEvent events = 12;
+   */
+  events: MessageEvent[];
+
+  /**
+   * The request id under which it was received.
+   *
+   * @generated from field: string request_id = 13;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message kapsel.v1.Message.
+ * Use `create(MessageSchema)` to create a new message.
+ */
+export const MessageSchema: GenMessage<Message> = /*@__PURE__*/
+  messageDesc(file_kapsel_v1_management, 49);
+
+/**
+ * ListMessagesRequest filters and pages messages.
+ *
+ * @generated from message kapsel.v1.ListMessagesRequest
+ */
+export type ListMessagesRequest = Message$1<"kapsel.v1.ListMessagesRequest"> & {
+  /**
+   * Only messages of this type: an exact name, or a `prefix.*` wildcard (e.g. `kapsel.*` for
+   * Kapsel's operational events).
+   *
+   * @generated from field: string event_type = 1;
+   */
+  eventType: string;
+
+  /**
+   * Only messages that came in through this source.
+   *
+   * @generated from field: string source_id = 2;
+   */
+  sourceId: string;
+
+  /**
+   * Only messages carrying this channel.
+   *
+   * @generated from field: string channel = 3;
+   */
+  channel: string;
+
+  /**
+   * Only messages received at or after this time.
+   *
+   * @generated from field: google.protobuf.Timestamp received_after = 4;
+   */
+  receivedAfter?: Timestamp | undefined;
+
+  /**
+   * Only messages received before this time.
+   *
+   * @generated from field: google.protobuf.Timestamp received_before = 5;
+   */
+  receivedBefore?: Timestamp | undefined;
+
+  /**
+   * Page size, 1 to 500 (default 50).
+   *
+   * @generated from field: uint32 page_size = 6;
+   */
+  pageSize: number;
+
+  /**
+   * Cursor from a previous response; empty for the first page.
+   *
+   * @generated from field: string page_token = 7;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message kapsel.v1.ListMessagesRequest.
+ * Use `create(ListMessagesRequestSchema)` to create a new message.
+ */
+export const ListMessagesRequestSchema: GenMessage<ListMessagesRequest> = /*@__PURE__*/
+  messageDesc(file_kapsel_v1_management, 50);
+
+/**
+ * ListMessagesResponse is one page of messages, newest first.
+ *
+ * @generated from message kapsel.v1.ListMessagesResponse
+ */
+export type ListMessagesResponse = Message$1<"kapsel.v1.ListMessagesResponse"> & {
+  /**
+   * The messages (without payloads and events).
+   *
+   * @generated from field: repeated kapsel.v1.Message messages = 1;
+   */
+  messages: Message[];
+
+  /**
+   * Cursor for the next page; empty when this is the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message kapsel.v1.ListMessagesResponse.
+ * Use `create(ListMessagesResponseSchema)` to create a new message.
+ */
+export const ListMessagesResponseSchema: GenMessage<ListMessagesResponse> = /*@__PURE__*/
+  messageDesc(file_kapsel_v1_management, 51);
+
+/**
+ * GetMessageRequest names a message.
+ *
+ * @generated from message kapsel.v1.GetMessageRequest
+ */
+export type GetMessageRequest = Message$1<"kapsel.v1.GetMessageRequest"> & {
+  /**
+   * UUID of the message.
+   *
+   * @generated from field: string message_id = 1;
+   */
+  messageId: string;
+};
+
+/**
+ * Describes the message kapsel.v1.GetMessageRequest.
+ * Use `create(GetMessageRequestSchema)` to create a new message.
+ */
+export const GetMessageRequestSchema: GenMessage<GetMessageRequest> = /*@__PURE__*/
+  messageDesc(file_kapsel_v1_management, 52);
+
+/**
+ * GetMessageResponse carries the message with its payload and events.
+ *
+ * @generated from message kapsel.v1.GetMessageResponse
+ */
+export type GetMessageResponse = Message$1<"kapsel.v1.GetMessageResponse"> & {
+  /**
+   * The message.
+   *
+   * @generated from field: kapsel.v1.Message message = 1;
+   */
+  message?: Message | undefined;
+};
+
+/**
+ * Describes the message kapsel.v1.GetMessageResponse.
+ * Use `create(GetMessageResponseSchema)` to create a new message.
+ */
+export const GetMessageResponseSchema: GenMessage<GetMessageResponse> = /*@__PURE__*/
+  messageDesc(file_kapsel_v1_management, 53);
+
+/**
+ * Source is an inbound URL for one webhook sender, with its verification.
+ *
+ * @generated from message kapsel.v1.Source
+ */
+export type Source = Message$1<"kapsel.v1.Source"> & {
+  /**
+   * UUID; the URL is `/ingest/sources/{id}`.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * A name for people (e.g. `stripe-live`).
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * How the sender's signature is checked.
+   *
+   * @generated from field: kapsel.v1.SourceScheme scheme = 3;
+   */
+  scheme: SourceScheme;
+
+  /**
+   * Header holding the signature for SOURCE_SCHEME_HMAC_SHA256.
+   *
+   * @generated from field: string header = 4;
+   */
+  header: string;
+
+  /**
+   * Allowed clock skew for timestamped schemes, in seconds.
+   *
+   * @generated from field: uint32 tolerance_seconds = 5;
+   */
+  toleranceSeconds: number;
+
+  /**
+   * Where the event type comes from.
+   *
+   * @generated from field: kapsel.v1.EventTypeFrom event_type_from = 6;
+   */
+  eventTypeFrom: EventTypeFrom;
+
+  /**
+   * The header name for EVENT_TYPE_FROM_HEADER.
+   *
+   * @generated from field: string event_type_header = 7;
+   */
+  eventTypeHeader: string;
+
+  /**
+   * The JSON pointer for EVENT_TYPE_FROM_JSON_POINTER (e.g. `/type`).
+   *
+   * @generated from field: string event_type_pointer = 8;
+   */
+  eventTypePointer: string;
+
+  /**
+   * Channels every message of this source carries.
+   *
+   * @generated from field: repeated string channels = 9;
+   */
+  channels: string[];
+
+  /**
+   * The path to give the sender: `/ingest/sources/{id}` (prefix it with the server's URL).
+   *
+   * @generated from field: string ingest_path = 10;
+   */
+  ingestPath: string;
+
+  /**
+   * When the source was created.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 11;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * When it was last changed.
+   *
+   * @generated from field: google.protobuf.Timestamp updated_at = 12;
+   */
+  updatedAt?: Timestamp | undefined;
+
+  /**
+   * When its secret was last set.
+   *
+   * @generated from field: google.protobuf.Timestamp secret_rotated_at = 13;
+   */
+  secretRotatedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message kapsel.v1.Source.
+ * Use `create(SourceSchema)` to create a new message.
+ */
+export const SourceSchema: GenMessage<Source> = /*@__PURE__*/
+  messageDesc(file_kapsel_v1_management, 54);
+
+/**
+ * CreateSourceRequest describes the new source.
+ *
+ * @generated from message kapsel.v1.CreateSourceRequest
+ */
+export type CreateSourceRequest = Message$1<"kapsel.v1.CreateSourceRequest"> & {
+  /**
+   * A name for people, 1 to 200 characters.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Verification scheme (default NONE: the unguessable id is the only credential).
+   *
+   * @generated from field: kapsel.v1.SourceScheme scheme = 2;
+   */
+  scheme: SourceScheme;
+
+  /**
+   * The sender's secret (for Standard Webhooks a `whsec_…` base64 secret). Empty with a scheme
+   * other than NONE: Kapsel generates one and returns it.
+   *
+   * @generated from field: string secret = 3;
+   */
+  secret: string;
+
+  /**
+   * Header name for SOURCE_SCHEME_HMAC_SHA256 (default `x-signature`).
+   *
+   * @generated from field: string header = 4;
+   */
+  header: string;
+
+  /**
+   * Allowed clock skew in seconds (default 300).
+   *
+   * @generated from field: uint32 tolerance_seconds = 5;
+   */
+  toleranceSeconds: number;
+
+  /**
+   * Where the event type comes from (default: the preset matching the scheme, else NONE).
+   *
+   * @generated from field: kapsel.v1.EventTypeFrom event_type_from = 6;
+   */
+  eventTypeFrom: EventTypeFrom;
+
+  /**
+   * Header name for EVENT_TYPE_FROM_HEADER.
+   *
+   * @generated from field: string event_type_header = 7;
+   */
+  eventTypeHeader: string;
+
+  /**
+   * JSON pointer for EVENT_TYPE_FROM_JSON_POINTER.
+   *
+   * @generated from field: string event_type_pointer = 8;
+   */
+  eventTypePointer: string;
+
+  /**
+   * Channels every message of this source carries.
+   *
+   * @generated from field: repeated string channels = 9;
+   */
+  channels: string[];
+};
+
+/**
+ * Describes the message kapsel.v1.CreateSourceRequest.
+ * Use `create(CreateSourceRequestSchema)` to create a new message.
+ */
+export const CreateSourceRequestSchema: GenMessage<CreateSourceRequest> = /*@__PURE__*/
+  messageDesc(file_kapsel_v1_management, 55);
+
+/**
+ * CreateSourceResponse carries the source and its secret.
+ *
+ * @generated from message kapsel.v1.CreateSourceResponse
+ */
+export type CreateSourceResponse = Message$1<"kapsel.v1.CreateSourceResponse"> & {
+  /**
+   * The new source.
+   *
+   * @generated from field: kapsel.v1.Source source = 1;
+   */
+  source?: Source | undefined;
+
+  /**
+   * The verification secret (given or generated); shown only here and on rotation.
+   *
+   * @generated from field: string secret = 2;
+   */
+  secret: string;
+};
+
+/**
+ * Describes the message kapsel.v1.CreateSourceResponse.
+ * Use `create(CreateSourceResponseSchema)` to create a new message.
+ */
+export const CreateSourceResponseSchema: GenMessage<CreateSourceResponse> = /*@__PURE__*/
+  messageDesc(file_kapsel_v1_management, 56);
+
+/**
+ * GetSourceRequest names a source.
+ *
+ * @generated from message kapsel.v1.GetSourceRequest
+ */
+export type GetSourceRequest = Message$1<"kapsel.v1.GetSourceRequest"> & {
+  /**
+   * UUID of the source.
+   *
+   * @generated from field: string source_id = 1;
+   */
+  sourceId: string;
+};
+
+/**
+ * Describes the message kapsel.v1.GetSourceRequest.
+ * Use `create(GetSourceRequestSchema)` to create a new message.
+ */
+export const GetSourceRequestSchema: GenMessage<GetSourceRequest> = /*@__PURE__*/
+  messageDesc(file_kapsel_v1_management, 57);
+
+/**
+ * GetSourceResponse carries the source.
+ *
+ * @generated from message kapsel.v1.GetSourceResponse
+ */
+export type GetSourceResponse = Message$1<"kapsel.v1.GetSourceResponse"> & {
+  /**
+   * The source.
+   *
+   * @generated from field: kapsel.v1.Source source = 1;
+   */
+  source?: Source | undefined;
+};
+
+/**
+ * Describes the message kapsel.v1.GetSourceResponse.
+ * Use `create(GetSourceResponseSchema)` to create a new message.
+ */
+export const GetSourceResponseSchema: GenMessage<GetSourceResponse> = /*@__PURE__*/
+  messageDesc(file_kapsel_v1_management, 58);
+
+/**
+ * ListSourcesRequest pages through sources.
+ *
+ * @generated from message kapsel.v1.ListSourcesRequest
+ */
+export type ListSourcesRequest = Message$1<"kapsel.v1.ListSourcesRequest"> & {
+  /**
+   * Page size, 1 to 500 (default 50).
+   *
+   * @generated from field: uint32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * Cursor from a previous response; empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message kapsel.v1.ListSourcesRequest.
+ * Use `create(ListSourcesRequestSchema)` to create a new message.
+ */
+export const ListSourcesRequestSchema: GenMessage<ListSourcesRequest> = /*@__PURE__*/
+  messageDesc(file_kapsel_v1_management, 59);
+
+/**
+ * ListSourcesResponse is one page of sources.
+ *
+ * @generated from message kapsel.v1.ListSourcesResponse
+ */
+export type ListSourcesResponse = Message$1<"kapsel.v1.ListSourcesResponse"> & {
+  /**
+   * The sources on this page.
+   *
+   * @generated from field: repeated kapsel.v1.Source sources = 1;
+   */
+  sources: Source[];
+
+  /**
+   * Cursor for the next page; empty when this is the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message kapsel.v1.ListSourcesResponse.
+ * Use `create(ListSourcesResponseSchema)` to create a new message.
+ */
+export const ListSourcesResponseSchema: GenMessage<ListSourcesResponse> = /*@__PURE__*/
+  messageDesc(file_kapsel_v1_management, 60);
+
+/**
+ * UpdateSourceRequest changes the fields that are set.
+ *
+ * @generated from message kapsel.v1.UpdateSourceRequest
+ */
+export type UpdateSourceRequest = Message$1<"kapsel.v1.UpdateSourceRequest"> & {
+  /**
+   * UUID of the source.
+   *
+   * @generated from field: string source_id = 1;
+   */
+  sourceId: string;
+
+  /**
+   * New name.
+   *
+   * @generated from field: optional string name = 2;
+   */
+  name?: string | undefined;
+
+  /**
+   * New scheme (a scheme other than NONE needs a secret, set now or before).
+   *
+   * @generated from field: optional kapsel.v1.SourceScheme scheme = 3;
+   */
+  scheme?: SourceScheme | undefined;
+
+  /**
+   * New signature header.
+   *
+   * @generated from field: optional string header = 4;
+   */
+  header?: string | undefined;
+
+  /**
+   * New tolerance in seconds.
+   *
+   * @generated from field: optional uint32 tolerance_seconds = 5;
+   */
+  toleranceSeconds?: number | undefined;
+
+  /**
+   * New event type origin.
+   *
+   * @generated from field: optional kapsel.v1.EventTypeFrom event_type_from = 6;
+   */
+  eventTypeFrom?: EventTypeFrom | undefined;
+
+  /**
+   * New event type header.
+   *
+   * @generated from field: optional string event_type_header = 7;
+   */
+  eventTypeHeader?: string | undefined;
+
+  /**
+   * New event type JSON pointer.
+   *
+   * @generated from field: optional string event_type_pointer = 8;
+   */
+  eventTypePointer?: string | undefined;
+
+  /**
+   * Replace the channels when update_channels is true.
+   *
+   * @generated from field: repeated string channels = 9;
+   */
+  channels: string[];
+
+  /**
+   * Whether channels replaces the stored list.
+   *
+   * @generated from field: bool update_channels = 10;
+   */
+  updateChannels: boolean;
+};
+
+/**
+ * Describes the message kapsel.v1.UpdateSourceRequest.
+ * Use `create(UpdateSourceRequestSchema)` to create a new message.
+ */
+export const UpdateSourceRequestSchema: GenMessage<UpdateSourceRequest> = /*@__PURE__*/
+  messageDesc(file_kapsel_v1_management, 61);
+
+/**
+ * UpdateSourceResponse carries the source after the change.
+ *
+ * @generated from message kapsel.v1.UpdateSourceResponse
+ */
+export type UpdateSourceResponse = Message$1<"kapsel.v1.UpdateSourceResponse"> & {
+  /**
+   * The source.
+   *
+   * @generated from field: kapsel.v1.Source source = 1;
+   */
+  source?: Source | undefined;
+};
+
+/**
+ * Describes the message kapsel.v1.UpdateSourceResponse.
+ * Use `create(UpdateSourceResponseSchema)` to create a new message.
+ */
+export const UpdateSourceResponseSchema: GenMessage<UpdateSourceResponse> = /*@__PURE__*/
+  messageDesc(file_kapsel_v1_management, 62);
+
+/**
+ * DeleteSourceRequest names the source.
+ *
+ * @generated from message kapsel.v1.DeleteSourceRequest
+ */
+export type DeleteSourceRequest = Message$1<"kapsel.v1.DeleteSourceRequest"> & {
+  /**
+   * UUID of the source.
+   *
+   * @generated from field: string source_id = 1;
+   */
+  sourceId: string;
+};
+
+/**
+ * Describes the message kapsel.v1.DeleteSourceRequest.
+ * Use `create(DeleteSourceRequestSchema)` to create a new message.
+ */
+export const DeleteSourceRequestSchema: GenMessage<DeleteSourceRequest> = /*@__PURE__*/
+  messageDesc(file_kapsel_v1_management, 63);
+
+/**
+ * DeleteSourceResponse is empty on success.
+ *
+ * @generated from message kapsel.v1.DeleteSourceResponse
+ */
+export type DeleteSourceResponse = Message$1<"kapsel.v1.DeleteSourceResponse"> & {
+};
+
+/**
+ * Describes the message kapsel.v1.DeleteSourceResponse.
+ * Use `create(DeleteSourceResponseSchema)` to create a new message.
+ */
+export const DeleteSourceResponseSchema: GenMessage<DeleteSourceResponse> = /*@__PURE__*/
+  messageDesc(file_kapsel_v1_management, 64);
+
+/**
+ * RotateSourceSecretRequest names the source and, optionally, the new secret.
+ *
+ * @generated from message kapsel.v1.RotateSourceSecretRequest
+ */
+export type RotateSourceSecretRequest = Message$1<"kapsel.v1.RotateSourceSecretRequest"> & {
+  /**
+   * UUID of the source.
+   *
+   * @generated from field: string source_id = 1;
+   */
+  sourceId: string;
+
+  /**
+   * The new secret; empty: Kapsel generates one.
+   *
+   * @generated from field: string secret = 2;
+   */
+  secret: string;
+};
+
+/**
+ * Describes the message kapsel.v1.RotateSourceSecretRequest.
+ * Use `create(RotateSourceSecretRequestSchema)` to create a new message.
+ */
+export const RotateSourceSecretRequestSchema: GenMessage<RotateSourceSecretRequest> = /*@__PURE__*/
+  messageDesc(file_kapsel_v1_management, 65);
+
+/**
+ * RotateSourceSecretResponse carries the new secret.
+ *
+ * @generated from message kapsel.v1.RotateSourceSecretResponse
+ */
+export type RotateSourceSecretResponse = Message$1<"kapsel.v1.RotateSourceSecretResponse"> & {
+  /**
+   * The source, with secret_rotated_at updated.
+   *
+   * @generated from field: kapsel.v1.Source source = 1;
+   */
+  source?: Source | undefined;
+
+  /**
+   * The new secret. The previous one also verifies for 24 hours.
+   *
+   * @generated from field: string secret = 2;
+   */
+  secret: string;
+};
+
+/**
+ * Describes the message kapsel.v1.RotateSourceSecretResponse.
+ * Use `create(RotateSourceSecretResponseSchema)` to create a new message.
+ */
+export const RotateSourceSecretResponseSchema: GenMessage<RotateSourceSecretResponse> = /*@__PURE__*/
+  messageDesc(file_kapsel_v1_management, 66);
 
 /**
  * Scope is what an API key may do.
@@ -1880,6 +2951,82 @@ export const CircuitStateSchema: GenEnum<CircuitState> = /*@__PURE__*/
   enumDesc(file_kapsel_v1_management, 4);
 
 /**
+ * EventTypeFrom says where a source finds the event type of an inbound webhook.
+ *
+ * @generated from enum kapsel.v1.EventTypeFrom
+ */
+export const EventTypeFrom = {
+  /**
+   * Not used; treated as NONE.
+   *
+   * @generated from enum value: EVENT_TYPE_FROM_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED: 0,
+
+  /**
+   * No type: the message has an empty type and reaches endpoints that subscribe to every type.
+   *
+   * @generated from enum value: EVENT_TYPE_FROM_NONE = 1;
+   */
+  NONE: 1,
+
+  /**
+   * The header named by event_type_header.
+   *
+   * @generated from enum value: EVENT_TYPE_FROM_HEADER = 2;
+   */
+  HEADER: 2,
+
+  /**
+   * The JSON body at the RFC 6901 pointer event_type_pointer.
+   *
+   * @generated from enum value: EVENT_TYPE_FROM_JSON_POINTER = 3;
+   */
+  JSON_POINTER: 3,
+
+  /**
+   * GitHub: the `X-GitHub-Event` header (e.g. `push`, `pull_request`).
+   *
+   * @generated from enum value: EVENT_TYPE_FROM_GITHUB = 4;
+   */
+  GITHUB: 4,
+
+  /**
+   * Stripe: the body's `type` (e.g. `invoice.paid`).
+   *
+   * @generated from enum value: EVENT_TYPE_FROM_STRIPE = 5;
+   */
+  STRIPE: 5,
+
+  /**
+   * Shopify: the `X-Shopify-Topic` header, `/` turned into `.` (e.g. `orders.create`).
+   *
+   * @generated from enum value: EVENT_TYPE_FROM_SHOPIFY = 6;
+   */
+  SHOPIFY: 6,
+
+  /**
+   * Standard Webhooks: the body's `type`.
+   *
+   * @generated from enum value: EVENT_TYPE_FROM_STANDARD_WEBHOOKS = 7;
+   */
+  STANDARD_WEBHOOKS: 7,
+} as const;
+
+/**
+ * EventTypeFrom says where a source finds the event type of an inbound webhook.
+ *
+ * @generated from enum kapsel.v1.EventTypeFrom
+ */
+export type EventTypeFrom = (typeof EventTypeFrom)[keyof typeof EventTypeFrom] | UnknownEnum;
+
+/**
+ * Describes the enum kapsel.v1.EventTypeFrom.
+ */
+export const EventTypeFromSchema: GenEnum<EventTypeFrom> = /*@__PURE__*/
+  enumDesc(file_kapsel_v1_management, 5);
+
+/**
  * ManagementService manages tenants, API keys, endpoints and events.
  * Tenant RPCs (CreateTenant, ListTenants, UpdateTenant) need the admin token; everything else is
  * scoped to the tenant of the caller's API key (scope `manage` to change, `read` or `manage` to
@@ -2081,6 +3228,112 @@ export const ManagementService: GenService<{
     methodKind: "unary";
     input: typeof GetEndpointHealthRequestSchema;
     output: typeof GetEndpointHealthResponseSchema;
+  },
+  /**
+   * GetEndpointStats reports an endpoint's attempts, successes and latency per time bucket, for
+   * charts (at most 500 buckets, a range of at most 31 days).
+   *
+   * @generated from rpc kapsel.v1.ManagementService.GetEndpointStats
+   */
+  getEndpointStats: {
+    methodKind: "unary";
+    input: typeof GetEndpointStatsRequestSchema;
+    output: typeof GetEndpointStatsResponseSchema;
+  },
+  /**
+   * WatchEvents streams the tenant's events as they are received and change state (matching the
+   * filters), until the call's deadline or cancellation. Each tenant may hold a bounded number of
+   * these streams at once (E1005 beyond it).
+   *
+   * @generated from rpc kapsel.v1.ManagementService.WatchEvents
+   */
+  watchEvents: {
+    methodKind: "server_streaming";
+    input: typeof WatchEventsRequestSchema;
+    output: typeof WatchEventsResponseSchema;
+  },
+  /**
+   * ListMessages pages through messages (what was sent once, before fan-out), newest first.
+   *
+   * @generated from rpc kapsel.v1.ManagementService.ListMessages
+   */
+  listMessages: {
+    methodKind: "unary";
+    input: typeof ListMessagesRequestSchema;
+    output: typeof ListMessagesResponseSchema;
+  },
+  /**
+   * GetMessage returns a message with its payload and each of its events' status (E2004 when
+   * unknown).
+   *
+   * @generated from rpc kapsel.v1.ManagementService.GetMessage
+   */
+  getMessage: {
+    methodKind: "unary";
+    input: typeof GetMessageRequestSchema;
+    output: typeof GetMessageResponseSchema;
+  },
+  /**
+   * CreateSource registers an inbound URL (`POST /ingest/sources/{id}`) for a webhook sender
+   * such as Stripe or GitHub: verified once, then fanned out to the subscribed endpoints.
+   *
+   * @generated from rpc kapsel.v1.ManagementService.CreateSource
+   */
+  createSource: {
+    methodKind: "unary";
+    input: typeof CreateSourceRequestSchema;
+    output: typeof CreateSourceResponseSchema;
+  },
+  /**
+   * GetSource returns one source (E2005 when unknown or another tenant's).
+   *
+   * @generated from rpc kapsel.v1.ManagementService.GetSource
+   */
+  getSource: {
+    methodKind: "unary";
+    input: typeof GetSourceRequestSchema;
+    output: typeof GetSourceResponseSchema;
+  },
+  /**
+   * ListSources pages through the tenant's sources, oldest first.
+   *
+   * @generated from rpc kapsel.v1.ManagementService.ListSources
+   */
+  listSources: {
+    methodKind: "unary";
+    input: typeof ListSourcesRequestSchema;
+    output: typeof ListSourcesResponseSchema;
+  },
+  /**
+   * UpdateSource changes the fields that are set in the request; the rest stay.
+   *
+   * @generated from rpc kapsel.v1.ManagementService.UpdateSource
+   */
+  updateSource: {
+    methodKind: "unary";
+    input: typeof UpdateSourceRequestSchema;
+    output: typeof UpdateSourceResponseSchema;
+  },
+  /**
+   * DeleteSource removes a source; its URL answers E2005 from then on. Its messages stay.
+   *
+   * @generated from rpc kapsel.v1.ManagementService.DeleteSource
+   */
+  deleteSource: {
+    methodKind: "unary";
+    input: typeof DeleteSourceRequestSchema;
+    output: typeof DeleteSourceResponseSchema;
+  },
+  /**
+   * RotateSourceSecret sets a new verification secret (given, or generated and returned); the
+   * previous one keeps verifying for 24 hours so the sender can be switched over.
+   *
+   * @generated from rpc kapsel.v1.ManagementService.RotateSourceSecret
+   */
+  rotateSourceSecret: {
+    methodKind: "unary";
+    input: typeof RotateSourceSecretRequestSchema;
+    output: typeof RotateSourceSecretResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_kapsel_v1_management, 0);
