@@ -29,11 +29,11 @@ import { ingestService } from "./ingest/ingest-service.ts";
 import { Ingestor } from "./ingest/ingestor.ts";
 import { RateLimiter } from "./ingest/rate-limiter.ts";
 import { DeliveryMetrics } from "./delivery/delivery-metrics.ts";
-import { Dispatcher, WAKE_CHANNEL } from "./delivery/dispatcher.ts";
+import { Dispatcher } from "./delivery/dispatcher.ts";
+import { NotifyChannel } from "./db/notify-channel.ts";
 import { EventChanges } from "./delivery/event-changes.ts";
 import { HttpSender } from "./delivery/http-sender.ts";
 import { JobStore } from "./delivery/job-store.ts";
-import { wakeNotifier } from "./delivery/wake-notifier.ts";
 import { Events } from "./management/events.ts";
 import { AttestationMetrics } from "./attestation/attestation-metrics.ts";
 import { attestationService } from "./attestation/attestation-service.ts";
@@ -89,6 +89,8 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   endpoints.onChanged = (id) => endpointCache.invalidate(id);
   tenants.onRateLimitChanged = (id) => limiter.invalidate(id);
   const changes = new EventChanges();
+  // New delivery jobs: ingest and requeues notify, dispatchers (here and in other processes) listen.
+  const jobs = new NotifyChannel(db.pool, db.url, "kapsel_jobs");
   const store = new JobStore(db.pool, {
     leaseMs: config.deliveryLeaseMs,
     breaker: {
@@ -104,7 +106,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
     ? new Dispatcher(
         {
           pool: db.pool,
-          databaseUrl: db.url,
+          jobs,
           store,
           sender: new HttpSender({ policy, connectTimeoutMs: config.deliveryTimeoutMs, connectionsPerOrigin: config.deliveryPerEndpointConcurrency }),
           metrics: new DeliveryMetrics(metrics.registry, db.pool),
@@ -127,18 +129,11 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   const proofs = new Proofs(db.pool, config.checkpointIntervalMs);
   const authenticator = createAuthenticator(token, keys);
   if (dispatcher) dispatcher.onEndpointsDisabled = (ids) => ids.forEach((id) => endpointCache.invalidate(id));
-  const events = new Events(db.pool, changes);
-  events.onRequeued = () => dispatcher?.wake();
-
-  // Other processes learn of new jobs by NOTIFY (coalesced under load).
-  const notifyOthers = wakeNotifier(db.pool, WAKE_CHANNEL);
+  const events = new Events(db.pool, changes, jobs);
   const groupCommit = new GroupCommit(db.pool, {
     idempotencyWindowMs: config.idempotencyWindowMs,
     onBatch: (rows) => ingestMetrics.batchSize.observe(rows),
-    onCommitted: () => {
-      dispatcher?.wake();
-      notifyOthers();
-    },
+    onCommitted: () => jobs.notify(),
   });
   const ingestor = new Ingestor(endpointCache, limiter, groupCommit, config.maxPayloadBytes);
 

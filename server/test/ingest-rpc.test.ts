@@ -51,7 +51,7 @@ describe("@grpc/grpc-js client", () => {
       idempotencyKey: "grpc-1",
       headers: { "X-Event-Type": "order.created", "x-tenant-ref": "abc" },
     }, bearer(t.apiKey));
-    expect(res).toEqual({ eventId: expect.stringMatching(/^[0-9a-f-]{36}$/), duplicate: false });
+    expect(res).toEqual({ eventId: expect.stringMatching(/^[0-9a-f-]{36}$/), duplicate: false, messageId: "", eventIds: [] });
     const row = await eventRow(db, res.eventId);
     expect(row).toMatchObject({
       tenant_id: t.id, endpoint_id: t.endpointId, content_type: "application/x-protobuf", idempotency_key: "grpc-1",

@@ -1,14 +1,29 @@
-// The sequencer: one leader across all server processes (a Postgres advisory lock held on its own
-// connection; when the leader dies, its session ends and another process takes over). Every
-// interval, or as soon as enough attempts wait, it takes queued attempts in attempt order, appends
-// their receipts as leaves, extends the tiles, signs a checkpoint and commits all of it in one
+// The sequencer: one leader across all server processes (db/leader-lock.ts). Every interval, or
+// as soon as enough attempts wait, it takes queued attempts in attempt order, appends their
+// receipts as leaves, extends the tiles, signs a checkpoint and commits all of it in one
 // transaction. The log_state row lock makes batches strictly sequential even if two processes
 // ever believe they lead, so indexes stay contiguous and a crash resumes exactly after the last
 // committed batch.
-import pg from "pg";
+//
+// State (one instance per process):
+//   #running   true from start() until stop(); the loop ends when it turns false.
+//   #lock      leadership; only a leader sequences. Lost with its connection (then #edge is
+//              dropped, since another process may extend the tree meanwhile).
+//   #edge      the right edge of the tree as of the last batch this process committed: the hashes
+//              needed to append without reading the tree. Reloaded from tiles whenever log_state's
+//              size differs from it (another leader ran, or a batch failed and rolled back).
+//   #key       the signing key in use; re-read when signing_keys names another current key.
+//   #pending   attempts recorded in this process since the last batch: at `eagerAt` the loop is
+//              woken early instead of waiting for the interval.
+//   #wake      cuts the current wait short (recorded(), stop()).
+//
+//   follower ──lock acquired──▶ leader: batch, wait interval (or wake), batch, …
+//   leader ──lock connection lost──▶ follower (tries again every interval)
+//   leader ──stop()──▶ final batches (until the queue is empty, at most 20) ──▶ lock released
 import type { Logger } from "pino";
 import { sql, type DatabasePool } from "slonik";
 import { z } from "zod";
+import { LeaderLock } from "../db/leader-lock.ts";
 import type { AttestationMetrics } from "./attestation-metrics.ts";
 import { CheckpointFeed, latestCheckpoint, type StoredCheckpoint } from "./checkpoints.ts";
 import { checkpointBody, signCheckpoint, type LogKey } from "./log-key.ts";
@@ -47,15 +62,13 @@ const attemptRow = z.object({
 
 export class Sequencer {
   readonly #pool: DatabasePool;
-  readonly #databaseUrl: string;
   readonly #log: Logger;
   readonly #metrics: AttestationMetrics;
   readonly #feed: CheckpointFeed;
   readonly #options: Required<SequencerOptions>;
   #edge: TreeEdge | undefined;
   #key: LogKey | undefined;
-  #lockClient: pg.Client | undefined;
-  #leading = false;
+  readonly #lock: LeaderLock;
   #running = false;
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
@@ -63,7 +76,12 @@ export class Sequencer {
 
   constructor(deps: { pool: DatabasePool; databaseUrl: string; log: Logger; metrics: AttestationMetrics; feed: CheckpointFeed }, options: SequencerOptions) {
     this.#pool = deps.pool;
-    this.#databaseUrl = deps.databaseUrl;
+    this.#lock = new LeaderLock(deps.databaseUrl, SEQUENCER_LOCK, {
+      onLost: () => {
+        this.#log.warn("lost the sequencer lock connection");
+        this.#edge = undefined;
+      },
+    });
     this.#log = deps.log.child({ component: "sequencer" });
     this.#metrics = deps.metrics;
     this.#feed = deps.feed;
@@ -71,7 +89,7 @@ export class Sequencer {
   }
 
   get leader(): boolean {
-    return this.#leading;
+    return this.#lock.held;
   }
 
   start(): void {
@@ -97,13 +115,13 @@ export class Sequencer {
         this.#log.warn({ err }, "final sequencing failed; the next leader will continue");
       }
     }
-    await this.#releaseLeadership();
+    await this.#lock.release();
   }
 
   async #run(): Promise<void> {
     while (this.#running) {
       try {
-        if (!this.leader) await this.#tryLead();
+        if (!this.leader && (await this.#lock.tryAcquire())) this.#log.info("this process is the log sequencer");
         if (this.leader) {
           let appended: number;
           do {
@@ -130,38 +148,6 @@ export class Sequencer {
         this.#wake = done;
       });
     }
-  }
-
-  /** Tries the advisory lock on this process's lock connection (kept open between tries, and
-   * holding the lock for as long as this process leads). */
-  async #tryLead(): Promise<void> {
-    if (!this.#lockClient) {
-      const client = new pg.Client({ connectionString: this.#databaseUrl });
-      const lost = () => {
-        if (this.#lockClient === client) {
-          if (this.#leading) this.#log.warn("lost the sequencer lock connection");
-          this.#lockClient = undefined;
-          this.#leading = false;
-          this.#edge = undefined;
-        }
-      };
-      client.on("error", lost);
-      client.on("end", lost);
-      await client.connect();
-      this.#lockClient = client;
-    }
-    const { rows } = await this.#lockClient.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1) AS ok", [SEQUENCER_LOCK]);
-    if (rows[0]?.ok && !this.#leading) {
-      this.#leading = true;
-      this.#log.info("this process is the log sequencer");
-    }
-  }
-
-  async #releaseLeadership(): Promise<void> {
-    const client = this.#lockClient;
-    this.#lockClient = undefined;
-    this.#leading = false;
-    await client?.end().catch(() => {});
   }
 
   /** Sequences one batch; returns the number of leaves appended. Exposed for tests and shutdown. */

@@ -1,10 +1,32 @@
 // The delivery engine of one server process: claims due jobs in batches, runs them through a
 // bounded pool of in-flight HTTP requests (globally and per endpoint), decides retries, and writes
-// outcomes back in batches. It wakes the moment ingest commits (in-process), when another process
-// commits (LISTEN/NOTIFY), and on a timer for scheduled retries and circuit probes.
+// outcomes back in batches. It wakes when new jobs are announced on the jobs channel (by this
+// process or another, db/notify-channel.ts), and on a timer for scheduled retries and circuit probes.
+//
+// State (one instance per process):
+//   #running          true from start() until stop(); the claim loop ends when it turns false.
+//   #claims/#reserved claims in flight (at most MAX_CLAIMS) and the worker slots they reserved, so
+//                     two claims never fetch more jobs than there is room for.
+//   #inFlight         deliveries under way; #perEndpoint counts them per endpoint.
+//   #waiting          claimed jobs held back because their endpoint is at its per-endpoint limit;
+//                     each starts when one of that endpoint's deliveries ends (#waitingCount total).
+//   #outcomes         finished attempts not yet written; #flushing is the write in progress (one
+//                     at a time, taking everything queued meanwhile).
+//   #dueTimes         when retries this process scheduled fall due, so it wakes for them rather
+//                     than at the next poll.
+//   #claimPausedUntil after a failed claim (database trouble), no claim before this time.
+//   #lastProbeMs      when half-open probes were last looked for (at most every 250 ms).
+//   #wake/#wakeRequested  cut the loop's sleep short; a request during a claim is not lost.
+//   #abort            aborts in-flight requests when stop() runs out of time; #idle resolves once
+//                     the last delivery ends.
+//
+//   idle ──wake (jobs channel, finished delivery, due retry, poll)──▶ claim (while room ≥ a
+//   worthwhile batch) ──jobs──▶ deliver ──outcome──▶ flush ──▶ idle
+//   any ──stop()──▶ no new claims; in-flight finish (or abort at the deadline); outcomes written;
+//   held-back jobs released unsent.
 import { createHash } from "node:crypto";
-import pg from "pg";
 import type { Logger } from "pino";
+import type { NotifyChannel } from "../db/notify-channel.ts";
 import type { DatabasePool } from "../db/pool.ts";
 import { uuidv7 } from "../uuid.ts";
 import type { DeliveryMetrics } from "./delivery-metrics.ts";
@@ -14,7 +36,6 @@ import { releaseJobs, type ClaimedJob, type JobStore, type Outcome } from "./job
 import { decide, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry-policy.ts";
 import { signingHeaders } from "./webhook-signature.ts";
 
-export const WAKE_CHANNEL = "kapsel_jobs";
 const MAX_CLAIMS = 2;
 
 export interface DispatcherOptions {
@@ -29,7 +50,7 @@ export interface DispatcherOptions {
 
 export class Dispatcher {
   readonly #pool: DatabasePool;
-  readonly #databaseUrl: string;
+  readonly #jobs: NotifyChannel;
   readonly #store: JobStore;
   readonly #sender: HttpSender;
   readonly #metrics: DeliveryMetrics;
@@ -56,16 +77,16 @@ export class Dispatcher {
    * next poll (bounded; beyond it the poll finds them). */
   #dueTimes: number[] = [];
   readonly #abort = new AbortController();
-  #listener: pg.Client | undefined;
+  #unsubscribe: (() => Promise<void>) | undefined;
   #idle: (() => void) | undefined;
   /** Called after this process disabled endpoints (410 Gone), so ingest's cache drops them at once. */
   onEndpointsDisabled: (endpointIds: string[]) => void = () => {};
   /** Called after attempts are recorded (the sequencer starts early on a big backlog). */
   onRecorded: (count: number) => void = () => {};
 
-  constructor(deps: { pool: DatabasePool; databaseUrl: string; store: JobStore; sender: HttpSender; metrics: DeliveryMetrics; changes: EventChanges; log: Logger }, options: DispatcherOptions) {
+  constructor(deps: { pool: DatabasePool; jobs: NotifyChannel; store: JobStore; sender: HttpSender; metrics: DeliveryMetrics; changes: EventChanges; log: Logger }, options: DispatcherOptions) {
     this.#pool = deps.pool;
-    this.#databaseUrl = deps.databaseUrl;
+    this.#jobs = deps.jobs;
     this.#store = deps.store;
     this.#sender = deps.sender;
     this.#metrics = deps.metrics;
@@ -77,7 +98,7 @@ export class Dispatcher {
   start(): void {
     this.#running = true;
     this.#loop = this.#run();
-    void this.#listen();
+    this.#unsubscribe = this.#jobs.subscribe(() => this.wake());
   }
 
   /** Something became due: claim now rather than at the next timer. */
@@ -104,9 +125,7 @@ export class Dispatcher {
     clearTimeout(timer);
     await this.#flush();
     await this.#release(waiting);
-    const listener = this.#listener;
-    this.#listener = undefined;
-    await listener?.end().catch(() => {});
+    await this.#unsubscribe?.();
     await this.#sender.close();
   }
 
@@ -307,28 +326,5 @@ export class Dispatcher {
       }
     })();
     return this.#flushing;
-  }
-
-  async #listen(): Promise<void> {
-    while (this.#running) {
-      const client = new pg.Client({ connectionString: this.#databaseUrl });
-      try {
-        const ended = new Promise<void>((resolve) => {
-          client.on("error", () => resolve());
-          client.on("end", () => resolve());
-        });
-        await client.connect();
-        client.on("notification", () => this.wake());
-        await client.query(`LISTEN ${WAKE_CHANNEL}`);
-        this.#listener = client;
-        if (!this.#running) await client.end();
-        await ended;
-      } catch {
-        // reconnect below
-      }
-      this.#listener = undefined;
-      await client.end().catch(() => {});
-      if (this.#running) await new Promise((r) => setTimeout(r, 1000));
-    }
   }
 }

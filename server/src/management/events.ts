@@ -6,6 +6,7 @@ import type { HandlerContext } from "@connectrpc/connect";
 import { sql, type DatabasePool } from "slonik";
 import { z } from "zod";
 import { tenantOf } from "../auth/auth-context.ts";
+import type { NotifyChannel } from "../db/notify-channel.ts";
 import type { EventChanges } from "../delivery/event-changes.ts";
 import { KapselError } from "../errors.ts";
 import {
@@ -105,12 +106,12 @@ function atMicros(us: string) {
 export class Events {
   readonly #pool: DatabasePool;
   readonly #changes: EventChanges;
-  /** Called when events were put back in the queue. */
-  onRequeued: () => void = () => {};
+  readonly #jobs: NotifyChannel;
 
-  constructor(pool: DatabasePool, changes: EventChanges) {
+  constructor(pool: DatabasePool, changes: EventChanges, jobs: NotifyChannel) {
     this.#pool = pool;
     this.#changes = changes;
+    this.#jobs = jobs;
   }
 
   async #find(tenantId: string, rawId: string): Promise<EventRow> {
@@ -182,7 +183,7 @@ export class Events {
     });
     if (!row) throw new KapselError("E2003", `event is ${current.status}; only failed events can be retried`);
     this.#changes.changed([row.id]);
-    this.onRequeued();
+    this.#jobs.notify();
     return { event: toProto(row) };
   };
 
@@ -205,7 +206,7 @@ export class Events {
       return ids;
     });
     this.#changes.changed(ids);
-    if (ids.length > 0) this.onRequeued();
+    if (ids.length > 0) this.#jobs.notify();
     return { count: ids.length };
   };
 
@@ -272,5 +273,4 @@ async function requeue(tx: { query: DatabasePool["query"] }, eventIds: string[])
     INSERT INTO delivery_jobs (event_id, endpoint_id, attempt, round_start)
     SELECT id, endpoint_id, attempt_count, attempt_count FROM events WHERE id = ANY(${sql.array(eventIds, "uuid")})
     ON CONFLICT (event_id) DO NOTHING`);
-  await tx.query(sql.unsafe`SELECT pg_notify('kapsel_jobs', '')`);
 }
