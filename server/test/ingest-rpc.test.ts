@@ -59,7 +59,7 @@ describe("@grpc/grpc-js client", () => {
     });
     expect(Buffer.compare(row!.payload, payload)).toBe(0);
     const again = await unary(client, "Ingest", { endpointId: t.endpointId, payload, idempotencyKey: "grpc-1" }, bearer(t.apiKey));
-    expect(again).toEqual({ eventId: res.eventId, duplicate: true });
+    expect(again).toEqual({ eventId: res.eventId, duplicate: true, messageId: "", eventIds: [] });
   });
 
   it("Ingest without a content type stores application/json", async () => {
