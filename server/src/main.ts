@@ -19,7 +19,7 @@ import { healthService, Readiness } from "./http/health.ts";
 import { listen, type Listener } from "./http/listener.ts";
 import { HttpMetrics } from "./http/metrics.ts";
 import type { Logger } from "./logger.ts";
-import { Endpoints } from "./management/endpoints.ts";
+import { disableEndpoints, Endpoints } from "./management/endpoints.ts";
 import { Tenants } from "./management/tenants.ts";
 import { EndpointCache } from "./ingest/endpoint-cache.ts";
 import { gatewayRoute } from "./ingest/gateway.ts";
@@ -33,7 +33,8 @@ import { Dispatcher } from "./delivery/dispatcher.ts";
 import { NotifyChannel } from "./db/notify-channel.ts";
 import { EventChanges } from "./delivery/event-changes.ts";
 import { HttpSender } from "./delivery/http-sender.ts";
-import { JobStore } from "./delivery/job-store.ts";
+import { CircuitStore } from "./delivery/circuit-store.ts";
+import { JobQueue } from "./delivery/job-queue.ts";
 import { Events } from "./management/events.ts";
 import { AttestationMetrics } from "./attestation/attestation-metrics.ts";
 import { attestationService } from "./attestation/attestation-service.ts";
@@ -91,23 +92,20 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   const changes = new EventChanges();
   // New delivery jobs: ingest and requeues notify, dispatchers (here and in other processes) listen.
   const jobs = new NotifyChannel(db.pool, db.url, "kapsel_jobs");
-  const store = new JobStore(db.pool, {
-    leaseMs: config.deliveryLeaseMs,
-    breaker: {
-      consecutiveFailures: config.circuitFailureThreshold,
-      failureRate: config.circuitFailureRate,
-      minAttempts: config.circuitMinAttempts,
-      windowMs: config.circuitWindowMs,
-      openMs: config.circuitOpenMs,
-      maxProbes: 2,
-    },
+  const circuits = new CircuitStore(db.pool, {
+    consecutiveFailures: config.circuitFailureThreshold,
+    failureRate: config.circuitFailureRate,
+    minAttempts: config.circuitMinAttempts,
+    windowMs: config.circuitWindowMs,
+    openMs: config.circuitOpenMs,
+    maxProbes: 2,
   });
+  const queue = new JobQueue(db.pool, circuits, { leaseMs: config.deliveryLeaseMs, disableEndpoints });
   const dispatcher = config.deliveryEnabled
     ? new Dispatcher(
         {
-          pool: db.pool,
           jobs,
-          store,
+          queue,
           sender: new HttpSender({ policy, connectTimeoutMs: config.deliveryTimeoutMs, connectionsPerOrigin: config.deliveryPerEndpointConcurrency }),
           metrics: new DeliveryMetrics(metrics.registry, db.pool),
           changes,
@@ -129,7 +127,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   const proofs = new Proofs(db.pool, config.checkpointIntervalMs);
   const authenticator = createAuthenticator(token, keys);
   if (dispatcher) dispatcher.onEndpointsDisabled = (ids) => ids.forEach((id) => endpointCache.invalidate(id));
-  const events = new Events(db.pool, changes, jobs);
+  const events = new Events(db.pool, queue, changes, jobs);
   const groupCommit = new GroupCommit(db.pool, {
     idempotencyWindowMs: config.idempotencyWindowMs,
     onBatch: (rows) => ingestMetrics.batchSize.observe(rows),

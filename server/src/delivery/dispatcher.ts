@@ -27,12 +27,11 @@
 import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import type { NotifyChannel } from "../db/notify-channel.ts";
-import type { DatabasePool } from "../db/pool.ts";
 import { uuidv7 } from "../uuid.ts";
 import type { DeliveryMetrics } from "./delivery-metrics.ts";
 import type { EventChanges } from "./event-changes.ts";
 import type { HttpSender } from "./http-sender.ts";
-import { releaseJobs, type ClaimedJob, type JobStore, type Outcome } from "./job-store.ts";
+import type { ClaimedJob, JobQueue, Outcome } from "./job-queue.ts";
 import { decide, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry-policy.ts";
 import { signingHeaders } from "./webhook-signature.ts";
 
@@ -49,9 +48,8 @@ export interface DispatcherOptions {
 }
 
 export class Dispatcher {
-  readonly #pool: DatabasePool;
   readonly #jobs: NotifyChannel;
-  readonly #store: JobStore;
+  readonly #queue: JobQueue;
   readonly #sender: HttpSender;
   readonly #metrics: DeliveryMetrics;
   readonly #changes: EventChanges;
@@ -84,10 +82,9 @@ export class Dispatcher {
   /** Called after attempts are recorded (the sequencer starts early on a big backlog). */
   onRecorded: (count: number) => void = () => {};
 
-  constructor(deps: { pool: DatabasePool; jobs: NotifyChannel; store: JobStore; sender: HttpSender; metrics: DeliveryMetrics; changes: EventChanges; log: Logger }, options: DispatcherOptions) {
-    this.#pool = deps.pool;
+  constructor(deps: { jobs: NotifyChannel; queue: JobQueue; sender: HttpSender; metrics: DeliveryMetrics; changes: EventChanges; log: Logger }, options: DispatcherOptions) {
     this.#jobs = deps.jobs;
-    this.#store = deps.store;
+    this.#queue = deps.queue;
     this.#sender = deps.sender;
     this.#metrics = deps.metrics;
     this.#changes = deps.changes;
@@ -163,11 +160,11 @@ export class Dispatcher {
     if (probing) this.#lastProbeMs = now;
     const claim = (async (): Promise<boolean> => {
       try {
-        const jobs = probing ? await this.#store.claimProbes(now) : [];
+        const jobs = probing ? await this.#queue.claimProbes(now) : [];
         const wanted = limit - jobs.length;
         let full = false;
         if (wanted > 0) {
-          const claimed = await this.#store.claim(wanted);
+          const claimed = await this.#queue.claim(wanted);
           full = claimed.length === wanted;
           jobs.push(...claimed);
         }
@@ -287,8 +284,7 @@ export class Dispatcher {
   /** Gives claimed jobs back unsent, with their attempt (and probe slot) unspent. */
   async #release(jobs: ClaimedJob[]): Promise<void> {
     try {
-      await releaseJobs(this.#pool, jobs);
-      for (const job of jobs) if (job.probe) await this.#store.releaseProbe(job.endpoint_id);
+      await this.#queue.release(jobs);
       this.#changes.changed(jobs.map((j) => j.event_id));
     } catch (err) {
       this.#log.warn({ err }, "could not release unsent jobs; their leases will expire");
@@ -306,7 +302,7 @@ export class Dispatcher {
         while (this.#outcomes.length > 0) {
           const batch = this.#outcomes.splice(0, 500);
           try {
-            const { disabledEndpoints } = await this.#store.complete(batch, Date.now());
+            const { disabledEndpoints } = await this.#queue.complete(batch, Date.now());
             if (disabledEndpoints.length > 0) this.onEndpointsDisabled(disabledEndpoints);
             this.#changes.changed(batch.map((o) => o.job.event_id));
             this.onRecorded(batch.length);

@@ -3,11 +3,12 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext } from "@connectrpc/connect";
 import { randomBytes } from "node:crypto";
-import { sql } from "slonik";
+import { sql, type DatabaseTransactionConnection } from "slonik";
 import { z } from "zod";
 import { tenantOf } from "../auth/auth-context.ts";
 import type { DatabasePool } from "../db/pool.ts";
 import { validateDestination, type DestinationPolicy } from "../delivery/destination-policy.ts";
+import { cancelForEndpoint } from "../delivery/job-queue.ts";
 import { KapselError } from "../errors.ts";
 import { isHeaderName } from "../http/header-names.ts";
 import {
@@ -100,6 +101,13 @@ function checkSource(scheme: SourceSchemeName, secret: string, header: string): 
     throw new KapselError("E1006", "a Standard Webhooks source_secret is whsec_ followed by base64");
   }
   if (!isHeaderName(header)) throw new KapselError("E1006", "source_header is not a valid header name");
+}
+
+/** Disables endpoints on Kapsel's own account (410 Gone), in the caller's transaction. */
+export async function disableEndpoints(tx: DatabaseTransactionConnection, ids: readonly string[], reason: string): Promise<void> {
+  await tx.query(sql.unsafe`
+    UPDATE endpoints SET enabled = false, disabled_reason = ${reason}, updated_at = now()
+    WHERE id = ANY(${sql.array([...ids], "uuid")})`);
 }
 
 export class Endpoints {
@@ -201,9 +209,7 @@ export class Endpoints {
     // cannot be retried, unlike a disabled one).
     await this.#pool.transaction(async (tx) => {
       await tx.query(sql.unsafe`UPDATE endpoints SET deleted_at = now(), enabled = false, updated_at = now() WHERE id = ${row.id}`);
-      await tx.query(sql.unsafe`
-        WITH gone AS (DELETE FROM delivery_jobs WHERE endpoint_id = ${row.id} RETURNING event_id)
-        UPDATE events SET status = 'failed', next_attempt_at = NULL, updated_at = now() FROM gone WHERE events.id = gone.event_id`);
+      await cancelForEndpoint(tx, row.id);
     });
     this.onChanged(row.id);
     return {};

@@ -8,6 +8,7 @@ import { z } from "zod";
 import { tenantOf } from "../auth/auth-context.ts";
 import type { NotifyChannel } from "../db/notify-channel.ts";
 import type { EventChanges } from "../delivery/event-changes.ts";
+import { eventStatusIs, eventStatusSql, type EventStatusName, type JobQueue } from "../delivery/job-queue.ts";
 import { KapselError } from "../errors.ts";
 import {
   AttemptOutcome, AttemptSchema, CircuitState, EventSchema, EventStatus,
@@ -17,13 +18,13 @@ import {
 import { requireUuid } from "../uuid.ts";
 import { decodeCursor, pageSize, paginate } from "./pagination.ts";
 
-const STATUS: Record<string, EventStatus> = {
+const STATUS: Record<EventStatusName, EventStatus> = {
   pending: EventStatus.PENDING,
   delivering: EventStatus.DELIVERING,
   delivered: EventStatus.DELIVERED,
   failed: EventStatus.FAILED,
 };
-const STATUS_NAME = Object.fromEntries(Object.entries(STATUS).map(([k, v]) => [v, k])) as Record<number, string>;
+const STATUS_NAME = Object.fromEntries(Object.entries(STATUS).map(([k, v]) => [v, k])) as Record<number, EventStatusName>;
 const OUTCOME: Record<string, AttemptOutcome> = {
   delivered: AttemptOutcome.DELIVERED,
   http_error: AttemptOutcome.HTTP_ERROR,
@@ -35,7 +36,7 @@ const CIRCUIT: Record<string, CircuitState> = { closed: CircuitState.CLOSED, ope
 const eventRow = z.object({
   id: z.string(),
   endpoint_id: z.string(),
-  status: z.string(),
+  status: z.enum(["pending", "delivering", "delivered", "failed"]),
   content_type: z.string(),
   idempotency_key: z.string().nullable(),
   headers: z.record(z.string(), z.string()),
@@ -48,10 +49,7 @@ const eventRow = z.object({
   received_us: z.string(),
 });
 type EventRow = z.infer<typeof eventRow>;
-// The claim does not write the event: a pending event whose job is leased is being delivered.
-const LEASED = sql.fragment`EXISTS (SELECT 1 FROM delivery_jobs j WHERE j.event_id = events.id AND j.lease_until > now())`;
-const EVENT_COLUMNS = sql.fragment`id, endpoint_id,
-  CASE WHEN status = 'pending' AND ${LEASED} THEN 'delivering' ELSE status END AS status, content_type, idempotency_key, headers, attempt_count,
+const EVENT_COLUMNS = sql.fragment`id, endpoint_id, ${eventStatusSql} AS status, content_type, idempotency_key, headers, attempt_count,
   next_attempt_at, request_id, octet_length(payload) AS payload_size, (extract(epoch FROM received_at) * 1000000)::bigint::text AS received_us`;
 
 const attemptRow = z.object({
@@ -105,11 +103,13 @@ function atMicros(us: string) {
 
 export class Events {
   readonly #pool: DatabasePool;
+  readonly #queue: JobQueue;
   readonly #changes: EventChanges;
   readonly #jobs: NotifyChannel;
 
-  constructor(pool: DatabasePool, changes: EventChanges, jobs: NotifyChannel) {
+  constructor(pool: DatabasePool, queue: JobQueue, changes: EventChanges, jobs: NotifyChannel) {
     this.#pool = pool;
+    this.#queue = queue;
     this.#changes = changes;
     this.#jobs = jobs;
   }
@@ -149,9 +149,7 @@ export class Events {
     if (req.status !== EventStatus.UNSPECIFIED) {
       const name = STATUS_NAME[req.status];
       if (!name) throw new KapselError("E1006", "status is not valid");
-      if (name === "pending") conditions.push(sql.fragment`status = 'pending' AND NOT ${LEASED}`);
-      else if (name === "delivering") conditions.push(sql.fragment`status = 'pending' AND ${LEASED}`);
-      else conditions.push(sql.fragment`status = ${name}`);
+      conditions.push(eventStatusIs(name));
     }
     if (req.receivedAfter) conditions.push(sql.fragment`received_at >= ${at(req.receivedAfter)}`);
     if (req.receivedBefore) conditions.push(sql.fragment`received_at < ${at(req.receivedBefore)}`);
@@ -172,16 +170,9 @@ export class Events {
   retryEvent = async (req: RetryEventRequest, ctx: HandlerContext) => {
     const tenantId = tenantOf(ctx);
     const current = await this.#find(tenantId, req.eventId);
-    const row = await this.#pool.transaction(async (tx) => {
-      const updated = await tx.maybeOne(sql.type(eventRow)`
-        UPDATE events SET status = 'pending', next_attempt_at = now(), updated_at = now()
-        WHERE id = ${current.id} AND tenant_id = ${tenantId} AND status = 'failed'
-        RETURNING ${EVENT_COLUMNS}`);
-      if (!updated) return undefined;
-      await requeue(tx, [updated.id]);
-      return updated;
-    });
-    if (!row) throw new KapselError("E2003", `event is ${current.status}; only failed events can be retried`);
+    const [requeued] = await this.#queue.requeueFailed(tenantId, { eventId: current.id });
+    if (!requeued) throw new KapselError("E2003", `event is ${current.status}; only failed events can be retried`);
+    const row = await this.#find(tenantId, requeued);
     this.#changes.changed([row.id]);
     this.#jobs.notify();
     return { event: toProto(row) };
@@ -195,16 +186,7 @@ export class Events {
     if (!req.since) throw new KapselError("E1006", "since is required");
     const until = req.until ? at(req.until) : sql.fragment`now()`;
     const since = at(req.since);
-    const ids = await this.#pool.transaction(async (tx) => {
-      const rows = await tx.any(sql.type(z.object({ id: z.string() }))`
-        UPDATE events SET status = 'pending', next_attempt_at = now(), updated_at = now()
-        WHERE tenant_id = ${tenantId} AND endpoint_id = ${endpointId} AND status = 'failed'
-          AND received_at >= ${since} AND received_at < ${until}
-        RETURNING id`);
-      const ids = rows.map((r) => r.id);
-      await requeue(tx, ids);
-      return ids;
-    });
+    const ids = await this.#queue.requeueFailed(tenantId, { endpointId, since, until });
     this.#changes.changed(ids);
     if (ids.length > 0) this.#jobs.notify();
     return { count: ids.length };
@@ -264,13 +246,4 @@ export class Events {
       pendingEvents: h.pending,
     };
   };
-}
-
-/** Puts events back in the queue: a new round of attempts continuing the event's attempt count. */
-async function requeue(tx: { query: DatabasePool["query"] }, eventIds: string[]): Promise<void> {
-  if (eventIds.length === 0) return;
-  await tx.query(sql.unsafe`
-    INSERT INTO delivery_jobs (event_id, endpoint_id, attempt, round_start)
-    SELECT id, endpoint_id, attempt_count, attempt_count FROM events WHERE id = ANY(${sql.array(eventIds, "uuid")})
-    ON CONFLICT (event_id) DO NOTHING`);
 }

@@ -1,11 +1,16 @@
-// The SQL of the delivery queue: claim due jobs, claim half-open probes, and write outcomes back in
-// batches. Claims are short autocommit statements with a lease (FOR UPDATE SKIP LOCKED), so no
-// transaction is open during an HTTP call and a dead process's jobs become claimable again when its
-// lease runs out.
+// The delivery queue: the only writer of delivery_jobs, of the events' delivery status and of
+// delivery_attempts. Named operations: enqueue (a fragment of ingest's group-commit statement),
+// claim, claimProbes, complete, release, requeueFailed, cancelForEndpoint.
+//
+// Claims are short autocommit statements with a lease (FOR UPDATE SKIP LOCKED), so no transaction
+// is open during an HTTP call and a dead process's jobs become claimable again when its lease runs
+// out. A claim does not write the event row: an event reads as delivering while its job is leased
+// (eventStatusSql below), which spares a write of the whole row, payload included, per attempt.
 import { randomUUID } from "node:crypto";
-import { sql, type DatabasePool, type DatabaseTransactionConnection } from "slonik";
+import { sql, type DatabasePool, type DatabaseTransactionConnection, type FragmentSqlToken } from "slonik";
 import { z } from "zod";
-import { afterOutcome, CLOSED, mayProbe, probeClaimed, probeReleased, type BreakerConfig, type BreakerState, type CircuitStateName } from "./circuit-breaker.ts";
+import { mayProbe, probeClaimed } from "./circuit-breaker.ts";
+import type { CircuitStore } from "./circuit-store.ts";
 import type { Decision } from "./retry-policy.ts";
 import type { SendResult } from "./http-sender.ts";
 
@@ -42,40 +47,57 @@ export interface Outcome {
   decision: Decision;
 }
 
-const breakerRow = z.object({
-  endpoint_id: z.string(),
-  state: z.string(),
-  consecutive_failures: z.number(),
-  opened_at: z.date().nullable(),
-  retry_at: z.date().nullable(),
-  probes: z.number(),
-  updated_at: z.date(),
-});
-
-function toState(r: z.infer<typeof breakerRow>): BreakerState {
-  return {
-    state: r.state as CircuitStateName,
-    consecutiveFailures: r.consecutive_failures,
-    openedAtMs: r.opened_at?.getTime(),
-    retryAtMs: r.retry_at?.getTime(),
-    probes: r.probes,
-  };
+/** The insert that queues a job for each row of `source` (a CTE with `id` and `endpoint_id`
+ * columns), for ingest's single group-commit statement. */
+export function enqueueJobsSql(source: string) {
+  return sql.fragment`INSERT INTO delivery_jobs (event_id, endpoint_id) SELECT id, endpoint_id FROM ${sql.identifier([source])}`;
 }
+
+/** The status an event shows: a pending event whose job is leased is being delivered. For reads
+ * of `events` (the row alias must be `events`). */
+const LEASED = sql.fragment`EXISTS (SELECT 1 FROM delivery_jobs j WHERE j.event_id = events.id AND j.lease_until > now())`;
+export const eventStatusSql = sql.fragment`CASE WHEN events.status = 'pending' AND ${LEASED} THEN 'delivering' ELSE events.status END`;
+
+/** The statuses an event shows (delivering is derived, see eventStatusSql). */
+export type EventStatusName = "pending" | "delivering" | "delivered" | "failed";
+
+/** A condition selecting events that show the given status. */
+export function eventStatusIs(status: EventStatusName) {
+  if (status === "pending") return sql.fragment`(events.status = 'pending' AND NOT ${LEASED})`;
+  if (status === "delivering") return sql.fragment`(events.status = 'pending' AND ${LEASED})`;
+  return sql.fragment`events.status = ${status}`;
+}
+
+/** Which failed events to put back in the queue. */
+export type RequeueSelector =
+  | { eventId: string }
+  | { endpointId: string; since: FragmentSqlToken; until: FragmentSqlToken };
 
 const claimColumns = sql.fragment`c.event_id, c.endpoint_id, c.attempt, c.round_start, c.lease_id, e.tenant_id, e.payload,
   e.content_type, e.headers, e.request_id, p.url, p.signing_secret,
   CASE WHEN p.previous_secret_expires_at > now() THEN p.previous_signing_secret END AS previous_secret,
   p.max_attempts, p.timeout_ms`;
 
-export class JobStore {
-  readonly #pool: DatabasePool;
-  readonly #leaseMs: number;
-  readonly #breaker: BreakerConfig;
+/** Writes to the endpoints table belong to its owner (management/endpoints.ts); the queue is given
+ * the one it needs, disabling an endpoint that answered 410 Gone, to run in its own transaction. */
+export type DisableEndpoints = (tx: DatabaseTransactionConnection, ids: readonly string[], reason: string) => Promise<void>;
 
-  constructor(pool: DatabasePool, options: { leaseMs: number; breaker: BreakerConfig }) {
+export interface JobQueueOptions {
+  leaseMs: number;
+  disableEndpoints: DisableEndpoints;
+}
+
+export class JobQueue {
+  readonly #pool: DatabasePool;
+  readonly #circuits: CircuitStore;
+  readonly #leaseMs: number;
+  readonly #disableEndpoints: DisableEndpoints;
+
+  constructor(pool: DatabasePool, circuits: CircuitStore, options: JobQueueOptions) {
     this.#pool = pool;
+    this.#circuits = circuits;
     this.#leaseMs = options.leaseMs;
-    this.#breaker = options.breaker;
+    this.#disableEndpoints = options.disableEndpoints;
   }
 
   /** Claims up to `limit` due jobs of enabled endpoints whose circuit is closed. Each lease lasts
@@ -115,31 +137,26 @@ export class JobStore {
   async claimProbes(nowMs: number): Promise<ClaimedJob[]> {
     const sendByMs = Date.now() + this.#leaseMs;
     return this.#pool.transaction(async (tx) => {
-      const candidates = await tx.any(sql.type(breakerRow.extend({ timeout_ms: z.number() }))`
-        SELECT cb.endpoint_id, cb.state, cb.consecutive_failures, cb.opened_at, cb.retry_at, cb.probes, cb.updated_at, p.timeout_ms
-        FROM circuit_breakers cb JOIN endpoints p ON p.id = cb.endpoint_id AND p.enabled AND p.deleted_at IS NULL
-        WHERE (cb.state = 'open' AND cb.retry_at <= now()) OR cb.state = 'half_open'
-        FOR UPDATE OF cb SKIP LOCKED`);
       const jobs: ClaimedJob[] = [];
-      for (const row of candidates) {
-        let state = toState(row);
-        const leaseMs = this.#leaseMs + row.timeout_ms;
+      for (const candidate of await this.#circuits.lockProbeCandidates(tx)) {
+        let state = candidate.state;
+        const leaseMs = this.#leaseMs + candidate.timeoutMs;
         // Probes of a process that died never report back; their slots come free with the lease.
-        if (state.state === "half_open" && nowMs - row.updated_at.getTime() > leaseMs) state = { ...state, probes: 0 };
-        if (!mayProbe(state, nowMs, this.#breaker)) continue;
+        if (state.state === "half_open" && nowMs - candidate.updatedAt.getTime() > leaseMs) state = { ...state, probes: 0 };
+        if (!mayProbe(state, nowMs, this.#circuits.config)) continue;
         const [job] = await tx.any(sql.type(claimedJob)`
           WITH c AS (
             UPDATE delivery_jobs j SET lease_until = now() + ${leaseMs} * interval '1 millisecond',
               lease_id = ${randomUUID()}, attempt = j.attempt + 1
             WHERE j.event_id = (
-              SELECT event_id FROM delivery_jobs WHERE endpoint_id = ${row.endpoint_id} AND run_at <= now()
+              SELECT event_id FROM delivery_jobs WHERE endpoint_id = ${candidate.endpointId} AND run_at <= now()
                 AND (lease_until IS NULL OR lease_until < now())
               ORDER BY run_at LIMIT 1 FOR UPDATE SKIP LOCKED)
             RETURNING j.event_id, j.endpoint_id, j.attempt, j.round_start, j.lease_id
           )
           SELECT ${claimColumns} FROM c JOIN events e ON e.id = c.event_id JOIN endpoints p ON p.id = c.endpoint_id`);
         if (!job) continue;
-        await writeBreaker(tx, row.endpoint_id, probeClaimed(state));
+        await this.#circuits.write(tx, candidate.endpointId, probeClaimed(state));
         jobs.push({ ...job, probe: true, sendByMs });
       }
       return jobs;
@@ -205,70 +222,52 @@ export class JobStore {
           ${sql.array(column((o) => o.job.request_id), "text")}, ${sql.array(column(isDecided), "bool")})`);
 
       const gone = [...new Set(outcomes.filter((o) => o.decision.kind === "disable" && isDecided(o)).map((o) => o.job.endpoint_id))];
-      if (gone.length > 0) {
-        await tx.query(sql.unsafe`
-          UPDATE endpoints SET enabled = false, disabled_reason = 'destination answered 410 Gone', updated_at = now()
-          WHERE id = ANY(${sql.array(gone, "uuid")})`);
-      }
-      await this.#updateBreakers(tx, outcomes, nowMs);
+      if (gone.length > 0) await this.#disableEndpoints(tx, gone, "destination answered 410 Gone");
+      await this.#circuits.applyOutcomes(tx, outcomes.map((o) => ({ endpointId: o.job.endpoint_id, success: o.result.outcome === "delivered", wasProbe: o.job.probe })), nowMs);
       return { disabledEndpoints: gone };
     });
   }
 
-  async #updateBreakers(tx: DatabaseTransactionConnection, outcomes: readonly Outcome[], nowMs: number): Promise<void> {
-    const endpointIds = [...new Set(outcomes.map((o) => o.job.endpoint_id))].sort();
-    const rows = await tx.any(sql.type(breakerRow)`
-      SELECT endpoint_id, state, consecutive_failures, opened_at, retry_at, probes, updated_at FROM circuit_breakers
-      WHERE endpoint_id = ANY(${sql.array(endpointIds, "uuid")}) ORDER BY endpoint_id FOR UPDATE`);
-    const current = new Map(rows.map((r) => [r.endpoint_id, toState(r)]));
-    const failing = endpointIds.filter((id) => outcomes.some((o) => o.job.endpoint_id === id && o.result.outcome !== "delivered"));
-    const windows = new Map<string, { attempts: number; failures: number }>();
-    if (failing.length > 0) {
-      const stats = await tx.any(sql.type(z.object({ endpoint_id: z.string(), attempts: z.number(), failures: z.number() }))`
-        SELECT endpoint_id, count(*)::int AS attempts, count(*) FILTER (WHERE outcome <> 'delivered')::int AS failures
-        FROM delivery_attempts
-        WHERE endpoint_id = ANY(${sql.array(failing, "uuid")}) AND started_at > now() - ${this.#breaker.windowMs} * interval '1 millisecond'
-        GROUP BY endpoint_id`);
-      for (const s of stats) windows.set(s.endpoint_id, s);
-    }
-    for (const id of endpointIds) {
-      const before = current.get(id) ?? CLOSED;
-      let state = before;
-      for (const o of outcomes) {
-        if (o.job.endpoint_id !== id) continue;
-        state = afterOutcome(state, o.result.outcome === "delivered", o.job.probe, windows.get(id) ?? { attempts: 0, failures: 0 }, nowMs, this.#breaker);
-      }
-      if (JSON.stringify(state) !== JSON.stringify(before)) {
-        await writeBreaker(tx, id, state);
-      }
-    }
+  /** Returns claimed jobs that were never sent (shutdown, a slot that came too late), without
+   * spending their attempt or, for probes, their probe slot. */
+  async release(jobs: readonly ClaimedJob[]): Promise<void> {
+    if (jobs.length === 0) return;
+    await this.#pool.query(sql.unsafe`
+      UPDATE delivery_jobs j SET lease_until = NULL, lease_id = NULL, attempt = j.attempt - 1
+      WHERE (j.event_id, j.lease_id) IN (${sql.join(jobs.map((j) => sql.fragment`(${j.event_id}::uuid, ${j.lease_id}::uuid)`), sql.fragment`, `)})`);
+    for (const job of jobs) if (job.probe) await this.#circuits.releaseProbe(job.endpoint_id);
   }
 
-  /** Gives back a probe slot (the probe could not be sent). */
-  async releaseProbe(endpointId: string): Promise<void> {
-    await this.#pool.transaction(async (tx) => {
-      const row = await tx.maybeOne(sql.type(breakerRow)`
-        SELECT endpoint_id, state, consecutive_failures, opened_at, retry_at, probes, updated_at FROM circuit_breakers
-        WHERE endpoint_id = ${endpointId} FOR UPDATE`);
-      if (row) await writeBreaker(tx, endpointId, probeReleased(toState(row)));
+  /** Puts a tenant's failed events back to pending with a job each: a new round of attempts that
+   * continues the event's attempt count. Returns the ids requeued. */
+  async requeueFailed(tenantId: string, selector: RequeueSelector): Promise<string[]> {
+    const conditions = [sql.fragment`tenant_id = ${tenantId}`, sql.fragment`status = 'failed'`];
+    if ("eventId" in selector) conditions.push(sql.fragment`id = ${selector.eventId}`);
+    else {
+      conditions.push(sql.fragment`endpoint_id = ${selector.endpointId}`);
+      conditions.push(sql.fragment`received_at >= ${selector.since} AND received_at < ${selector.until}`);
+    }
+    return this.#pool.transaction(async (tx) => {
+      const rows = await tx.any(sql.type(z.object({ id: z.string() }))`
+        UPDATE events SET status = 'pending', next_attempt_at = now(), updated_at = now()
+        WHERE ${sql.join(conditions, sql.fragment` AND `)}
+        RETURNING id`);
+      const ids = rows.map((r) => r.id);
+      if (ids.length > 0) {
+        await tx.query(sql.unsafe`
+          INSERT INTO delivery_jobs (event_id, endpoint_id, attempt, round_start)
+          SELECT id, endpoint_id, attempt_count, attempt_count FROM events WHERE id = ANY(${sql.array(ids, "uuid")})
+          ON CONFLICT (event_id) DO NOTHING`);
+      }
+      return ids;
     });
   }
 }
 
-async function writeBreaker(tx: DatabaseTransactionConnection, endpointId: string, s: BreakerState): Promise<void> {
-  const openedAt = s.openedAtMs === undefined ? null : new Date(s.openedAtMs).toISOString();
-  const retryAt = s.retryAtMs === undefined ? null : new Date(s.retryAtMs).toISOString();
+/** Stops an endpoint's pending deliveries for good (the endpoint is being deleted): its jobs go and
+ * its events end as failed. Runs in the caller's transaction. */
+export async function cancelForEndpoint(tx: DatabaseTransactionConnection, endpointId: string): Promise<void> {
   await tx.query(sql.unsafe`
-    INSERT INTO circuit_breakers (endpoint_id, state, consecutive_failures, opened_at, retry_at, probes, updated_at)
-    VALUES (${endpointId}, ${s.state}, ${s.consecutiveFailures}, ${openedAt}::timestamptz, ${retryAt}::timestamptz, ${s.probes}, now())
-    ON CONFLICT (endpoint_id) DO UPDATE SET state = excluded.state, consecutive_failures = excluded.consecutive_failures,
-      opened_at = excluded.opened_at, retry_at = excluded.retry_at, probes = excluded.probes, updated_at = now()`);
-}
-
-/** Returns claimed jobs that were never sent (shutdown), without spending their attempt. */
-export async function releaseJobs(pool: DatabasePool, jobs: readonly ClaimedJob[]): Promise<void> {
-  if (jobs.length === 0) return;
-  await pool.query(sql.unsafe`
-    UPDATE delivery_jobs j SET lease_until = NULL, lease_id = NULL, attempt = j.attempt - 1
-    WHERE (j.event_id, j.lease_id) IN (${sql.join(jobs.map((j) => sql.fragment`(${j.event_id}::uuid, ${j.lease_id}::uuid)`), sql.fragment`, `)})`);
+    WITH gone AS (DELETE FROM delivery_jobs WHERE endpoint_id = ${endpointId} RETURNING event_id)
+    UPDATE events SET status = 'failed', next_attempt_at = NULL, updated_at = now() FROM gone WHERE events.id = gone.event_id`);
 }
