@@ -14,7 +14,9 @@ import { Health } from "@kapsel/contracts/health";
 import { AttestationService } from "@kapsel/contracts/attestation";
 import { IngestService } from "@kapsel/contracts/ingest";
 import { ManagementService } from "@kapsel/contracts/management";
-import { createApp, errorInterceptor, exact, sendJson, type PlainRoute } from "./http/app.ts";
+import { createApp } from "./http/app.ts";
+import { errorInterceptor } from "./http/error-interceptor.ts";
+import { exact, sendJson, type PlainRoute } from "./http/plain-route.ts";
 import { healthService, Readiness } from "./http/health.ts";
 import { listen, type Listener } from "./http/listener.ts";
 import { HttpMetrics } from "./http/metrics.ts";
@@ -22,7 +24,7 @@ import type { Logger } from "./logger.ts";
 import { disableEndpoints, Endpoints } from "./management/endpoints.ts";
 import { Tenants } from "./management/tenants.ts";
 import { EndpointCache } from "./ingest/endpoint-cache.ts";
-import { gatewayRoute } from "./ingest/gateway.ts";
+import { DEFAULT_KEPT_HEADERS, gatewayRoute } from "./ingest/gateway.ts";
 import { GroupCommit } from "./ingest/group-commit.ts";
 import { IngestMetrics } from "./ingest/ingest-metrics.ts";
 import { ingestService } from "./ingest/ingest-service.ts";
@@ -133,7 +135,10 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
     onBatch: (rows) => ingestMetrics.batchSize.observe(rows),
     onCommitted: () => jobs.notify(),
   });
-  const ingestor = new Ingestor(endpointCache, limiter, groupCommit, config.maxPayloadBytes);
+  const ingestor = new Ingestor(endpointCache, limiter, groupCommit, {
+    maxPayloadBytes: config.maxPayloadBytes,
+    keptHeaders: [...DEFAULT_KEPT_HEADERS, ...config.keptHeaders],
+  });
 
   const routes: PlainRoute[] = [
     exact("GET", "/healthz", (_req, res) => sendJson(res, 200, { status: "ok" })),
@@ -146,7 +151,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
       res.writeHead(200, { "content-type": metrics.registry.contentType });
       res.end(text);
     }),
-    gatewayRoute(ingestor, ingestMetrics, { keptHeaders: config.keptHeaders, log }),
+    gatewayRoute(ingestor, ingestMetrics, { log }),
     ...logRoutes(db.pool, proofs, authenticator),
   ];
 

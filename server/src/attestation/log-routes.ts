@@ -3,7 +3,7 @@
 import type { Authenticator } from "../auth/auth-interceptor.ts";
 import { authorize, bearerToken } from "../auth/auth-interceptor.ts";
 import { KapselError } from "../errors.ts";
-import type { PlainRoute } from "../http/app.ts";
+import { decodePathSegment, type PlainRoute } from "../http/plain-route.ts";
 import type { DatabasePool } from "slonik";
 import { latestCheckpoint } from "./checkpoints.ts";
 import type { Proofs } from "./proofs.ts";
@@ -27,14 +27,6 @@ function parseTileRequest(path: string): { level: number; n: number; width: numb
   return { level, n, width };
 }
 
-/** Percent-decodes a path segment; a malformed escape is left as is (and fails validation later). */
-function decodeSegment(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return segment;
-  }
-}
 
 export function logRoutes(pool: DatabasePool, proofs: Proofs, auth: Authenticator): PlainRoute[] {
   return [
@@ -82,7 +74,7 @@ export function logRoutes(pool: DatabasePool, proofs: Proofs, auth: Authenticato
         return r ? [r[1]!] : undefined;
       },
       async handle(req, res, [rawId]) {
-        const attemptId = decodeSegment(rawId!);
+        const attemptId = decodePathSegment(rawId!);
         const token = bearerToken(req.headers.authorization);
         const caller = token === undefined ? undefined : await auth.authenticate(token);
         authorize("read-or-manage", caller);

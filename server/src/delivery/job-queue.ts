@@ -103,7 +103,7 @@ export class JobQueue {
   /** Claims up to `limit` due jobs of enabled endpoints whose circuit is closed. Each lease lasts
    * the endpoint's timeout plus the configured lease, so it cannot run out while its attempt may
    * still be in flight (which would hand the job to another claim and deliver it twice). The event
-   * row is not touched: it reads as delivering while its job is leased (management/events.ts), which
+   * row is not touched: it reads as delivering while its job is leased (eventStatusSql), which
    * spares a write of the whole row, payload included, per attempt. */
   async claim(limit: number): Promise<ClaimedJob[]> {
     const sendByMs = Date.now() + this.#leaseMs;

@@ -5,8 +5,7 @@
 import { sql } from "slonik";
 import { z } from "zod";
 import type { DatabasePool } from "../db/pool.ts";
-import type { SourceSchemeName } from "../management/endpoints.ts";
-import type { SourceConfig } from "./source-verification.ts";
+import type { SourceConfig, SourceSchemeName } from "./source-verification.ts";
 
 export interface IngestEndpoint {
   id: string;

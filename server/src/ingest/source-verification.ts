@@ -1,7 +1,9 @@
 // Checks that an inbound webhook came from its sender, per the endpoint's scheme. Pure functions
 // with an injected clock; every comparison is constant-time.
 import { createHmac, timingSafeEqual } from "node:crypto";
-import type { SourceSchemeName } from "../management/endpoints.ts";
+
+/** How an inbound webhook proves its sender (SourceScheme in the contract). */
+export type SourceSchemeName = "none" | "hmac_sha256" | "github" | "stripe" | "standard_webhooks";
 
 export interface SourceConfig {
   scheme: SourceSchemeName;

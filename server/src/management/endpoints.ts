@@ -16,13 +16,12 @@ import {
   type CreateEndpointRequest, type DeleteEndpointRequest, type Endpoint, type GetEndpointRequest,
   type ListEndpointsRequest, type RotateEndpointSecretRequest, type UpdateEndpointRequest,
 } from "@kapsel/contracts/management";
+import type { SourceSchemeName } from "../ingest/source-verification.ts";
 import { requireUuid } from "../uuid.ts";
 import { decodeCursor, pageSize, paginate } from "./pagination.ts";
 
 /** How long the previous outbound secret keeps signing after a rotation. */
 export const SECRET_OVERLAP_MS = 24 * 3600 * 1000;
-
-export type SourceSchemeName = "none" | "hmac_sha256" | "github" | "stripe" | "standard_webhooks";
 
 const SCHEME_NAMES: Record<SourceScheme, SourceSchemeName> = {
   [SourceScheme.UNSPECIFIED]: "none",
