@@ -25,6 +25,7 @@ import { disableEndpoints, Endpoints } from "./management/endpoints.ts";
 import { Tenants } from "./management/tenants.ts";
 import { EndpointCache } from "./ingest/endpoint-cache.ts";
 import { DEFAULT_KEPT_HEADERS, gatewayRoute } from "./ingest/gateway.ts";
+import { idempotencyKeyOf, insertEvents, type Accepted, type NewEvent } from "./ingest/event-insert.ts";
 import { GroupCommit } from "./ingest/group-commit.ts";
 import { IngestMetrics } from "./ingest/ingest-metrics.ts";
 import { ingestService } from "./ingest/ingest-service.ts";
@@ -130,10 +131,15 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   const authenticator = createAuthenticator(token, keys);
   if (dispatcher) dispatcher.onEndpointsDisabled = (ids) => ids.forEach((id) => endpointCache.invalidate(id));
   const events = new Events(db.pool, queue, changes, jobs);
-  const groupCommit = new GroupCommit(db.pool, {
-    idempotencyWindowMs: config.idempotencyWindowMs,
-    onBatch: (rows) => ingestMetrics.batchSize.observe(rows),
-    onCommitted: () => jobs.notify(),
+  const groupCommit = new GroupCommit<NewEvent, Accepted>({
+    keyOf: idempotencyKeyOf,
+    sizeOf: (e) => e.payload.length,
+    write: async (batch) => {
+      ingestMetrics.batchSize.observe(batch.length);
+      const accepted = await insertEvents(db.pool, batch, config.idempotencyWindowMs);
+      if (accepted.some((a) => !a.duplicate)) jobs.notify();
+      return accepted;
+    },
   });
   const ingestor = new Ingestor(endpointCache, limiter, groupCommit, {
     maxPayloadBytes: config.maxPayloadBytes,

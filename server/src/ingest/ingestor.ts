@@ -14,7 +14,8 @@ import { BodyTooLarge } from "../http/body-reader.ts";
 import { isHeaderName, isReservedHeader } from "../http/header-names.ts";
 import { isUuid, uuidv7 } from "../uuid.ts";
 import type { EndpointCache, IngestEndpoint } from "./endpoint-cache.ts";
-import type { Accepted, GroupCommit, NewEvent } from "./group-commit.ts";
+import type { Accepted, NewEvent } from "./event-insert.ts";
+import type { GroupCommit } from "./group-commit.ts";
 import type { RateLimiter } from "./rate-limiter.ts";
 import { senderDeliveryId, verifySource } from "./source-verification.ts";
 
@@ -67,11 +68,11 @@ const NEVER_KEPT = new Set(["authorization", "cookie"]);
 export class Ingestor {
   readonly #endpoints: EndpointCache;
   readonly #limiter: RateLimiter;
-  readonly #commit: GroupCommit;
+  readonly #commit: GroupCommit<NewEvent, Accepted>;
   readonly #keptHeaders: readonly string[];
   readonly maxPayloadBytes: number;
 
-  constructor(endpoints: EndpointCache, limiter: RateLimiter, commit: GroupCommit, options: IngestorOptions) {
+  constructor(endpoints: EndpointCache, limiter: RateLimiter, commit: GroupCommit<NewEvent, Accepted>, options: IngestorOptions) {
     this.#endpoints = endpoints;
     this.#limiter = limiter;
     this.#commit = commit;
