@@ -4,7 +4,7 @@ import { fork, spawn, type ChildProcess } from "node:child_process";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePort } from "../server/src/db/embedded.ts";
+import { freePort } from "../server/src/free-port.ts";
 import { waitUntilReady } from "../test/support/server.ts";
 import type { SinkCommand } from "./_delivery-sink.ts";
 

@@ -40,13 +40,13 @@ async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
-  const log = createLogger(command === "serve" ? config.logLevel : process.env.KAPSEL_LOG_LEVEL ?? "warn");
+  const log = createLogger(config.logLevel ?? (command === "serve" ? "info" : "warn"));
 
   switch (command) {
     case "serve":
       return serve(config, log);
     case "migrate": {
-      const db = await openDatabase(config, log);
+      const db = await openDatabase(config.database, config.dataDir, log);
       await db.close();
       process.stdout.write("migrations applied\n");
       return 0;
@@ -57,9 +57,9 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write("usage: kapsel tenant create NAME\n");
         return 2;
       }
-      const db = await openDatabase(config, log);
+      const db = await openDatabase(config.database, config.dataDir, log);
       try {
-        const tenants = new Tenants(db.pool, new ApiKeyStore(db.pool), { perSecond: config.defaultRateLimitPerSecond, burst: config.defaultRateLimitBurst });
+        const tenants = new Tenants(db.pool, new ApiKeyStore(db.pool), config.ingest.rateLimit);
         const { tenant, apiKey } = await tenants.create(name);
         process.stdout.write(`tenant ${tenant.id} (${tenant.name})\napi key (shown once): ${apiKey}\n`);
       } finally {
@@ -72,16 +72,16 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write("usage: kapsel keys rotate|list\n");
         return 2;
       }
-      if (rest[0] === "rotate" && config.signingKey !== undefined) {
+      if (rest[0] === "rotate" && config.attestation.signingKey !== undefined) {
         process.stderr.write("kapsel: KAPSEL_SIGNING_KEY is set; rotate by setting a new key there instead\n");
         return 2;
       }
-      const db = await openDatabase(config, log);
+      const db = await openDatabase(config.database, config.dataDir, log);
       try {
         if (rest[0] === "rotate") {
           // Make sure the key being retired exists first, so its period is recorded.
-          await currentKey(db.pool, config.logOrigin, undefined);
-          const key = await rotateKey(db.pool, config.logOrigin);
+          await currentKey(db.pool, config.attestation.origin, undefined);
+          const key = await rotateKey(db.pool, config.attestation.origin);
           process.stdout.write(`new log key, valid from ${key.validFrom.toISOString()}:\n${key.vkey}\n`);
         } else {
           for (const k of await publishedKeys(db.pool)) {
@@ -98,7 +98,7 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write("usage: kapsel log verify\n");
         return 2;
       }
-      const db = await openDatabase(config, log);
+      const db = await openDatabase(config.database, config.dataDir, log);
       try {
         const report = await auditLog(db.pool, (m) => process.stderr.write(`${m}\n`));
         if (report.ok) {

@@ -1,46 +1,68 @@
 // One typed configuration object, read from the environment once at start. Nothing else reads
 // process.env: a bad value stops the process with a message naming the variable.
 
+/** The configuration, nested by capability; each capability's assembler takes its own slice. */
 export interface Config {
-  /** Postgres connection string; undefined → embedded Postgres under dataDir. */
-  databaseUrl: string | undefined;
   /** Local state: embedded Postgres data, generated secrets. */
   dataDir: string;
-  host: string;
-  port: number;
-  tlsCert: string | undefined;
-  tlsKey: string | undefined;
+  /** KAPSEL_LOG_LEVEL when set; otherwise `serve` logs at info and one-off commands at warn. */
+  logLevel: string | undefined;
   /** Admin token for tenant management; undefined → generated and stored under dataDir. */
   adminToken: string | undefined;
-  logLevel: string;
-  logOrigin: string;
-  signingKey: string | undefined;
-  /** Allow any private/loopback destination (tests, on-premise installs). */
-  allowPrivateDestinations: boolean;
-  /** CIDR ranges or host names allowed even though they are private. */
-  destinationAllowList: string[];
-  maxPayloadBytes: number;
+  database: DatabaseConfig;
+  http: HttpConfig;
+  ingest: IngestConfig;
+  delivery: DeliveryConfig;
+  attestation: AttestationConfig;
+}
+
+export interface DatabaseConfig {
+  /** Postgres connection string; undefined → embedded Postgres under the data dir. */
+  url: string | undefined;
+  poolSize: number;
+}
+
+export interface HttpConfig {
+  host: string;
+  port: number;
+  tls: { certFile: string; keyFile: string } | undefined;
   /** Cap for one RPC message (Connect readMaxBytes); a batch of payloads needs room. */
   maxRpcBytes: number;
-  dbPoolSize: number;
   shutdownTimeoutMs: number;
+}
+
+export interface IngestConfig {
+  maxPayloadBytes: number;
   idempotencyWindowMs: number;
-  defaultRateLimitPerSecond: number;
-  defaultRateLimitBurst: number;
+  /** Default per-tenant rate (tenants may have their own). */
+  rateLimit: { perSecond: number; burst: number };
+  /** Header names kept from every sender, besides the defaults and each endpoint's list. */
   keptHeaders: string[];
+}
+
+export interface DeliveryConfig {
+  /** false → this process only ingests and serves APIs; others deliver. */
+  enabled: boolean;
+  retry: { baseMs: number; capMs: number };
+  concurrency: number;
+  perEndpointConcurrency: number;
+  leaseMs: number;
+  /** Default per-attempt timeout (endpoints may set their own). */
+  timeoutMs: number;
+  destinations: {
+    /** Allow any private/loopback destination (tests, on-premise installs). */
+    allowPrivate: boolean;
+    /** CIDR ranges or host names allowed even though they are private. */
+    allowList: string[];
+  };
+  circuit: { openMs: number; consecutiveFailures: number; minAttempts: number; failureRate: number; windowMs: number };
+}
+
+export interface AttestationConfig {
+  origin: string;
+  /** Base64 Ed25519 seed from the environment; undefined → generated and stored. */
+  signingKey: string | undefined;
   checkpointIntervalMs: number;
-  deliveryEnabled: boolean;
-  retryBaseMs: number;
-  retryCapMs: number;
-  deliveryConcurrency: number;
-  deliveryPerEndpointConcurrency: number;
-  deliveryLeaseMs: number;
-  deliveryTimeoutMs: number;
-  circuitOpenMs: number;
-  circuitFailureThreshold: number;
-  circuitMinAttempts: number;
-  circuitFailureRate: number;
-  circuitWindowMs: number;
 }
 
 interface VarSpec {
@@ -58,7 +80,7 @@ export const ENVIRONMENT: readonly VarSpec[] = [
   { name: "KAPSEL_TLS_CERT", help: "PEM certificate file; with KAPSEL_TLS_KEY serves TLS with ALPN" },
   { name: "KAPSEL_TLS_KEY", help: "PEM private key file" },
   { name: "KAPSEL_ADMIN_TOKEN", help: "admin token for tenant management; unset → generated into KAPSEL_DATA_DIR/admin-token" },
-  { name: "KAPSEL_LOG_LEVEL", help: "pino level: fatal|error|warn|info|debug|trace|silent", default: "info" },
+  { name: "KAPSEL_LOG_LEVEL", help: "pino level: fatal|error|warn|info|debug|trace|silent (default info for serve, warn for other commands)" },
   { name: "KAPSEL_LOG_ORIGIN", help: "attestation log origin (no spaces or +)", default: "kapsel.localhost/log" },
   { name: "KAPSEL_SIGNING_KEY", help: "log signing key: base64 Ed25519 seed (32 bytes); unset → generated and stored in the database" },
   { name: "KAPSEL_ALLOW_PRIVATE_DESTINATIONS", help: "true → endpoints may point at private or loopback addresses", default: "false" },
@@ -124,8 +146,8 @@ export function loadConfig(env: Env = process.env): Config {
   const list = (name: string): string[] =>
     (raw(name) ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
 
-  const logLevel = str("KAPSEL_LOG_LEVEL");
-  if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(logLevel)) {
+  const logLevel = raw("KAPSEL_LOG_LEVEL");
+  if (logLevel !== undefined && !["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(logLevel)) {
     throw new ConfigError(`KAPSEL_LOG_LEVEL=${JSON.stringify(logLevel)}: expected fatal|error|warn|info|debug|trace|silent`);
   }
   const logOrigin = str("KAPSEL_LOG_ORIGIN");
@@ -151,39 +173,44 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError("KAPSEL_SIGNING_KEY: expected the base64 of a 32-byte Ed25519 seed");
   }
   return {
-    databaseUrl,
     dataDir: str("KAPSEL_DATA_DIR"),
-    host: str("KAPSEL_HOST"),
-    port: int("KAPSEL_PORT", 0, 65535),
-    tlsCert,
-    tlsKey,
-    adminToken,
     logLevel,
-    logOrigin,
-    signingKey,
-    allowPrivateDestinations: bool("KAPSEL_ALLOW_PRIVATE_DESTINATIONS"),
-    destinationAllowList: allowList,
-    maxPayloadBytes: int("KAPSEL_MAX_PAYLOAD_BYTES", 1, 1024 * 1024 * 1024),
-    maxRpcBytes: int("KAPSEL_MAX_RPC_BYTES", 1024, 1024 * 1024 * 1024),
-    dbPoolSize: int("KAPSEL_DB_POOL_SIZE", 2, 500),
-    shutdownTimeoutMs: int("KAPSEL_SHUTDOWN_TIMEOUT_MS", 0, 600_000),
-    idempotencyWindowMs: int("KAPSEL_IDEMPOTENCY_WINDOW_MS", 1, 30 * 24 * 3600 * 1000),
-    defaultRateLimitPerSecond: num("KAPSEL_RATE_LIMIT_PER_SECOND", 0.001, 1e9),
-    defaultRateLimitBurst: int("KAPSEL_RATE_LIMIT_BURST", 1, 1e9),
-    keptHeaders: list("KAPSEL_KEPT_HEADERS").map((h) => h.toLowerCase()),
-    checkpointIntervalMs: int("KAPSEL_CHECKPOINT_INTERVAL_MS", 10, 3_600_000),
-    deliveryEnabled: bool("KAPSEL_DELIVERY_ENABLED"),
-    retryBaseMs: int("KAPSEL_RETRY_BASE_MS", 1, 3_600_000),
-    retryCapMs: int("KAPSEL_RETRY_CAP_MS", 1, 86_400_000),
-    deliveryConcurrency: int("KAPSEL_DELIVERY_CONCURRENCY", 1, 100_000),
-    deliveryPerEndpointConcurrency: int("KAPSEL_DELIVERY_PER_ENDPOINT_CONCURRENCY", 1, 100_000),
-    deliveryLeaseMs: int("KAPSEL_DELIVERY_LEASE_MS", 100, 3_600_000),
-    deliveryTimeoutMs: int("KAPSEL_DELIVERY_TIMEOUT_MS", 10, 600_000),
-    circuitOpenMs: int("KAPSEL_CIRCUIT_OPEN_MS", 10, 86_400_000),
-    circuitFailureThreshold: int("KAPSEL_CIRCUIT_CONSECUTIVE_FAILURES", 1, 10_000),
-    circuitMinAttempts: int("KAPSEL_CIRCUIT_MIN_ATTEMPTS", 1, 100_000),
-    circuitFailureRate: num("KAPSEL_CIRCUIT_FAILURE_RATE", 0.01, 1),
-    circuitWindowMs: int("KAPSEL_CIRCUIT_WINDOW_MS", 1000, 86_400_000),
+    adminToken,
+    database: { url: databaseUrl, poolSize: int("KAPSEL_DB_POOL_SIZE", 2, 500) },
+    http: {
+      host: str("KAPSEL_HOST"),
+      port: int("KAPSEL_PORT", 0, 65535),
+      tls: tlsCert !== undefined && tlsKey !== undefined ? { certFile: tlsCert, keyFile: tlsKey } : undefined,
+      maxRpcBytes: int("KAPSEL_MAX_RPC_BYTES", 1024, 1024 * 1024 * 1024),
+      shutdownTimeoutMs: int("KAPSEL_SHUTDOWN_TIMEOUT_MS", 0, 600_000),
+    },
+    ingest: {
+      maxPayloadBytes: int("KAPSEL_MAX_PAYLOAD_BYTES", 1, 1024 * 1024 * 1024),
+      idempotencyWindowMs: int("KAPSEL_IDEMPOTENCY_WINDOW_MS", 1, 30 * 24 * 3600 * 1000),
+      rateLimit: { perSecond: num("KAPSEL_RATE_LIMIT_PER_SECOND", 0.001, 1e9), burst: int("KAPSEL_RATE_LIMIT_BURST", 1, 1e9) },
+      keptHeaders: list("KAPSEL_KEPT_HEADERS").map((h) => h.toLowerCase()),
+    },
+    delivery: {
+      enabled: bool("KAPSEL_DELIVERY_ENABLED"),
+      retry: { baseMs: int("KAPSEL_RETRY_BASE_MS", 1, 3_600_000), capMs: int("KAPSEL_RETRY_CAP_MS", 1, 86_400_000) },
+      concurrency: int("KAPSEL_DELIVERY_CONCURRENCY", 1, 100_000),
+      perEndpointConcurrency: int("KAPSEL_DELIVERY_PER_ENDPOINT_CONCURRENCY", 1, 100_000),
+      leaseMs: int("KAPSEL_DELIVERY_LEASE_MS", 100, 3_600_000),
+      timeoutMs: int("KAPSEL_DELIVERY_TIMEOUT_MS", 10, 600_000),
+      destinations: { allowPrivate: bool("KAPSEL_ALLOW_PRIVATE_DESTINATIONS"), allowList },
+      circuit: {
+        openMs: int("KAPSEL_CIRCUIT_OPEN_MS", 10, 86_400_000),
+        consecutiveFailures: int("KAPSEL_CIRCUIT_CONSECUTIVE_FAILURES", 1, 10_000),
+        minAttempts: int("KAPSEL_CIRCUIT_MIN_ATTEMPTS", 1, 100_000),
+        failureRate: num("KAPSEL_CIRCUIT_FAILURE_RATE", 0.01, 1),
+        windowMs: int("KAPSEL_CIRCUIT_WINDOW_MS", 1000, 86_400_000),
+      },
+    },
+    attestation: {
+      origin: logOrigin,
+      signingKey,
+      checkpointIntervalMs: int("KAPSEL_CHECKPOINT_INTERVAL_MS", 10, 3_600_000),
+    },
   };
 }
 

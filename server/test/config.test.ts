@@ -64,22 +64,19 @@ describe("loadConfig", () => {
   it("fills documented defaults from an empty environment", () => {
     const config = loadConfig({});
     expect(config).toMatchObject({
-      databaseUrl: undefined,
+      database: { url: undefined },
       dataDir: ".kapsel",
-      host: "0.0.0.0",
-      port: 8080,
+      http: { host: "0.0.0.0", port: 8080, shutdownTimeoutMs: 10_000 },
       adminToken: undefined,
-      logOrigin: "kapsel.localhost/log",
-      allowPrivateDestinations: false,
-      destinationAllowList: [],
-      maxPayloadBytes: 10 * 1024 * 1024,
-      shutdownTimeoutMs: 10_000,
+      attestation: { origin: "kapsel.localhost/log" },
+      delivery: { destinations: { allowPrivate: false, allowList: [] } },
+      ingest: { maxPayloadBytes: 10 * 1024 * 1024 },
     });
   });
 
   it("treats an empty value as unset", () => {
     const config = loadConfig({ KAPSEL_ADMIN_TOKEN: "", DATABASE_URL: "", KAPSEL_PORT: "" });
-    expect([config.adminToken, config.databaseUrl, config.port]).toEqual([undefined, undefined, 8080]);
+    expect([config.adminToken, config.database.url, config.http.port]).toEqual([undefined, undefined, 8080]);
   });
 
   it("parses lists, booleans and numbers", () => {
@@ -90,11 +87,10 @@ describe("loadConfig", () => {
       KAPSEL_PORT: "0",
       DATABASE_URL: "postgresql://u:p@db:5432/kapsel",
     });
-    expect(config.destinationAllowList).toEqual(["10.0.0.0/8", "hooks.internal"]);
-    expect(config.allowPrivateDestinations).toBe(true);
-    expect(config.keptHeaders).toEqual(["x-trace-id", "x-shop"]);
-    expect(config.port).toBe(0);
-    expect(config.databaseUrl).toBe("postgresql://u:p@db:5432/kapsel");
+    expect(config.delivery.destinations).toEqual({ allowList: ["10.0.0.0/8", "hooks.internal"], allowPrivate: true });
+    expect(config.ingest.keptHeaders).toEqual(["x-trace-id", "x-shop"]);
+    expect(config.http.port).toBe(0);
+    expect(config.database.url).toBe("postgresql://u:p@db:5432/kapsel");
   });
 
   it.each([

@@ -8,7 +8,7 @@ import fc from "fast-check";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { receiptBytes, type ReceiptFields } from "../src/attestation/receipt.ts";
-import { freePort } from "../src/db/embedded.ts";
+import { freePort } from "../src/free-port.ts";
 import { createDestination, firstAttempt, ingest, jcs, sha256, startLoopbackSink, until, type LoopbackSink } from "../../test/support/attestation.ts";
 import { connect } from "../../test/support/database.ts";
 import { rpc } from "../../test/support/rpc.ts";

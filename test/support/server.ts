@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { loadConfig } from "../../server/src/config.ts";
 import { createLogger } from "../../server/src/logger.ts";
 import { startServer, type Server } from "../../server/src/main.ts";
-import { freePort } from "../../server/src/db/embedded.ts";
+import { freePort } from "../../server/src/free-port.ts";
 import { createTestDatabase } from "./database.ts";
 
 export const ADMIN_TOKEN = "test-admin-token-0123456789abcdef";

@@ -2,12 +2,12 @@
 // inclusion proofs and bundles only for the tenant that owns the attempt.
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { HandlerContext } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { DatabasePool } from "slonik";
 import { tenantOf } from "../auth/auth-context.ts";
 import { KapselError } from "../errors.ts";
 import {
-  GetCheckpointResponseSchema, PublicKeySchema,
+  GetCheckpointResponseSchema, PublicKeySchema, type AttestationService,
   type GetConsistencyProofRequest, type GetInclusionProofRequest, type GetProofBundleRequest,
 } from "@kapsel/contracts/attestation";
 import { latestCheckpoint, type CheckpointFeed, type StoredCheckpoint } from "./checkpoints.ts";
@@ -29,7 +29,7 @@ function size(value: bigint, field: string): number {
   return Number(value);
 }
 
-export function attestationService(pool: DatabasePool, proofs: Proofs, feed: CheckpointFeed, origin: string, pollMs: number) {
+export function attestationService(pool: DatabasePool, proofs: Proofs, feed: CheckpointFeed, origin: string, pollMs: number): ServiceImpl<typeof AttestationService> {
   const latest = async () => {
     const c = await latestCheckpoint(pool);
     if (!c) throw new KapselError("E3001", "the log has not signed its first checkpoint yet", { retryAfterMs: pollMs });

@@ -1,7 +1,7 @@
 // Opens the database the configuration names (or the embedded default), applies migrations and
 // hands back the pool. The one place that knows where Postgres comes from.
 import type { Logger } from "pino";
-import type { Config } from "../config.ts";
+import type { DatabaseConfig } from "../config.ts";
 import { startEmbeddedPostgres } from "./embedded.ts";
 import { migrate, readMigrations, type Migration } from "./migrate.ts";
 import { createDatabasePool, type DatabasePool } from "./pool.ts";
@@ -13,13 +13,14 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export async function openDatabase(config: Config, log: Logger): Promise<Database> {
-  const embedded = config.databaseUrl === undefined ? await startEmbeddedPostgres({ dataDir: config.dataDir, log }) : undefined;
-  const url = config.databaseUrl ?? embedded!.url;
+/** The configured database, or the embedded one kept under `dataDir`, migrated. */
+export async function openDatabase(config: DatabaseConfig, dataDir: string, log: Logger): Promise<Database> {
+  const embedded = config.url === undefined ? await startEmbeddedPostgres({ dataDir, log }) : undefined;
+  const url = config.url ?? embedded!.url;
   try {
     const applied = await migrate(url);
     if (applied.length > 0) log.info({ applied }, "migrations applied");
-    const pool = await createDatabasePool(url, { maximumPoolSize: config.dbPoolSize });
+    const pool = await createDatabasePool(url, { maximumPoolSize: config.poolSize });
     return {
       url,
       pool,

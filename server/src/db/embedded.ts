@@ -5,10 +5,12 @@
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import type { Logger } from "pino";
+import { freePort } from "../free-port.ts";
+import { readOrCreateSecret } from "../secret-file.ts";
 
 export interface EmbeddedDatabase {
   url: string;
@@ -114,21 +116,6 @@ function urlFor(password: string, port: number): string {
   return `postgres://${USER}:${password}@127.0.0.1:${port}/postgres`;
 }
 
-/** Reads a secret file, or creates it (mode 0600) with a fresh value. */
-export async function readOrCreateSecret(file: string, make: () => string): Promise<string> {
-  try {
-    return (await readFile(file, "utf8")).trim();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-  }
-  const value = make();
-  await writeFile(file, value + "\n", { mode: 0o600, flag: "wx" }).catch(async (err: NodeJS.ErrnoException) => {
-    if (err.code !== "EEXIST") throw err;
-  });
-  await chmod(file, 0o600);
-  return (await readFile(file, "utf8")).trim();
-}
-
 async function runningPostmasterPort(pgDir: string): Promise<number | undefined> {
   let lines: string[];
   try {
@@ -153,16 +140,5 @@ function canConnect(port: number): Promise<boolean> {
       resolve(true);
     });
     socket.on("error", () => resolve(false));
-  });
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
   });
 }

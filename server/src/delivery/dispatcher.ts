@@ -37,6 +37,19 @@ import { signingHeaders } from "./webhook-signature.ts";
 
 const MAX_CLAIMS = 2;
 
+export interface DispatcherDeps {
+  jobs: NotifyChannel;
+  queue: JobQueue;
+  sender: HttpSender;
+  metrics: DeliveryMetrics;
+  changes: EventChanges;
+  log: Logger;
+  /** After this process disabled endpoints (410 Gone), so ingest's cache drops them at once. */
+  onEndpointsDisabled: (endpointIds: string[]) => void;
+  /** After attempts are recorded (the sequencer starts early on a big backlog). */
+  onRecorded: (count: number) => void;
+}
+
 export interface DispatcherOptions {
   concurrency: number;
   perEndpoint: number;
@@ -77,13 +90,13 @@ export class Dispatcher {
   readonly #abort = new AbortController();
   #unsubscribe: (() => Promise<void>) | undefined;
   #idle: (() => void) | undefined;
-  /** Called after this process disabled endpoints (410 Gone), so ingest's cache drops them at once. */
-  onEndpointsDisabled: (endpointIds: string[]) => void = () => {};
-  /** Called after attempts are recorded (the sequencer starts early on a big backlog). */
-  onRecorded: (count: number) => void = () => {};
+  readonly #onEndpointsDisabled: (endpointIds: string[]) => void;
+  readonly #onRecorded: (count: number) => void;
 
-  constructor(deps: { jobs: NotifyChannel; queue: JobQueue; sender: HttpSender; metrics: DeliveryMetrics; changes: EventChanges; log: Logger }, options: DispatcherOptions) {
+  constructor(deps: DispatcherDeps, options: DispatcherOptions) {
     this.#jobs = deps.jobs;
+    this.#onEndpointsDisabled = deps.onEndpointsDisabled;
+    this.#onRecorded = deps.onRecorded;
     this.#queue = deps.queue;
     this.#sender = deps.sender;
     this.#metrics = deps.metrics;
@@ -303,9 +316,9 @@ export class Dispatcher {
           const batch = this.#outcomes.splice(0, 500);
           try {
             const { disabledEndpoints } = await this.#queue.complete(batch, Date.now());
-            if (disabledEndpoints.length > 0) this.onEndpointsDisabled(disabledEndpoints);
+            if (disabledEndpoints.length > 0) this.#onEndpointsDisabled(disabledEndpoints);
             this.#changes.changed(batch.map((o) => o.job.event_id));
-            this.onRecorded(batch.length);
+            this.#onRecorded(batch.length);
             for (const o of batch) if (o.decision.kind === "retry" && this.#dueTimes.length < 1024) this.#dueTimes.push(o.decision.atMs);
             // Closed circuits and rescheduled jobs may have made work claimable.
             this.wake();

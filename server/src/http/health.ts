@@ -1,10 +1,11 @@
 // Liveness and readiness: /healthz says the process is up; /readyz and grpc.health.v1 say the
 // database answers, the schema is current and the server is not draining.
-import { ConnectError, Code, type HandlerContext } from "@connectrpc/connect";
+import { ConnectError, Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { HealthCheckResponse_ServingStatus as Status, type Health, type HealthCheckRequest } from "@kapsel/contracts/health";
 import { sql } from "slonik";
 import type { Database } from "../db/database.ts";
 import { migrationsApplied } from "../db/migrate.ts";
-import { HealthCheckResponse_ServingStatus as Status, type HealthCheckRequest } from "@kapsel/contracts/health";
+import { exact, sendJson, type PlainRoute } from "./plain-route.ts";
 
 export interface ReadinessReport {
   ready: boolean;
@@ -46,10 +47,21 @@ export class Readiness {
   }
 }
 
+/** GET /healthz (the process answers) and GET /readyz (the readiness report; 503 when not ready). */
+export function healthRoutes(readiness: Readiness): PlainRoute[] {
+  return [
+    exact("GET", "/healthz", (_req, res) => sendJson(res, 200, { status: "ok" })),
+    exact("GET", "/readyz", async (_req, res) => {
+      const report = await readiness.check();
+      sendJson(res, report.ready ? 200 : 503, report);
+    }),
+  ];
+}
+
 const SERVICES = new Set(["", "kapsel.v1.IngestService", "kapsel.v1.ManagementService", "kapsel.v1.AttestationService"]);
 
 /** grpc.health.v1.Health for gRPC load balancers and `grpc-health-probe`. */
-export function healthService(readiness: Readiness) {
+export function healthService(readiness: Readiness): ServiceImpl<typeof Health> {
   const statusOf = async (service: string): Promise<Status> => {
     if (!SERVICES.has(service)) throw new ConnectError(`unknown service ${service}`, Code.NotFound);
     return (await readiness.check()).ready ? Status.SERVING : Status.NOT_SERVING;

@@ -1,13 +1,16 @@
 // Prometheus metrics. One registry per server instance (tests run several servers in a process);
-// each capability registers its own metrics on it.
-import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+// each capability registers its own metrics on it. These are the HTTP layer's own, and the route
+// that serves them all.
+import { Counter, Histogram, collectDefaultMetrics, type Registry } from "prom-client";
+import { exact, type PlainRoute } from "./plain-route.ts";
 
 export class HttpMetrics {
-  readonly registry = new Registry();
+  readonly registry: Registry;
   readonly requests: Counter<"route" | "code">;
   readonly latency: Histogram<"route">;
 
-  constructor() {
+  constructor(registry: Registry) {
+    this.registry = registry;
     collectDefaultMetrics({ register: this.registry, prefix: "kapsel_" });
     this.requests = new Counter({
       name: "kapsel_http_requests_total",
@@ -23,4 +26,13 @@ export class HttpMetrics {
       registers: [this.registry],
     });
   }
+}
+
+/** GET /metrics: the Prometheus text of every capability's metrics. */
+export function metricsRoute(registry: Registry): PlainRoute {
+  return exact("GET", "/metrics", async (_req, res) => {
+    const text = await registry.metrics();
+    res.writeHead(200, { "content-type": registry.contentType });
+    res.end(text);
+  });
 }

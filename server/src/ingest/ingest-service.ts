@@ -1,12 +1,12 @@
 // IngestService: Ingest and IngestBatch for backend services (API key with scope `ingest`). Each
 // translates its protocol to the ingestor's accept() and back.
 import { create } from "@bufbuild/protobuf";
-import type { HandlerContext } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { tenantOf } from "../auth/auth-context.ts";
 import { KapselError, toKapselError } from "../errors.ts";
 import {
   IngestBatchResultSchema, IngestResultStatus,
-  type IngestBatchRequest, type IngestRequest,
+  type IngestBatchRequest, type IngestRequest, type IngestService,
 } from "@kapsel/contracts/ingest";
 import { requestContextKey } from "../http/request-context.ts";
 import type { IngestMetrics } from "./ingest-metrics.ts";
@@ -24,7 +24,7 @@ function itemOf(req: IngestRequest): IngestItem {
   };
 }
 
-export function ingestService(ingestor: Ingestor, metrics: IngestMetrics) {
+export function ingestService(ingestor: Ingestor, metrics: IngestMetrics): ServiceImpl<typeof IngestService> {
   const observe = async <T>(path: "ingest" | "ingest_batch", run: () => Promise<T>): Promise<T> => {
     const started = performance.now();
     try {

@@ -113,13 +113,14 @@ export class Endpoints {
   readonly #pool: DatabasePool;
   readonly #policy: DestinationPolicy;
   readonly #defaultTimeoutMs: number;
-  /** Called after an endpoint changes, so caches drop it. */
-  onChanged: (endpointId: string) => void = () => {};
+  readonly #onChanged: (endpointId: string) => void;
 
-  constructor(pool: DatabasePool, policy: DestinationPolicy, defaultTimeoutMs: number) {
+  /** `onChanged` lets caches drop an endpoint at once after a change. */
+  constructor(pool: DatabasePool, policy: DestinationPolicy, defaultTimeoutMs: number, onChanged: (endpointId: string) => void = () => {}) {
     this.#pool = pool;
     this.#policy = policy;
     this.#defaultTimeoutMs = defaultTimeoutMs;
+    this.#onChanged = onChanged;
   }
 
   async #find(tenantId: string, rawId: string): Promise<EndpointRow> {
@@ -197,7 +198,7 @@ export class Endpoints {
         updated_at = now()
       WHERE id = ${current.id}
       RETURNING ${COLUMNS}`);
-    this.onChanged(row.id);
+    this.#onChanged(row.id);
     return { endpoint: endpointToProto(row) };
   };
 
@@ -210,7 +211,7 @@ export class Endpoints {
       await tx.query(sql.unsafe`UPDATE endpoints SET deleted_at = now(), enabled = false, updated_at = now() WHERE id = ${row.id}`);
       await cancelForEndpoint(tx, row.id);
     });
-    this.onChanged(row.id);
+    this.#onChanged(row.id);
     return {};
   };
 
@@ -226,7 +227,7 @@ export class Endpoints {
         updated_at = now()
       WHERE id = ${current.id}
       RETURNING ${COLUMNS}`);
-    this.onChanged(row.id);
+    this.#onChanged(row.id);
     return { endpoint: endpointToProto(row), signingSecret: secret };
   };
 }

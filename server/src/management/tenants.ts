@@ -60,13 +60,14 @@ export class Tenants {
   readonly #pool: DatabasePool;
   readonly #keys: ApiKeyStore;
   readonly #defaults: RateLimitDefaults;
-  /** Called when a tenant's rate limit changes, so the limiter drops its cached bucket. */
-  onRateLimitChanged: (tenantId: string) => void = () => {};
+  readonly #onRateLimitChanged: (tenantId: string) => void;
 
-  constructor(pool: DatabasePool, keys: ApiKeyStore, defaults: RateLimitDefaults) {
+  /** `onRateLimitChanged` lets the limiter drop its cached bucket at once. */
+  constructor(pool: DatabasePool, keys: ApiKeyStore, defaults: RateLimitDefaults, onRateLimitChanged: (tenantId: string) => void = () => {}) {
     this.#pool = pool;
     this.#keys = keys;
     this.#defaults = defaults;
+    this.#onRateLimitChanged = onRateLimitChanged;
   }
 
   toProto(row: TenantRow): Tenant {
@@ -100,13 +101,6 @@ export class Tenants {
       SELECT id, seq, name, rate_limit_per_second, rate_limit_burst, created_at FROM tenants WHERE id = ${tenantId}`);
     if (!row) throw new KapselError("E1008", "tenant not found");
     return this.toProto(row);
-  }
-
-  /** The limiter's view: configured or default rate. */
-  async rateLimit(tenantId: string): Promise<RateLimitDefaults> {
-    const row = await this.#pool.maybeOne(sql.type(z.object({ r: z.number().nullable(), b: z.number().nullable() }))`
-      SELECT rate_limit_per_second AS r, rate_limit_burst AS b FROM tenants WHERE id = ${tenantId}`);
-    return { perSecond: row?.r ?? this.#defaults.perSecond, burst: row?.b ?? this.#defaults.burst };
   }
 
   // RPC handlers ---------------------------------------------------------------------------------
@@ -146,7 +140,7 @@ export class Tenants {
       WHERE id = ${id}
       RETURNING id, seq, name, rate_limit_per_second, rate_limit_burst, created_at`);
     if (!row) throw new KapselError("E1008", "tenant not found");
-    this.onRateLimitChanged(id);
+    this.#onRateLimitChanged(id);
     return { tenant: this.toProto(row) };
   };
 

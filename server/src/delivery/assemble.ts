@@ -1,0 +1,56 @@
+// The delivery capability, assembled: the queue (which management needs even in a process that
+// does not deliver) and, when this process delivers, the dispatcher with its sender.
+import type { Registry } from "prom-client";
+import type { DeliveryConfig } from "../config.ts";
+import type { NotifyChannel } from "../db/notify-channel.ts";
+import type { DatabasePool } from "../db/pool.ts";
+import type { Logger } from "../logger.ts";
+import { CircuitStore } from "./circuit-store.ts";
+import { DeliveryMetrics } from "./delivery-metrics.ts";
+import { Dispatcher } from "./dispatcher.ts";
+import type { EventChanges } from "./event-changes.ts";
+import { HttpSender } from "./http-sender.ts";
+import { JobQueue, type DisableEndpoints } from "./job-queue.ts";
+
+export interface DeliveryDeps {
+  pool: DatabasePool;
+  /** New jobs are announced here (by ingest and requeues, in any process). */
+  jobs: NotifyChannel;
+  changes: EventChanges;
+  registry: Registry;
+  log: Logger;
+  /** The endpoints table's own writer, for 410 Gone. */
+  disableEndpoints: DisableEndpoints;
+  /** After this process disabled endpoints (so ingest forgets them at once). */
+  onEndpointsDisabled: (endpointIds: string[]) => void;
+  /** After attempts were recorded (so the sequencer can start early on a big backlog). */
+  onRecorded: (count: number) => void;
+}
+
+export interface DeliveryCapability {
+  queue: JobQueue;
+  start(): void;
+  /** Stops claiming, lets in-flight deliveries finish within `timeoutMs`, writes every outcome. */
+  stop(timeoutMs: number): Promise<void>;
+}
+
+export function assembleDelivery(config: DeliveryConfig, deps: DeliveryDeps): DeliveryCapability {
+  const circuits = new CircuitStore(deps.pool, { ...config.circuit, maxProbes: 2 });
+  const queue = new JobQueue(deps.pool, circuits, { leaseMs: config.leaseMs, disableEndpoints: deps.disableEndpoints });
+  if (!config.enabled) return { queue, start: () => {}, stop: async () => {} };
+  const policy = { allowPrivate: config.destinations.allowPrivate, allowList: config.destinations.allowList };
+  const dispatcher = new Dispatcher(
+    {
+      jobs: deps.jobs,
+      queue,
+      sender: new HttpSender({ policy, connectTimeoutMs: config.timeoutMs, connectionsPerOrigin: config.perEndpointConcurrency }),
+      metrics: new DeliveryMetrics(deps.registry, deps.pool),
+      changes: deps.changes,
+      log: deps.log,
+      onEndpointsDisabled: deps.onEndpointsDisabled,
+      onRecorded: deps.onRecorded,
+    },
+    { concurrency: config.concurrency, perEndpoint: config.perEndpointConcurrency, retryPolicy: config.retry },
+  );
+  return { queue, start: () => dispatcher.start(), stop: (timeoutMs) => dispatcher.stop(timeoutMs) };
+}

@@ -1,0 +1,70 @@
+// The management capability, assembled: tenants and keys, endpoints, events, as one complete
+// ManagementService (the compiler refuses an RPC without a handler).
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { ManagementService } from "@kapsel/contracts/management";
+import type { ApiKeyStore } from "../auth/api-keys.ts";
+import type { NotifyChannel } from "../db/notify-channel.ts";
+import type { DatabasePool } from "../db/pool.ts";
+import type { DestinationPolicy } from "../delivery/destination-policy.ts";
+import type { EventChanges } from "../delivery/event-changes.ts";
+import type { JobQueue } from "../delivery/job-queue.ts";
+import { Endpoints } from "./endpoints.ts";
+import { Events } from "./events.ts";
+import { Tenants, type RateLimitDefaults } from "./tenants.ts";
+
+export interface ManagementDeps {
+  pool: DatabasePool;
+  keys: ApiKeyStore;
+  queue: JobQueue;
+  jobs: NotifyChannel;
+  changes: EventChanges;
+  destinations: DestinationPolicy;
+  defaultTimeoutMs: number;
+  rateLimitDefaults: RateLimitDefaults;
+  /** Lets ingest forget a changed endpoint at once. */
+  onEndpointChanged: (endpointId: string) => void;
+  /** Lets ingest read a tenant's new rate limit at once. */
+  onRateLimitChanged: (tenantId: string) => void;
+}
+
+/** For RPCs in the contract whose handlers have not landed yet. */
+function notYet(): never {
+  throw new ConnectError("not available in this version of the server", Code.Unimplemented);
+}
+
+export function assembleManagement(deps: ManagementDeps): ServiceImpl<typeof ManagementService> {
+  const tenants = new Tenants(deps.pool, deps.keys, deps.rateLimitDefaults, deps.onRateLimitChanged);
+  const endpoints = new Endpoints(deps.pool, deps.destinations, deps.defaultTimeoutMs, deps.onEndpointChanged);
+  const events = new Events(deps.pool, deps.queue, deps.changes, deps.jobs);
+  return {
+    createTenant: tenants.createTenant,
+    getTenant: tenants.getTenant,
+    listTenants: tenants.listTenants,
+    updateTenant: tenants.updateTenant,
+    createApiKey: tenants.createApiKey,
+    listApiKeys: tenants.listApiKeys,
+    revokeApiKey: tenants.revokeApiKey,
+    createEndpoint: endpoints.createEndpoint,
+    getEndpoint: endpoints.getEndpoint,
+    listEndpoints: endpoints.listEndpoints,
+    updateEndpoint: endpoints.updateEndpoint,
+    deleteEndpoint: endpoints.deleteEndpoint,
+    rotateEndpointSecret: endpoints.rotateEndpointSecret,
+    listEvents: events.listEvents,
+    getEvent: events.getEvent,
+    retryEvent: events.retryEvent,
+    recoverEvents: events.recoverEvents,
+    watchEvent: events.watchEvent.bind(events),
+    getEndpointHealth: events.getEndpointHealth,
+    getEndpointStats: notYet,
+    watchEvents: notYet,
+    listMessages: notYet,
+    getMessage: notYet,
+    createSource: notYet,
+    getSource: notYet,
+    listSources: notYet,
+    updateSource: notYet,
+    deleteSource: notYet,
+    rotateSourceSecret: notYet,
+  };
+}
