@@ -32,7 +32,7 @@ const setEnabled = (enabled: boolean) => db.query("UPDATE endpoints SET enabled 
 describe("EndpointCache", () => {
   it("answers from the cache within the TTL and reloads after invalidate", async () => {
     await setEnabled(true);
-    const cache = new EndpointCache(pool, 60_000);
+    const cache = new EndpointCache(pool, { ttlMs: 60_000 });
     expect((await cache.get(endpointId))?.enabled).toBe(true);
     await setEnabled(false);
     expect((await cache.get(endpointId))?.enabled).toBe(true);
@@ -42,7 +42,7 @@ describe("EndpointCache", () => {
 
   it("a lookup that was in flight across an invalidate is not kept", async () => {
     await setEnabled(true);
-    const cache = new EndpointCache(pool, 60_000);
+    const cache = new EndpointCache(pool, { ttlMs: 60_000 });
     // Hold the lookup's SELECT back until after the invalidate, so its answer spans the change.
     const blocker = await connect(url);
     try {
@@ -57,6 +57,18 @@ describe("EndpointCache", () => {
     }
     await setEnabled(false);
     expect((await cache.get(endpointId))?.enabled).toBe(false);
+  });
+
+  it("stays within its size, and a stream of unknown ids does not push out an endpoint in use", async () => {
+    await setEnabled(true);
+    const cache = new EndpointCache(pool, { ttlMs: 60_000, max: 3 });
+    expect((await cache.get(endpointId))?.enabled).toBe(true);
+    // A reload from here on would see the endpoint disabled: enabled === true means a cache hit.
+    await setEnabled(false);
+    for (let i = 0; i < 20; i++) {
+      expect(await cache.get(`00000000-0000-4000-8000-${String(i).padStart(12, "0")}`)).toBeUndefined();
+      expect((await cache.get(endpointId))?.enabled).toBe(true);
+    }
   });
 
   it("an unknown id is undefined", async () => {

@@ -1,6 +1,7 @@
 // The receipt of one delivery attempt (ATTESTATION.md §1), serialised canonically (RFC 8785): the
 // members sorted by key, no whitespace, strings escaped as JSON.stringify does, integers only.
 // These bytes are the leaf; the verifier re-serialises and compares, so they must be exact.
+import type { AttemptOutcome } from "../delivery/attempt-outcome.ts";
 
 export interface ReceiptFields {
   attempt_id: string;
@@ -12,7 +13,7 @@ export interface ReceiptFields {
   payload_sha256: string;
   started_at: Date;
   duration_ms: number;
-  outcome: "delivered" | "http_error" | "timeout" | "network_error";
+  outcome: AttemptOutcome;
   status_code: number | null;
   response_sha256: string | null;
 }

@@ -24,6 +24,7 @@ import type { Logger } from "pino";
 import { sql, type DatabasePool } from "slonik";
 import { z } from "zod";
 import { LeaderLock } from "../db/leader-lock.ts";
+import { ATTEMPT_OUTCOMES } from "../delivery/attempt-outcome.ts";
 import type { AttestationMetrics } from "./attestation-metrics.ts";
 import { CheckpointFeed, latestCheckpoint, type StoredCheckpoint } from "./checkpoints.ts";
 import { checkpointBody, signCheckpoint, type LogKey } from "./log-key.ts";
@@ -55,7 +56,7 @@ const attemptRow = z.object({
   payload_sha256: z.string(),
   started_at: z.date(),
   duration_ms: z.number(),
-  outcome: z.enum(["delivered", "http_error", "timeout", "network_error"]),
+  outcome: z.enum(ATTEMPT_OUTCOMES),
   status_code: z.number().nullable(),
   response_sha256: z.string().nullable(),
 });

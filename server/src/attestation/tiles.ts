@@ -104,7 +104,7 @@ export class TileSubtrees implements SubtreeSource {
     const offset = first % TILE_WIDTH;
     const tile = await this.#tiles.tile(level, Math.floor(first / TILE_WIDTH), offset + span);
     if (tile.length < (offset + span) * HASH_SIZE) {
-      throw new Error(`tile ${level}/${Math.floor(first / TILE_WIDTH)} has ${tile.length / HASH_SIZE} hashes; subtree ${height}/${index} needs ${offset + span}`);
+      throw new LogStorageDamaged(`tile ${level}/${Math.floor(first / TILE_WIDTH)} has ${tile.length / HASH_SIZE} hashes; subtree ${height}/${index} needs ${offset + span}`);
     }
     const bytes = tile.subarray(offset * HASH_SIZE, (offset + span) * HASH_SIZE);
     if (span === 1) return bytes;
@@ -117,6 +117,15 @@ export class TileSubtrees implements SubtreeSource {
       this.#roots.set(key, root);
     }
     return root;
+  }
+}
+
+/** The stored tiles do not hold what the tree size says they must: storage lost or changed rows.
+ * Never a caller's fault; `kapsel log verify` says where. */
+export class LogStorageDamaged extends Error {
+  constructor(detail: string) {
+    super(`log storage is damaged: ${detail}`);
+    this.name = "LogStorageDamaged";
   }
 }
 
@@ -142,7 +151,7 @@ export class TreeEdge {
       const n = Math.floor(count / TILE_WIDTH);
       const row = await db.maybeOne(sql.type(tileRow)`SELECT level, n, hashes FROM log_tiles WHERE level = ${level} AND n = ${n}`);
       const hashes = row ? tileHashes(row.hashes) : [];
-      if (hashes.length < width) throw new Error(`log storage is damaged: tile ${level}/${n} has ${hashes.length} hashes, the tree needs ${width}`);
+      if (hashes.length < width) throw new LogStorageDamaged(`tile ${level}/${n} has ${hashes.length} hashes, the tree needs ${width}`);
       edge.partial.set(level, hashes.slice(0, width));
     }
     return edge;

@@ -1,6 +1,7 @@
 // API keys: `ksk_` + 32 random bytes (base64url). Only their SHA-256 is stored; a lookup hashes
 // the presented key and finds it by that hash, so a leaked table does not leak usable keys.
 import { createHash, randomBytes } from "node:crypto";
+import { LRUCache } from "lru-cache";
 import { sql } from "slonik";
 import { z } from "zod";
 import type { DatabasePool } from "../db/pool.ts";
@@ -32,30 +33,29 @@ const identityRow = z.object({ id: z.string(), tenant_id: z.string(), scopes: z.
  */
 export class ApiKeyStore {
   readonly #pool: DatabasePool;
-  readonly #ttlMs: number;
-  readonly #cache = new Map<string, { identity: ApiKeyIdentity | undefined; until: number }>();
+  /** Bounded and least-recently-used first, so unknown keys sent by strangers cannot push the
+   * keys in use out all at once. A miss is cached too. */
+  readonly #cache: LRUCache<string, { identity: ApiKeyIdentity | undefined }>;
   /** Bumped by forgetAll, so a lookup that was in flight during a revocation is not cached. */
   #generation = 0;
 
-  constructor(pool: DatabasePool, ttlMs = 2_000) {
+  constructor(pool: DatabasePool, options: { ttlMs?: number; max?: number } = {}) {
     this.#pool = pool;
-    this.#ttlMs = ttlMs;
+    this.#cache = new LRUCache({ max: options.max ?? 10_000, ttl: options.ttlMs ?? 2_000 });
   }
 
   async lookup(secret: string): Promise<ApiKeyIdentity | undefined> {
     const hash = hashApiKey(secret);
     const cacheKey = hash.toString("base64");
-    const now = Date.now();
     const hit = this.#cache.get(cacheKey);
-    if (hit && hit.until > now) return hit.identity;
+    if (hit) return hit.identity;
     const generation = this.#generation;
     const row = await this.#pool.maybeOne(sql.type(identityRow)`
       SELECT k.id, k.tenant_id, k.scopes FROM api_keys k
       WHERE k.secret_sha256 = ${sql.binary(hash)} AND k.revoked_at IS NULL`);
     const identity = row ? { keyId: row.id, tenantId: row.tenant_id, scopes: row.scopes as Scope[] } : undefined;
     if (generation !== this.#generation) return identity;
-    if (this.#cache.size > 10_000) this.#cache.clear();
-    this.#cache.set(cacheKey, { identity, until: now + this.#ttlMs });
+    this.#cache.set(cacheKey, { identity });
     return identity;
   }
 

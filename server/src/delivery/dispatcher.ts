@@ -37,6 +37,14 @@ import { signingHeaders } from "./webhook-signature.ts";
 
 const MAX_CLAIMS = 2;
 
+/** Why in-flight deliveries are aborted when stop() runs out of time. */
+export class ShuttingDown extends Error {
+  constructor() {
+    super("server shutting down");
+    this.name = "ShuttingDown";
+  }
+}
+
 export interface DispatcherDeps {
   jobs: NotifyChannel;
   queue: JobQueue;
@@ -130,7 +138,7 @@ export class Dispatcher {
       this.#idle = resolve;
       if (this.#inFlight === 0) resolve();
     });
-    const timer = setTimeout(() => this.#abort.abort(new Error("server shutting down")), timeoutMs);
+    const timer = setTimeout(() => this.#abort.abort(new ShuttingDown()), timeoutMs);
     await settled;
     clearTimeout(timer);
     await this.#flush();

@@ -8,7 +8,7 @@ import net from "node:net";
 import { Agent, buildConnector } from "undici";
 import { KapselError } from "../errors.ts";
 import { assertAddressAllowed, type DestinationPolicy } from "./destination-policy.ts";
-import type { AttemptOutcome } from "./retry-policy.ts";
+import type { AttemptOutcome } from "./attempt-outcome.ts";
 
 export const USER_AGENT = "Kapsel-Webhooks/0.1 (+https://github.com/kapsel)";
 /** How much of a response is read (and hashed); the rest is discarded. */
@@ -44,6 +44,22 @@ export interface SenderOptions {
   lookup?: Lookup;
 }
 
+/** The destination's host name resolved to no address. */
+export class HostUnresolved extends Error {
+  constructor(host: string) {
+    super(`${host} does not resolve`);
+    this.name = "HostUnresolved";
+  }
+}
+
+/** Why an attempt's request was aborted: its total time ran out. */
+class AttemptTimedOut extends Error {
+  constructor(timeoutMs: number) {
+    super(`no complete response within ${timeoutMs} ms`);
+    this.name = "AttemptTimedOut";
+  }
+}
+
 const TIMEOUT_CODES = new Set(["UND_ERR_CONNECT_TIMEOUT", "UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT"]);
 
 export class HttpSender {
@@ -61,7 +77,7 @@ export class HttpSender {
         const resolved = net.isIP(host) !== 0 ? Promise.resolve([{ address: host, family: net.isIP(host) }]) : lookup(host);
         resolved.then(
           (addresses) => {
-            if (addresses.length === 0) throw new Error(`${host} does not resolve`);
+            if (addresses.length === 0) throw new HostUnresolved(host);
             for (const a of addresses) assertAddressAllowed(options.policy, host, a.address);
             const servername = net.isIP(host) === 0 ? host : undefined;
             connect({ ...opts, hostname: addresses[0]!.address, servername }, callback);
@@ -80,7 +96,7 @@ export class HttpSender {
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      controller.abort(new Error(`no complete response within ${req.timeoutMs} ms`));
+      controller.abort(new AttemptTimedOut(req.timeoutMs));
     }, req.timeoutMs);
     const onAbort = () => controller.abort(req.signal!.reason);
     if (req.signal?.aborted) onAbort();

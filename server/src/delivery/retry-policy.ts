@@ -3,7 +3,7 @@
 // 1 s · 2^(n-1), capped at 512 s), so retries from many events spread out instead of arriving at
 // the destination together.
 
-export type AttemptOutcome = "delivered" | "http_error" | "timeout" | "network_error";
+import type { AttemptOutcome } from "./attempt-outcome.ts";
 
 export interface RetryPolicy {
   baseMs: number;

@@ -2,6 +2,7 @@
 // every ingested event looks its endpoint up, and a database round trip each would halve
 // throughput. Changes made through this process drop the entry at once; other processes see them
 // within the TTL.
+import { LRUCache } from "lru-cache";
 import { sql } from "slonik";
 import { z } from "zod";
 import type { DatabasePool } from "../db/pool.ts";
@@ -28,41 +29,44 @@ const row = z.object({
 
 export class EndpointCache {
   readonly #pool: DatabasePool;
-  readonly #ttlMs: number;
-  readonly #entries = new Map<string, { value: IngestEndpoint | undefined; until: number; pending?: Promise<IngestEndpoint | undefined> }>();
+  /** Bounded: ids nobody uses again (unknown ones sent by strangers among them) are the first to
+   * go, and never push the hot entries out all at once. A miss (unknown id) is cached too. */
+  readonly #entries: LRUCache<string, { value: IngestEndpoint | undefined }>;
+  /** Loads in flight, shared by concurrent requests for one id. */
+  readonly #loading = new Map<string, Promise<IngestEndpoint | undefined>>();
 
-  constructor(pool: DatabasePool, ttlMs = 1_000) {
+  constructor(pool: DatabasePool, options: { ttlMs?: number; max?: number } = {}) {
     this.#pool = pool;
-    this.#ttlMs = ttlMs;
+    this.#entries = new LRUCache({ max: options.max ?? 50_000, ttl: options.ttlMs ?? 1_000 });
   }
 
   /** The endpoint, or undefined when it does not exist or was deleted. Id must be a UUID. */
   async get(id: string): Promise<IngestEndpoint | undefined> {
-    const now = Date.now();
     const hit = this.#entries.get(id);
-    if (hit && hit.until > now) return hit.value;
-    if (hit?.pending) return hit.pending;
-    const pending = this.#load(id);
-    const entry = { value: hit?.value, until: 0, pending };
-    this.#entries.set(id, entry);
+    if (hit) return hit.value;
+    const loading = this.#loading.get(id);
+    if (loading) return loading;
+    const load = this.#load(id);
+    this.#loading.set(id, load);
     try {
-      const value = await pending;
+      const value = await load;
       // Invalidated while loading: the row may have been read before the change, so it is
       // answered to the callers already waiting but not kept.
-      if (this.#entries.get(id) === entry) {
-        if (this.#entries.size > 50_000) this.#entries.clear();
-        this.#entries.set(id, { value, until: Date.now() + this.#ttlMs });
-      }
+      if (this.#loading.get(id) === load) this.#entries.set(id, { value });
       return value;
-    } catch (err) {
-      if (this.#entries.get(id) === entry) this.#entries.delete(id);
-      throw err;
+    } finally {
+      if (this.#loading.get(id) === load) this.#loading.delete(id);
     }
   }
 
   invalidate(id?: string): void {
-    if (id === undefined) this.#entries.clear();
-    else this.#entries.delete(id);
+    if (id === undefined) {
+      this.#entries.clear();
+      this.#loading.clear();
+    } else {
+      this.#entries.delete(id);
+      this.#loading.delete(id);
+    }
   }
 
   async #load(id: string): Promise<IngestEndpoint | undefined> {

@@ -7,6 +7,7 @@ import { sql, type DatabasePool } from "slonik";
 import { z } from "zod";
 import { tenantOf } from "../auth/auth-context.ts";
 import type { NotifyChannel } from "../db/notify-channel.ts";
+import { ATTEMPT_OUTCOMES, type AttemptOutcome as AttemptOutcomeName } from "../delivery/attempt-outcome.ts";
 import type { EventChanges } from "../delivery/event-changes.ts";
 import { eventStatusIs, eventStatusSql, type EventStatusName, type JobQueue } from "../delivery/job-queue.ts";
 import { KapselError } from "../errors.ts";
@@ -25,7 +26,7 @@ const STATUS: Record<EventStatusName, EventStatus> = {
   failed: EventStatus.FAILED,
 };
 const STATUS_NAME = Object.fromEntries(Object.entries(STATUS).map(([k, v]) => [v, k])) as Record<number, EventStatusName>;
-const OUTCOME: Record<string, AttemptOutcome> = {
+const OUTCOME: Record<AttemptOutcomeName, AttemptOutcome> = {
   delivered: AttemptOutcome.DELIVERED,
   http_error: AttemptOutcome.HTTP_ERROR,
   timeout: AttemptOutcome.TIMEOUT,
@@ -55,7 +56,7 @@ const EVENT_COLUMNS = sql.fragment`id, endpoint_id, ${eventStatusSql} AS status,
 const attemptRow = z.object({
   id: z.string(),
   attempt: z.number(),
-  outcome: z.string(),
+  outcome: z.enum(ATTEMPT_OUTCOMES),
   status_code: z.number().nullable(),
   url: z.string(),
   started_at: z.date(),
