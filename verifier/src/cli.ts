@@ -2,60 +2,48 @@
 // kapsel-verify: the auditor's command line (ATTESTATION.md §8). Exit 0 when the input verifies,
 // 1 when it does not (for any reason, malformed content included), 2 for usage errors and
 // unreadable files, so scripts can tell "the log lied" from "I typed the path wrong".
-// This is the only file of the package that touches Node APIs, and it stays within Node 20's.
-import { readFileSync, statSync } from "node:fs";
+// The CLI files (cli*.ts, monitor-*.ts) are the only ones of the package that touch Node APIs,
+// and they stay within Node 20's; the library itself runs in browsers too.
 import process from "node:process";
 import { parseArgs } from "node:util";
-import {
-  encodeBase64,
-  parseVerifierKey,
-  verifyCheckpoint,
-  verifyConsistency,
-  verifyProofBundle,
-  VerifyError,
-  type CheckpointFacts,
-  type Failure,
-  type VerifierKey,
-} from "./index.ts";
+import { UsageError, loadLogKeys, loadWitnessPolicy, readFile } from "./cli-inputs.ts";
+import { runMonitor, MONITOR_USAGE } from "./monitor-cli.ts";
+import { checkpointJson, report, reportFailure, signedTimeText, treeText, witnessLines } from "./cli-format.ts";
+import { encodeBase64, verifyCheckpoint, verifyConsistency, verifyProofBundle } from "./index.ts";
 
 const USAGE = `usage:
-  kapsel-verify proof FILE --key VKEY [--key VKEY ...] [--payload FILE] [--require-time] [--json]
-  kapsel-verify checkpoint FILE --key VKEY [--key VKEY ...] [--require-time] [--json]
-  kapsel-verify consistency OLD_CHECKPOINT NEW_CHECKPOINT PROOF_FILE --key VKEY [--key VKEY ...] [--json]
+  kapsel-verify proof FILE --key VKEY [--key VKEY ...] [WITNESSES] [--payload FILE] [--require-time] [--json]
+  kapsel-verify checkpoint FILE --key VKEY [--key VKEY ...] [WITNESSES] [--require-time] [--json]
+  kapsel-verify consistency OLD_CHECKPOINT NEW_CHECKPOINT PROOF_FILE --key VKEY [--key VKEY ...] [WITNESSES] [--json]
+${MONITOR_USAGE}
 
 --key takes a vkey (name+keyid+base64key) or a file with one vkey a line.
-Exit status: 0 verified, 1 does not verify, 2 usage error or unreadable file.`;
-
-/** Why the command could not run (exit 2), as opposed to why the input does not verify. */
-type UsageCode = "USAGE" | "UNREADABLE_FILE" | "BAD_KEY";
-
-/** A problem with how the command was called, as opposed to what it was asked to verify. */
-class UsageError extends Error {
-  readonly code: UsageCode;
-  constructor(code: UsageCode, message: string) {
-    super(message);
-    this.code = code;
-  }
-}
+WITNESSES: --witness VKEY [--witness VKEY ...] [--quorum K] (K of the witnesses must have cosigned,
+default all), or --policy FILE (a C2SP tlog-policy; its log lines count as --key).
+Exit status: 0 verified, 1 does not verify, 2 usage error or unreadable file
+(monitor: 3 when the log could not be reached).`;
 
 interface Command {
   readonly positionals: number;
   readonly options: readonly string[];
 }
 
+const WITNESS_OPTIONS = ["witness", "quorum", "policy"];
+
 const COMMANDS: Readonly<Record<string, Command>> = {
-  proof: { positionals: 1, options: ["key", "payload", "require-time", "json"] },
-  checkpoint: { positionals: 1, options: ["key", "require-time", "json"] },
-  consistency: { positionals: 3, options: ["key", "json"] },
+  proof: { positionals: 1, options: ["key", "payload", "require-time", "json", ...WITNESS_OPTIONS] },
+  checkpoint: { positionals: 1, options: ["key", "require-time", "json", ...WITNESS_OPTIONS] },
+  consistency: { positionals: 3, options: ["key", "json", ...WITNESS_OPTIONS] },
 };
 
-function main(argv: readonly string[]): number {
+async function main(argv: readonly string[]): Promise<number> {
   const json = argv.includes("--json");
   if (argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
     console.log(USAGE);
     return 0;
   }
   try {
+    if (argv[0] === "monitor") return await runMonitor(argv.slice(1));
     return runCommand(argv, json);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
@@ -82,6 +70,9 @@ function runCommand(argv: readonly string[], json: boolean): number {
         payload: { type: "string" },
         "require-time": { type: "boolean" },
         json: { type: "boolean" },
+        witness: { type: "string", multiple: true },
+        quorum: { type: "string" },
+        policy: { type: "string" },
       },
     });
   } catch (error) {
@@ -94,11 +85,13 @@ function runCommand(argv: readonly string[], json: boolean): number {
   if (positionals.length !== command.positionals) {
     throw new UsageError("USAGE", `${name} takes ${command.positionals} file argument(s), got ${positionals.length}`);
   }
-  if (values.key === undefined || values.key.length === 0) {
+  const policy = loadWitnessPolicy(values);
+  const keys = loadLogKeys(values.key ?? []);
+  if (keys.length === 0 && (policy?.logs.length ?? 0) === 0) {
     throw new UsageError("USAGE", "at least one --key is required (the log's vkey, obtained out of band)");
   }
-  const keys = values.key.flatMap(loadKeys);
   const requireTimestamp = values["require-time"] === true;
+  const witnesses = policy === undefined ? {} : { policy };
 
   switch (name) {
     case "proof": {
@@ -107,12 +100,13 @@ function runCommand(argv: readonly string[], json: boolean): number {
       const result = verifyProofBundle(bundle, {
         trustedKeys: keys,
         requireTimestamp,
+        ...witnesses,
         ...(payload === undefined ? {} : { payload }),
       });
       if (!result.ok) return reportFailure(result, json);
       const r = result.receipt;
       const status = r.status_code === null ? "no HTTP response" : `HTTP ${r.status_code}`;
-      report(json, { ok: true, command: "proof", ...checkpointJson(result), index: String(result.index), receipt: r, payloadVerified: result.payloadVerified }, [
+      report(json, { ok: true, command: "proof", ...checkpointJson(result, policy), index: String(result.index), receipt: r, payloadVerified: result.payloadVerified }, [
         `VERIFIED: this delivery attempt is recorded in the log ${result.origin}`,
         ["destination", r.url],
         ["attempt", `#${r.attempt} of event ${r.event_id} (attempt id ${r.attempt_id})`],
@@ -123,20 +117,22 @@ function runCommand(argv: readonly string[], json: boolean): number {
         ["tree size", String(result.treeSize)],
         ["root hash", encodeBase64(result.rootHash)],
         ["signing key", result.signedBy.vkey],
+        ...witnessLines(policy, result),
         ["payload", result.payloadVerified ? `matches payload_sha256 ${r.payload_sha256}` : "not checked (no --payload)"],
       ]);
       return 0;
     }
     case "checkpoint": {
       const text = readFile(positionals[0]!, "checkpoint");
-      const result = verifyCheckpoint(text, keys, { requireTimestamp });
+      const result = verifyCheckpoint(text, keys, { requireTimestamp, ...witnesses });
       if (!result.ok) return reportFailure(result, json);
-      report(json, { ok: true, command: "checkpoint", ...checkpointJson(result) }, [
+      report(json, { ok: true, command: "checkpoint", ...checkpointJson(result, policy) }, [
         `VERIFIED: checkpoint of the log ${result.origin}, signed by a trusted key`,
         ["tree size", String(result.treeSize)],
         ["root hash", encodeBase64(result.rootHash)],
         ["signed time", signedTimeText(result.timestamp)],
         ["signing key", result.signedBy.vkey],
+        ...witnessLines(policy, result),
       ]);
       return 0;
     }
@@ -147,99 +143,19 @@ function runCommand(argv: readonly string[], json: boolean): number {
         readFile(newPath, "new checkpoint"),
         readFile(proofPath, "consistency proof"),
         keys,
+        witnesses,
       );
       if (!result.ok) return reportFailure(result, json);
-      report(json, { ok: true, command: "consistency", old: checkpointJson(result.old), new: checkpointJson(result.new) }, [
+      report(json, { ok: true, command: "consistency", old: checkpointJson(result.old, policy), new: checkpointJson(result.new, policy) }, [
         `VERIFIED: the log ${result.new.origin} at size ${result.new.treeSize} extends its tree at size ${result.old.treeSize} (append-only)`,
         ["old tree", treeText(result.old)],
         ["new tree", treeText(result.new)],
         ["signing key", result.new.signedBy.vkey],
+        ...witnessLines(policy, result.new),
       ]);
       return 0;
     }
   }
 }
 
-/** Reads `--key` values: a file of vkeys (blank lines and `#` comments allowed) or one vkey. */
-function loadKeys(value: string): VerifierKey[] {
-  if (isFile(value)) {
-    const lines = new TextDecoder().decode(readFile(value, "key file")).split("\n");
-    const keys = lines.flatMap((line, i) => {
-      const vkey = line.trim();
-      if (vkey === "" || vkey.startsWith("#")) return [];
-      return [parseKey(vkey, `--key ${value}, line ${i + 1}`)];
-    });
-    if (keys.length === 0) throw new UsageError("BAD_KEY", `--key ${value}: the file holds no vkey`);
-    return keys;
-  }
-  return [parseKey(value, "--key (neither a file nor a valid vkey)")];
-}
-
-function parseKey(vkey: string, where: string): VerifierKey {
-  try {
-    return parseVerifierKey(vkey);
-  } catch (error) {
-    if (error instanceof VerifyError) throw new UsageError("BAD_KEY", `${where}: ${error.message}`);
-    throw error;
-  }
-}
-
-function isFile(path: string): boolean {
-  try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
-}
-
-function readFile(path: string, what: string): Uint8Array {
-  try {
-    return readFileSync(path);
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new UsageError("UNREADABLE_FILE", `cannot read ${what} ${path}: ${reason}`);
-  }
-}
-
-function checkpointJson(facts: CheckpointFacts): Record<string, unknown> {
-  return {
-    origin: facts.origin,
-    treeSize: String(facts.treeSize),
-    rootHash: encodeBase64(facts.rootHash),
-    timestamp: facts.timestamp === null ? null : String(facts.timestamp),
-    time: facts.timestamp === null ? null : isoTime(facts.timestamp),
-    signingKey: facts.signedBy.vkey,
-  };
-}
-
-function treeText(facts: CheckpointFacts): string {
-  const time = facts.timestamp === null ? "no signed time" : `signed ${isoTime(facts.timestamp) ?? facts.timestamp}`;
-  return `size ${facts.treeSize}, root ${encodeBase64(facts.rootHash)}, ${time}`;
-}
-
-function signedTimeText(seconds: bigint | null): string {
-  if (seconds === null) return "none (the checkpoint carries no signed time)";
-  return `${isoTime(seconds) ?? `${seconds} s after the epoch`} (signed by the log with the checkpoint)`;
-}
-
-/** ISO 8601 for POSIX seconds, or null beyond what a JS Date can hold. */
-function isoTime(seconds: bigint): string | null {
-  if (seconds > 8_640_000_000_000n) return null;
-  return new Date(Number(seconds) * 1000).toISOString().replace(".000Z", "Z");
-}
-
-function report(json: boolean, object: Record<string, unknown>, lines: readonly (string | readonly [string, string])[]): void {
-  if (json) {
-    console.log(JSON.stringify(object));
-    return;
-  }
-  for (const line of lines) console.log(typeof line === "string" ? line : `  ${line[0].padEnd(12)} ${line[1]}`);
-}
-
-function reportFailure(result: Failure, json: boolean): number {
-  if (json) console.log(JSON.stringify({ ok: false, code: result.code, message: result.message }));
-  console.error(`NOT VERIFIED [${result.code}] ${result.message}`);
-  return 1;
-}
-
-process.exitCode = main(process.argv.slice(2));
+process.exitCode = await main(process.argv.slice(2));

@@ -17,6 +17,9 @@
  * | `INCLUSION_FAILED`      | the leaf and the proof do not lead to the signed root                    |
  * | `CONSISTENCY_FAILED`    | the consistency proof does not link the two signed roots                 |
  * | `PAYLOAD_MISMATCH`      | the payload's SHA-256 differs from the receipt's `payload_sha256`        |
+ * | `BAD_POLICY`            | a witness policy (file, or witnesses and quorum) is malformed            |
+ * | `BAD_COSIGNATURE`       | a cosignature line claiming a policy witness's key does not verify       |
+ * | `QUORUM_NOT_MET`        | the checkpoint lacks the cosignatures the witness policy requires        |
  *
  * An edited receipt and an edited proof hash both surface as `INCLUSION_FAILED`, and an edited
  * checkpoint body and a corrupted log signature both as `BAD_SIGNATURE`: a verifier sees only
@@ -35,7 +38,10 @@ export type FailureCode =
   | "PROOF_SHAPE"
   | "INCLUSION_FAILED"
   | "CONSISTENCY_FAILED"
-  | "PAYLOAD_MISMATCH";
+  | "PAYLOAD_MISMATCH"
+  | "BAD_POLICY"
+  | "BAD_COSIGNATURE"
+  | "QUORUM_NOT_MET";
 
 /** Every failure code, for callers that enumerate them (CLI help, exhaustive tests). */
 export const FAILURE_CODES: readonly FailureCode[] = [
@@ -52,6 +58,9 @@ export const FAILURE_CODES: readonly FailureCode[] = [
   "INCLUSION_FAILED",
   "CONSISTENCY_FAILED",
   "PAYLOAD_MISMATCH",
+  "BAD_POLICY",
+  "BAD_COSIGNATURE",
+  "QUORUM_NOT_MET",
 ];
 
 /**

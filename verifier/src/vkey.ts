@@ -28,12 +28,40 @@ export interface VerifierKey {
 
 const HEX_KEY_ID = /^[0-9a-f]{8}$/;
 
+/** The parts every Ed25519 vkey has, whatever its signature type. */
+export interface Ed25519Vkey {
+  readonly name: string;
+  readonly publicKey: Uint8Array;
+}
+
 /**
  * Parses a vkey. Requires a string; throws `VerifyError` `BAD_KEY` unless it has a valid name,
  * an 8-hex-digit key ID that matches the key, type byte 0x01 and a 32-byte public key that is a
  * valid Ed25519 point. The key ID check catches copy-paste damage to the key material.
  */
 export function parseVerifierKey(vkey: string): VerifierKey {
+  const { name, publicKey } = decodeEd25519Vkey(vkey, SIGNATURE_TYPE_ED25519);
+  return {
+    name,
+    keyId: computeKeyId(name, SIGNATURE_TYPE_ED25519, publicKey),
+    timeKeyId: computeKeyId(name, SIGNATURE_TYPE_COSIGNATURE, publicKey),
+    publicKey,
+    vkey,
+  };
+}
+
+const TYPE_HINTS: Readonly<Record<number, string>> = {
+  [SIGNATURE_TYPE_ED25519]: "a log key (type 0x01); witness keys are type 0x04",
+  [SIGNATURE_TYPE_COSIGNATURE]: "a witness cosigning key (type 0x04), not a log key (type 0x01)",
+};
+
+/**
+ * Decodes `<name>+<hex key ID>+<base64(type || 32-byte Ed25519 key)>` for signature type `type`
+ * (0x01 log keys, 0x04 witness cosigning keys). Requires a string; throws `VerifyError`
+ * `BAD_KEY` unless the name is valid, the type byte is `type`, the key is a valid Ed25519 point,
+ * and the key ID is the one `type`, name and key hash to.
+ */
+export function decodeEd25519Vkey(vkey: string, type: number): Ed25519Vkey {
   // Split at the first two "+" only: names cannot contain "+", but base64 can.
   const first = vkey.indexOf("+");
   const second = first < 0 ? -1 : vkey.indexOf("+", first + 1);
@@ -50,30 +78,23 @@ export function parseVerifierKey(vkey: string): VerifierKey {
   if (material === undefined || material.length === 0) {
     throw new VerifyError("BAD_KEY", `vkey "${vkey}" has invalid base64 key material`);
   }
-  if (material[0] !== SIGNATURE_TYPE_ED25519) {
-    throw new VerifyError(
-      "BAD_KEY",
-      `vkey "${vkey}" has signature type 0x${material[0]!.toString(16).padStart(2, "0")}, only Ed25519 (0x01) is supported`,
-    );
+  if (material[0] !== type) {
+    const found = `0x${material[0]!.toString(16).padStart(2, "0")}`;
+    const hint = TYPE_HINTS[material[0]!] ?? `only Ed25519 type 0x${type.toString(16).padStart(2, "0")} is supported here`;
+    throw new VerifyError("BAD_KEY", `vkey "${vkey}" has signature type ${found}: ${hint}`);
   }
-  const publicKey = material.subarray(1);
+  const publicKey = material.slice(1);
   if (publicKey.length !== 32) {
     throw new VerifyError("BAD_KEY", `vkey "${vkey}" has a ${publicKey.length}-byte key, not 32`);
   }
-  const keyId = computeKeyId(name, SIGNATURE_TYPE_ED25519, publicKey);
+  const keyId = computeKeyId(name, type, publicKey);
   if (keyIdHex(keyId) !== hex.toLowerCase()) {
     throw new VerifyError("BAD_KEY", `vkey "${vkey}" has key ID ${hex} but its key hashes to ${keyIdHex(keyId)}`);
   }
   if (!ed25519.utils.isValidPublicKey(publicKey, false)) {
     throw new VerifyError("BAD_KEY", `vkey "${vkey}" is not a valid Ed25519 public key`);
   }
-  return {
-    name,
-    keyId,
-    timeKeyId: computeKeyId(name, SIGNATURE_TYPE_COSIGNATURE, publicKey),
-    publicKey: publicKey.slice(),
-    vkey,
-  };
+  return { name, publicKey };
 }
 
 /**

@@ -8,7 +8,7 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CHROMIUM_ARGS, chromiumPath } from "../../test/support/chromium.ts";
 import { VERIFIER_DIR } from "./support/cli.ts";
-import { TestLog } from "./support/test-log.ts";
+import { TestKey, TestLog, cosign, seedOf } from "./support/test-log.ts";
 
 type Library = typeof import("../src/index.ts");
 
@@ -96,6 +96,25 @@ describe("@kapsel/verify in headless Chromium", () => {
   it("refuses a tampered bundle with the same code as in Node", async () => {
     const tampered = log.bundle(5).replace("index 5", "index 4");
     expect(await verifyInPage(tampered, [log.key.vkey])).toMatchObject({ ok: false, code: "INCLUSION_FAILED" });
+  });
+
+  it("checks witness cosignatures against a quorum", async () => {
+    const w1 = new TestKey("w1.example", seedOf("browser witness 1"));
+    const w2 = new TestKey("w2.example", seedOf("browser witness 2"));
+    const cosigned = cosign(cosign(log.checkpoint(9), w1, 1_800_000_001n), w2, 1_800_000_002n);
+    const result = await page.evaluate(
+      ({ checkpoint, key, witnesses, lonely }) => {
+        const library = (window as unknown as { kapselVerify: Library }).kapselVerify;
+        const met = library.verifyCheckpoint(checkpoint, [key], { witnesses });
+        const below = library.verifyCheckpoint(lonely, [key], { witnesses });
+        return {
+          met: met.ok ? met.cosignatures.map((c) => `${c.witness} ${c.timestamp}`) : met.message,
+          below: below.ok ? "accepted" : below.code,
+        };
+      },
+      { checkpoint: cosigned, key: log.key.vkey, witnesses: [w1.witnessVkey, w2.witnessVkey], lonely: cosign(log.checkpoint(9), w1, 1n) },
+    );
+    expect(result).toEqual({ met: ["w1.example 1800000001", "w2.example 1800000002"], below: "QUORUM_NOT_MET" });
   });
 
   it("verifies the C2SP signed-note spec example", async () => {

@@ -35,6 +35,13 @@ export class TestKey {
     )}`;
   }
 
+  /** The key as a witness's cosigning vkey: type 0x04 key ID and type byte. */
+  get witnessVkey(): string {
+    return `${this.name}+${keyId(this.name, 0x04, this.publicKey).toString("hex")}+${b64(
+      Buffer.concat([Uint8Array.of(0x04), this.publicKey]),
+    )}`;
+  }
+
   sign(message: Uint8Array): Buffer {
     return sign(null, message, this.privateKey);
   }
@@ -146,6 +153,15 @@ export function signCheckpoint(
   const lines = [key.signatureLine(text)];
   if (options.time !== null) lines.push(key.timeLine(text, options.time));
   return `${text}\n${[...lines, ...options.extraLines].join("\n")}\n`;
+}
+
+/**
+ * Adds `witness`'s cosignature line at `seconds` to a signed note (C2SP tlog-cosignature: the
+ * same 0x04 line format as the log's signed time, made with the witness's own key and name).
+ */
+export function cosign(note: string, witness: TestKey, seconds: bigint): string {
+  const text = note.slice(0, note.lastIndexOf("\n\n") + 1);
+  return `${note}${witness.timeLine(text, seconds)}\n`;
 }
 
 export function bundleText(extra: Uint8Array, index: number | bigint, proof: readonly Uint8Array[], checkpoint: string): string {
