@@ -1,8 +1,8 @@
 import { defineConfig } from "vitest/config";
 
-// Two projects: the verifier's tests need nothing but themselves; everything that talks to the
-// server shares one embedded Postgres started by the global set-up (each file gets its own
-// database cloned from a migrated template).
+// Three projects: the verifier's and the witness's tests need nothing but themselves; everything
+// that talks to the server shares one embedded Postgres started by the global set-up (each file
+// gets its own database cloned from a migrated template).
 export default defineConfig({
   test: {
     projects: [
@@ -17,6 +17,16 @@ export default defineConfig({
       },
       {
         test: {
+          name: "witness",
+          include: ["witness/test/**/*.test.ts"],
+          testTimeout: 60_000,
+          // Set-up compiles the verifier and the witness when their sources changed.
+          hookTimeout: 120_000,
+          sequence: { groupOrder: 1 },
+        },
+      },
+      {
+        test: {
           name: "server",
           include: ["server/test/**/*.test.ts", "sdk/test/**/*.test.ts", "test/**/*.test.ts"],
           globalSetup: ["test/support/global-setup.ts"],
@@ -24,7 +34,7 @@ export default defineConfig({
           hookTimeout: 120_000,
           fileParallelism: true,
           maxWorkers: 2,
-          sequence: { groupOrder: 1 },
+          sequence: { groupOrder: 2 },
         },
       },
     ],
