@@ -78,7 +78,7 @@ export async function checkRecentAttempts(rpc: RpcCaller, latest: FollowedCheckp
           pending++;
           continue;
         }
-        throw new LogAccessError(`GetInclusionProof for attempt ${attempt.id}: ${answer.code} ${answer.reason ?? ""} ${answer.message}`.trim());
+        throw rpcError(answer, `GetInclusionProof for attempt ${attempt.id}`);
       }
       const problem = checkAnswer(answer.body, attempt, eventId, latest);
       if (problem === undefined) {
@@ -123,6 +123,11 @@ function checkAnswer(body: unknown, attempt: ApiAttempt, eventId: string, latest
 }
 
 function expectOk(answer: RpcAnswer, method: string): unknown {
-  if (!answer.ok) throw new LogAccessError(`${method}: ${answer.code} ${answer.reason ?? ""} ${answer.message}`.replace(/ +/g, " ").trim());
+  if (!answer.ok) throw rpcError(answer, method);
   return answer.body;
+}
+
+function rpcError(answer: Extract<RpcAnswer, { ok: false }>, what: string): LogAccessError {
+  const refusedCredential = answer.code === "unauthenticated" || answer.code === "permission_denied";
+  return new LogAccessError(`${what}: ${answer.code} ${answer.reason ?? ""} ${answer.message}`.replace(/ +/g, " ").trim(), { refusedCredential });
 }

@@ -8,7 +8,7 @@ import { parseWitnessKey, type WitnessKey } from "./witness-key.ts";
 import { parseWitnessPolicy, quorumPolicy, type WitnessPolicy } from "./witness-policy.ts";
 
 /** Why a command could not run (exit 2), as opposed to why the input does not verify. */
-export type UsageCode = "USAGE" | "UNREADABLE_FILE" | "BAD_KEY" | "BAD_POLICY" | "BAD_STATE";
+export type UsageCode = "USAGE" | "UNREADABLE_FILE" | "BAD_KEY" | "BAD_POLICY" | "BAD_STATE" | "REFUSED_CREDENTIAL";
 
 /** A problem with how the command was called, as opposed to what it was asked to verify. */
 export class UsageError extends Error {

@@ -6,9 +6,13 @@ import { tilePath } from "./tile-proofs.ts";
 
 /** The log could not be read (network, HTTP status, size or time limit); nothing was learned. */
 export class LogAccessError extends Error {
-  constructor(message: string) {
+  /** The server refused the API key (unauthenticated or permission denied): a configuration error. */
+  readonly refusedCredential: boolean;
+
+  constructor(message: string, options: { refusedCredential?: boolean } = {}) {
     super(message);
     this.name = "LogAccessError";
+    this.refusedCredential = options.refusedCredential === true;
   }
 }
 

@@ -81,6 +81,7 @@ export async function runMonitor(argv: readonly string[]): Promise<number> {
       return EXIT.ok;
     } catch (error) {
       if (!(error instanceof LogAccessError)) throw error;
+      if (error.refusedCredential) throw new UsageError("REFUSED_CREDENTIAL", `--api-key: the server refused it: ${error.message}`);
       metrics.rounds.unreachable++;
       console.error(`kapsel-verify monitor: cannot read the log: ${error.message}`);
       return EXIT.unreachable;

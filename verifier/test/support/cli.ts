@@ -1,5 +1,5 @@
 // Runs the built CLI (verifier/dist/cli.js) under a given Node binary, the way an auditor would.
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -62,4 +62,46 @@ export function runCli(node: string, args: readonly string[], cwd = VERIFIER_DIR
   const result = spawnSync(node, [CLI, ...args], { cwd, encoding: "utf8", timeout: 30_000 });
   if (result.error) throw result.error;
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** Runs the CLI without blocking the test's event loop (for servers living in the test process). */
+export function runCliAsync(node: string, args: readonly string[], cwd = VERIFIER_DIR): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    execFile(node, [CLI, ...args], { cwd, encoding: "utf8", timeout: 60_000 }, (error, stdout, stderr) => {
+      const status = error === null ? 0 : typeof (error as { code?: unknown }).code === "number" ? (error as { code: number }).code : null;
+      if (status === null) reject(error);
+      else resolve({ status, stdout, stderr });
+    });
+  });
+}
+
+/** A long-running CLI process (the monitor's continuous mode). */
+export interface CliProcess {
+  readonly child: ChildProcess;
+  output(): { stdout: string; stderr: string };
+  /** Resolves once stdout matches `pattern`; returns the match. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
+  readonly exited: Promise<number | string>;
+}
+
+export function startCli(node: string, args: readonly string[], cwd = VERIFIER_DIR): CliProcess {
+  const child = spawn(node, [CLI, ...args], { cwd, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | string>((resolve) => child.on("exit", (code, signal) => resolve(code ?? signal ?? -1)));
+  return {
+    child,
+    output: () => ({ stdout, stderr }),
+    async waitFor(pattern, timeoutMs = 30_000) {
+      for (let waited = 0; ; waited += 25) {
+        const match = pattern.exec(stdout);
+        if (match !== null) return match;
+        if (waited > timeoutMs || child.exitCode !== null) throw new Error(`no ${pattern} in the output:\n${stdout}\n${stderr}`);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    },
+    exited,
+  };
 }
