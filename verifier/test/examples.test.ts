@@ -39,7 +39,7 @@ describe("verifier/examples", () => {
 
 describe("the README's worked example", () => {
   it("has the commands this test replays", () => {
-    expect(transcripts().map((t) => t.args[0])).toEqual(["proof", "proof", "checkpoint", "consistency"]);
+    expect(transcripts().map((t) => t.args[0])).toEqual(["proof", "proof", "checkpoint", "consistency", "checkpoint", "checkpoint"]);
   });
 
   it.each(transcripts().map((t) => [t.args.join(" "), t] as const))("kapsel-verify %s", (_, { args, output }) => {

@@ -3,7 +3,7 @@
 // examples.test.ts fails if the checked-in files drift from this, and `node
 // verifier/test/support/write-examples.ts` rewrites them.
 import { ReferenceTree, sha256 } from "./reference-merkle.ts";
-import { TestKey, b64, bundleText, canonical, signCheckpoint, uuid } from "./test-log.ts";
+import { TestKey, b64, bundleText, canonical, cosign, signCheckpoint, uuid } from "./test-log.ts";
 
 export const EXAMPLE_ORIGIN = "kapsel.example.com/log";
 
@@ -49,6 +49,11 @@ export function buildExamples(): Map<string, string> {
   const checkpoint8 = checkpoint(8, "2026-11-22T10:31:00Z");
   const checkpoint12 = checkpoint(12, "2026-11-22T10:32:00Z");
 
+  // Two demo witnesses (keys as public as the log's); only the first cosigned checkpoint 12.
+  const witnessA = new TestKey("witness-a.example", sha256(Buffer.from("kapsel-verify README example witness A - public")));
+  const witnessB = new TestKey("witness-b.example", sha256(Buffer.from("kapsel-verify README example witness B - public")));
+  const cosigned12 = cosign(checkpoint12, witnessA, seconds("2026-11-22T10:32:05Z"));
+
   // The same bundle with the receipt's outcome rewritten: what a forger would have to produce.
   const forged = { ...receipts[EXAMPLE_INDEX - 1]!, outcome: "delivered", status_code: 200 };
 
@@ -63,5 +68,7 @@ export function buildExamples(): Map<string, string> {
     ["checkpoint-8.txt", checkpoint8],
     ["checkpoint-12.txt", checkpoint12],
     ["consistency-8-12.txt", tree.consistency(8, 12).map((h) => `${b64(h)}\n`).join("")],
+    ["witnesses.vkeys", `# Two demo witnesses (obtain real witnesses' keys from their operators).\n${witnessA.witnessVkey}\n${witnessB.witnessVkey}\n`],
+    ["checkpoint-12-cosigned.txt", cosigned12],
   ]);
 }
