@@ -51,12 +51,12 @@ async function handle(witness: Witness, request: IncomingMessage, response: Serv
       return;
     }
     const body = await readBody(request, limits.maxBodyBytes);
-    if (body === undefined) {
-      send(response, 400, "text/plain; charset=utf-8", `malformed request: the body is larger than ${limits.maxBodyBytes} bytes\n`, true);
+    if ("tooLarge" in body) {
       log(`400 body larger than ${limits.maxBodyBytes} bytes from ${request.socket.remoteAddress}`);
+      send(response, 400, "text/plain; charset=utf-8", `malformed request: the body is larger than ${limits.maxBodyBytes} bytes\n`, !body.drained);
       return;
     }
-    const verdict = await witness.addCheckpoint(body);
+    const verdict = await witness.addCheckpoint(body.bytes);
     log(verdict.logLine);
     send(response, verdict.status, verdict.contentType, verdict.body);
     return;
@@ -71,26 +71,34 @@ async function handle(witness: Witness, request: IncomingMessage, response: Serv
   send(response, 404, "text/plain; charset=utf-8", "not found\n");
 }
 
-/** The whole body, or undefined once it passes `max` bytes (the rest is not read). */
-function readBody(request: IncomingMessage, max: number): Promise<Uint8Array | undefined> {
+/** How much of an over-long body is read and thrown away so that its sender still gets the 400. */
+const DRAIN_BYTES = 1024 * 1024;
+
+type Body = { readonly bytes: Uint8Array } | { readonly tooLarge: true; readonly drained: boolean };
+
+/**
+ * The whole body, or `tooLarge` once it passes `max` bytes. An over-long body of up to
+ * {@link DRAIN_BYTES} is still read (and discarded) to its end, because a client that is still
+ * sending when the connection closes never sees the answer; beyond that the connection is cut.
+ */
+function readBody(request: IncomingMessage, max: number): Promise<Body> {
   const declared = Number(request.headers["content-length"] ?? 0);
-  if (declared > max) return Promise.resolve(undefined);
+  if (declared > DRAIN_BYTES) return Promise.resolve({ tooLarge: true, drained: false });
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let length = 0;
     request.on("data", (chunk: Buffer) => {
       length += chunk.length;
-      if (length > max) {
+      if (length <= max) chunks.push(chunk);
+      else if (length > DRAIN_BYTES) {
         request.removeAllListeners("data");
         request.pause();
-        resolve(undefined);
-      } else {
-        chunks.push(chunk);
+        resolve({ tooLarge: true, drained: false });
       }
     });
-    request.on("end", () => resolve(Buffer.concat(chunks)));
+    request.on("end", () => resolve(length <= max ? { bytes: Buffer.concat(chunks) } : { tooLarge: true, drained: true }));
     // A client that goes away mid-body gets no answer; settling here frees the handler.
-    request.on("close", () => resolve(undefined));
+    request.on("close", () => resolve({ tooLarge: true, drained: false }));
     request.on("error", reject);
   });
 }

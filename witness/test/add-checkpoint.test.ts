@@ -2,6 +2,7 @@
 // loopback: it cosigns what extends its history and refuses everything else with the status the
 // spec prescribes.
 import { mkdtempSync, rmSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -201,6 +202,18 @@ describe("kapsel-witness refusals that need no history", () => {
     });
     const response = await fetch(`${witness.url}/add-checkpoint`, { method: "POST", body: chunks, duplex: "half" } as RequestInit);
     expect(response.status).toBe(400);
+  });
+
+  it("answers 400 at once to a body announced above 1 MiB, without reading it, and closes the connection", async () => {
+    const { port, hostname } = new URL(witness.url);
+    const socket = connect(Number(port), hostname);
+    let answer = "";
+    socket.on("data", (d) => (answer += d.toString()));
+    socket.write("POST /add-checkpoint HTTP/1.1\r\nHost: w\r\nContent-Length: 5000000\r\n\r\nold 0\n");
+    await new Promise<void>((resolve) => socket.on("close", () => resolve()));
+    expect(answer).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(answer).toContain("connection: close\r\n");
+    expect(answer).toContain("malformed request: the body is larger than 65536 bytes\n");
   });
 
   it("answers 405 to other methods on /add-checkpoint and 404 elsewhere", async () => {
