@@ -84,6 +84,10 @@ export class Witness {
       if (error instanceof VerifyError) return refuse(403, `${origin}: not a signed note: ${error.message}`);
       throw error;
     }
+    // A note carries at most one line per key; refusing repeats bounds the signature checks an
+    // unauthenticated request can cause to one per trusted key.
+    const claims = note.signatures.filter((line) => keys.some((key) => key.name === line.name && key.keyId === line.keyId));
+    if (claims.length > new Set(claims.map((line) => line.keyId)).size) return refuse(403, `${origin}: the log's key signs a note once, this one has repeated lines`);
     const opened = openNote(note, keys.map(ed25519NoteVerifier));
     if (opened.failed.length > 0) return refuse(403, `${origin}: a signature line of the log's key does not verify`);
     if (opened.verified.length === 0) return refuse(403, `${origin}: no signature from the log's key`);

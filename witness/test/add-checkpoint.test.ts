@@ -143,6 +143,7 @@ describe("kapsel-witness refusals that need no history", () => {
     ["whose log signature does not verify", () => other.checkpoint(3).replace(/(— other\.test\/log \S{10})(\S)/, (_, head: string, c: string) => `${head}${c === "A" ? "B" : "A"}`)],
     ["signed over another text", () => signCheckpoint(other.key, other.checkpointText(3), { time: null, extraLines: [] }).replace(other.checkpointText(3), other.checkpointText(4))],
     ["without signature lines", () => `${other.checkpointText(3)}\n`],
+    ["with the log's signature line repeated", () => other.checkpoint(3, { time: null, extraLines: Array.from({ length: 90 }, () => other.key.signatureLine(other.checkpointText(3))) })],
     ["whose signature lines end in CRLF", () => other.checkpoint(3).replace(/\n(— [^\n]*)\n/g, "\n$1\r\n")],
   ])("answers 403 to a checkpoint %s", async (_, make) => {
     expect((await post(addCheckpointBody(0, [], make()))).status).toBe(403);
