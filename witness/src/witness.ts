@@ -92,9 +92,9 @@ export class Witness {
     if (opened.failed.length > 0) return refuse(403, `${origin}: a signature line of the log's key does not verify`);
     if (opened.verified.length === 0) return refuse(403, `${origin}: no signature from the log's key`);
 
-    const body3 = parseCheckpointText(note.text);
-    if (typeof body3 === "string") return refuse(400, `${origin}: malformed checkpoint: ${body3}`);
-    const { size, rootHash } = body3;
+    const parsed = parseCheckpointText(note.text);
+    if (typeof parsed === "string") return refuse(400, `${origin}: malformed checkpoint: ${parsed}`);
+    const { size, rootHash } = parsed;
     if (request.oldSize > size) return refuse(400, `${origin}: old size ${request.oldSize} is above the checkpoint's size ${size}`);
 
     return this.#serialise(origin, async () => {
