@@ -1,7 +1,7 @@
-// Forward-only migrations: migrations/NNNN_name.sql applied in order, each in its own transaction,
-// recorded with a SHA-256 of its text. A session advisory lock serialises processes that start
-// together; an applied file whose text changed stops start-up, because the database no longer
-// matches what the code was written for.
+// Forward-only migrations: NNNN_name.sql files in server/migrations (shipped in the package),
+// applied in order, each in its own transaction, recorded with a SHA-256 of its text. A session
+// advisory lock serialises processes that start together; an applied file whose text changed stops
+// start-up, because the database no longer matches what the code was written for.
 import { createHash } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
@@ -10,7 +10,7 @@ import { sql, type DatabasePool } from "slonik";
 import { z } from "zod";
 import pg from "pg";
 
-export const MIGRATIONS_DIR = fileURLToPath(new URL("../../../migrations/", import.meta.url));
+export const MIGRATIONS_DIR = fileURLToPath(new URL("../../migrations/", import.meta.url));
 
 /** Arbitrary constant identifying the migration lock among other advisory locks. */
 const MIGRATION_LOCK = 7_246_100_001;
