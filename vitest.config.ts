@@ -1,5 +1,11 @@
 import { defineConfig } from "vitest/config";
 
+// The workspace packages' exports point at their builds (dist/), as published; tests run them from
+// their TypeScript sources instead, through the `paths` in tsconfig.json (the type check reads the
+// same table), so a change is tested without a build. Processes that tests spawn
+// (`server/src/cli.ts`) use the builds that `npm ci` makes.
+const resolve = { tsconfigPaths: true };
+
 // Three projects: the verifier's and the witness's tests need nothing but themselves; everything
 // that talks to the server shares one embedded Postgres started by the global set-up (each file
 // gets its own database cloned from a migrated template).
@@ -7,6 +13,7 @@ export default defineConfig({
   test: {
     projects: [
       {
+        resolve,
         test: {
           name: "verifier",
           include: ["verifier/test/**/*.test.ts"],
@@ -16,6 +23,7 @@ export default defineConfig({
         },
       },
       {
+        resolve,
         test: {
           name: "witness",
           include: ["witness/test/**/*.test.ts"],
@@ -26,6 +34,7 @@ export default defineConfig({
         },
       },
       {
+        resolve,
         test: {
           name: "server",
           include: ["server/test/**/*.test.ts", "sdk/test/**/*.test.ts", "test/**/*.test.ts"],

@@ -53,9 +53,11 @@ export async function waitUntilReady(url: string, child: ChildProcess, output: (
   for (;;) {
     if (child.exitCode !== null) throw new Error(`kapsel serve exited with ${child.exitCode}:\n${output()}`);
     try {
-      if ((await fetch(`${url}/readyz`)).status === 200) return;
+      // The body too: when the port was taken meanwhile, another test's receiver may answer 200.
+      const res = await fetch(`${url}/readyz`);
+      if (res.status === 200 && ((await res.json()) as { ready?: unknown }).ready === true) return;
     } catch {
-      // not listening yet
+      // not listening yet (or not Kapsel)
     }
     if (Date.now() > deadline) throw new Error(`kapsel serve not ready after ${timeoutMs / 1000} s:\n${output()}`);
     await new Promise((r) => setTimeout(r, 100));
