@@ -26,6 +26,7 @@ import { assembleIngest } from "./ingest/assemble.ts";
 import type { Logger } from "./logger.ts";
 import { assembleManagement } from "./management/assemble.ts";
 import { disableEndpoints } from "./management/endpoints.ts";
+import { registerReflection } from "./reflection/server-reflection.ts";
 
 export interface Server {
   port: number;
@@ -73,6 +74,8 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
       router.service(IngestService, ingest.service);
       router.service(ManagementService, management);
       router.service(AttestationService, attestation.service);
+      // Last: it describes the services registered above.
+      registerReflection(router);
     },
     interceptors: [errorInterceptor(log), authInterceptor(authenticator)],
     readMaxBytes: config.http.maxRpcBytes,

@@ -1,6 +1,6 @@
 // Authenticates every RPC and checks it against the access table below, so no handler can forget
-// to. Health checks are open; tenant administration needs the admin token; the rest needs an API
-// key with the listed scope.
+// to. Health checks and reflection (the public API schema) are open; tenant administration needs
+// the admin token; the rest needs an API key with the listed scope.
 import { timingSafeEqual, createHash } from "node:crypto";
 import type { Interceptor } from "@connectrpc/connect";
 import { KapselError } from "../errors.ts";
@@ -14,6 +14,8 @@ const ACCESS: Record<string, Access> = {
   "grpc.health.v1.Health/Check": "public",
   "grpc.health.v1.Health/Watch": "public",
   "grpc.health.v1.Health/List": "public",
+  "grpc.reflection.v1.ServerReflection/ServerReflectionInfo": "public",
+  "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": "public",
   "kapsel.v1.IngestService/Ingest": "ingest",
   "kapsel.v1.IngestService/IngestBatch": "ingest",
   "kapsel.v1.ManagementService/CreateTenant": "admin",
