@@ -114,21 +114,29 @@ beforeAll(async () => {
   // Embedded Postgres runs as its own system user when we are root: it must reach the data folder.
   await chmod(scratch, 0o755);
   app = path.join(scratch, "app");
+  const started = Date.now();
+  const seconds = () => ((Date.now() - started) / 1000).toFixed(0);
+  const phases: string[] = [];
   const [tarballs, binaries] = await Promise.all([
     packWorkspace(scratch, path.join(scratch, "tarballs")),
     Promise.all(NODE_MAJORS.map(nodeBinary)),
   ]);
   packed = tarballs;
   NODE_MAJORS.forEach((major, i) => node.set(major, binaries[i]!));
+  phases.push(`packed and Node ${NODE_MAJORS.join("/")} fetched after ${seconds()} s`);
   await installTarballs(app, packed, node.get(24)!);
+  phases.push(`installed after ${seconds()} s`);
   for (const fixture of await readdir(FIXTURES)) await copyFile(path.join(FIXTURES, fixture), path.join(app, fixture));
 
   sink = await startSink();
   server = await startPackedServer();
+  phases.push(`server ready after ${seconds()} s`);
   const adminToken = (await readFile(path.join(app, ".kapsel/admin-token"), "utf8")).trim();
   proofFile = path.join(app, "attempt.tlog-proof");
   const delivery = await run(node.get(24)!, ["first-delivery.mjs", server.url, adminToken, sink.url, proofFile], { cwd: app, env: userEnv(node.get(24)!), timeoutMs: 90_000 });
   first = JSON.parse(succeeded("first-delivery.mjs", delivery)) as FirstDelivery;
+  phases.push(`first delivery proven after ${seconds()} s`);
+  console.log(`packaging set-up: ${phases.join(", ")}`);
 }, 900_000);
 
 afterAll(async () => {

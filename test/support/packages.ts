@@ -3,6 +3,7 @@
 // repository, where commands run with a chosen Node on PATH and none of the repository's tools.
 import { spawn } from "node:child_process";
 import { cp, mkdir, readdir, readFile, symlink, writeFile } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { ROOT } from "./server.ts";
 
@@ -27,7 +28,7 @@ export interface CommandResult {
 /** The environment of a user's shell whose `node` is `nodeBinary`: no variables from the `npm test`
  * that runs us, and nothing from this repository's node_modules/.bin on PATH. */
 export function userEnv(nodeBinary: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(npm_|VITEST|NODE_OPTIONS$)/i.test(name)));
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(npm_|VITEST|NODE_OPTIONS$|NODE_ENV$)/i.test(name)));
   const outside = (process.env.PATH ?? "").split(path.delimiter).filter((dir) => dir !== "" && !path.resolve(dir).startsWith(ROOT));
   return { ...env, PATH: [path.dirname(nodeBinary), ...outside].join(path.delimiter), ...extra };
 }
@@ -56,9 +57,10 @@ export function succeeded(what: string, result: CommandResult): string {
 }
 
 /** The binary of the newest Node `major`, which npx takes from the npm registry (cached after the
- * first time), as `npx -y node@20 file.mjs` would run it. */
+ * first time), as `npx -y node@20 file.mjs` would run it. Asked outside the repository, whose own
+ * `node` devDependency npx would otherwise take for node@24. */
 export async function nodeBinary(major: number): Promise<string> {
-  const result = await run("npx", ["-y", `node@${major}`, "-p", "process.execPath"], { cwd: ROOT, env: userEnv(process.execPath), timeoutMs: 180_000 });
+  const result = await run("npx", ["-y", `node@${major}`, "-p", "process.execPath"], { cwd: os.tmpdir(), env: userEnv(process.execPath), timeoutMs: 180_000 });
   return succeeded(`npx node@${major}`, result).trim();
 }
 
