@@ -10,7 +10,7 @@ import { existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "../server/src/db/embedded.ts";
+import { freePort } from "../server/src/free-port.ts";
 import { installTarballs, nodeBinary, packWorkspace, run, succeeded, userEnv, type PackedPackage } from "./support/packages.ts";
 import { ROOT, waitUntilReady } from "./support/server.ts";
 import { startSink, type Sink } from "./support/sink.ts";
