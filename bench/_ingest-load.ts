@@ -34,8 +34,9 @@ interface Response {
 
 const CRLFCRLF = Buffer.from("\r\n\r\n");
 
-/** One keep-alive HTTP/1.1 connection with at most one request in flight. */
-class Connection {
+/** One keep-alive HTTP/1.1 connection with at most one request in flight (also used by the e2e
+ * load generator, bench/_e2e-load.ts). */
+export class Connection {
   readonly #host: string;
   readonly #port: number;
   #socket: net.Socket | undefined;
