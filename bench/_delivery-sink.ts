@@ -41,6 +41,8 @@ export interface StepSummary {
 
 const now = () => performance.timeOrigin + performance.now();
 const MARK = /^\{"sent_at":([\d.]+),"step":(\d+),"seq":(\d+),/;
+/** The marker fits in this many bytes from the start of a body. */
+const HEAD_BYTES = 96;
 
 class StepTally {
   requests = 0;
@@ -89,15 +91,15 @@ function summary(step: number, from: number, to: number): StepSummary {
 
 const server = http.createServer((req, res) => {
   const at = now();
-  let head: string | undefined;
+  let head = "";
   req.on("data", (chunk: Buffer) => {
-    head ??= chunk.toString("latin1", 0, 96);
+    if (head.length < HEAD_BYTES) head += chunk.toString("latin1", 0, HEAD_BYTES - head.length);
   });
   req.on("end", () => {
     arrivals.push(at);
     const id = req.headers["webhook-id"];
     if (typeof id === "string" && !firsts.has(id)) firsts.set(id, at);
-    if (head !== undefined) recordStep(req.url ?? "/", head, at);
+    if (head !== "") recordStep(req.url ?? "/", head, at);
     res.writeHead(200, { "content-type": "text/plain", "content-length": "2" });
     res.end("ok");
   });

@@ -25,8 +25,9 @@ export interface StepResult {
   ackMs: { p50: number; p99: number };
   /** CPU per delivered event, µs, by process (Postgres = postmaster + children). */
   cpuUs: { system: number; postgres: number; sink: number; load: number };
-  /** Cores used over the step (and its drain) by processes outside the benchmark. */
-  otherCores: number;
+  /** Cores used over the step and its drain: each process of the system by name, `postgres`,
+   * `sink`, `load gen`, `others` (processes outside the bench) and `idle`. */
+  cores: Record<string, number>;
   keptUp: boolean;
   /** Why the step does not count as kept up. */
   why: string;
@@ -43,6 +44,15 @@ export interface SystemRun {
 }
 
 const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }) : "–");
+/** Cores by process for a step: the system's processes (joined by + when several), Postgres,
+ * sink + load generator, others, idle. */
+function coresCell(s: StepResult): string {
+  const fixed = new Set(["postgres", "sink", "load gen", "others", "idle"]);
+  const system = Object.entries(s.cores).filter(([k]) => !fixed.has(k)).map(([, v]) => v.toFixed(2)).join("+");
+  const c = (k: string) => s.cores[k] ?? 0;
+  return `${system} · ${c("postgres").toFixed(2)} · ${(c("sink") + c("load gen")).toFixed(2)} · ${c("others").toFixed(2)} · ${c("idle").toFixed(2)}`;
+}
+
 const ms = (n: number) => (!Number.isFinite(n) ? "–" : n >= 100 ? fmt(n) : n.toFixed(1));
 
 /** The highest offered rate the system kept up with (deliveries/s), 0 if none. */
@@ -57,13 +67,13 @@ export function stepLine(run: SystemRun, s: StepResult): string {
   return `  ${run.label}: offered ${offered}: acked ${((100 * s.acked) / s.offered).toFixed(1)} %, delivered ${fmt(s.deliveredRate)}/s, ${drain}, ` +
     `latency p50 ${ms(s.latencyMs.p50)} ms p99 ${ms(s.latencyMs.p99)} ms (ack p99 ${ms(s.ackMs.p99)} ms), ` +
     `CPU µs/delivery: system ${fmt(s.cpuUs.system)} pg ${fmt(s.cpuUs.postgres)} sink ${fmt(s.cpuUs.sink)} load ${fmt(s.cpuUs.load)}, ` +
-    `others ${s.otherCores.toFixed(2)} cores → ${s.keptUp ? "kept up" : `NOT kept up (${s.why})`}${failures}`;
+    `cores ${Object.entries(s.cores).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ")} → ${s.keptUp ? "kept up" : `NOT kept up (${s.why})`}${failures}`;
 }
 
 /** The per-step table for every system, in Markdown. */
 export function stepsTable(runs: SystemRun[]): string {
   const lines = [
-    "| system | offered deliveries/s | acked | delivered/s | drain | p50 | p99 | CPU µs per delivery: server · Postgres · sink · load gen | others (cores) | kept up |",
+    "| system | offered deliveries/s | acked | delivered/s | drain | p50 | p99 | CPU µs per delivery: server · Postgres · sink · load gen | cores: server · Postgres · sink + load gen · others · idle | kept up |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
   ];
   for (const run of runs) {
@@ -75,7 +85,7 @@ export function stepsTable(runs: SystemRun[]): string {
       const offered = run.fanout > 1 ? `${fmt(s.rate)} (${fmt(s.requestRate)} msg/s)` : fmt(s.rate);
       lines.push(`| ${run.label} | ${offered} | ${((100 * s.acked) / s.offered).toFixed(1)} % | ${fmt(s.deliveredRate)} | ` +
         `${s.drainMs === undefined ? "> 5 s" : `${(s.drainMs / 1000).toFixed(2)} s`} | ${ms(s.latencyMs.p50)} ms | ${ms(s.latencyMs.p99)} ms | ` +
-        `${fmt(s.cpuUs.system)} · ${fmt(s.cpuUs.postgres)} · ${fmt(s.cpuUs.sink)} · ${fmt(s.cpuUs.load)} | ${s.otherCores.toFixed(2)} | ${s.keptUp ? "yes" : `no: ${s.why}`} |`);
+        `${fmt(s.cpuUs.system)} · ${fmt(s.cpuUs.postgres)} · ${fmt(s.cpuUs.sink)} · ${fmt(s.cpuUs.load)} | ${coresCell(s)} | ${s.keptUp ? "yes" : `no: ${s.why}`} |`);
     }
   }
   return lines.join("\n");

@@ -44,8 +44,8 @@ export interface RunningSystem {
   fanout: number;
   /** Ingest URLs; the load generator goes round-robin over them. */
   targets: string[];
-  /** Processes of the system under test (not Postgres). */
-  pids: number[];
+  /** Processes of the system under test (not Postgres), named by role. */
+  processes: { name: string; pid: number }[];
   postmaster: number;
   /** What else to report about the run (the attestation check for Kapsel). */
   finalCheck(sinkRequests: number): Promise<string>;
@@ -100,6 +100,7 @@ async function launchKapsel(kind: SystemKind, pg: Awaited<ReturnType<typeof fres
   };
   const layout = kind === "split-1+1" ? { ingest: 1, delivery: 1 } : kind === "split-2+2" ? { ingest: 2, delivery: 2 } : undefined;
   const servers: KapselProcess[] = [];
+  const names: string[] = [];
   const stopServers = () => Promise.all(servers.map(async (s) => {
     const timer = setTimeout(() => s.child.kill("SIGKILL"), 15_000);
     await s.stop();
@@ -113,11 +114,16 @@ async function launchKapsel(kind: SystemKind, pg: Awaited<ReturnType<typeof fres
       for (let i = 0; i < layout.ingest; i++) {
         const s = await startKapsel({ ...env, KAPSEL_DELIVERY_ENABLED: "false" });
         servers.push(s);
+        names.push(`ingest ${i + 1}`);
         ingest.push(s);
       }
-      for (let i = 0; i < layout.delivery; i++) servers.push(await startKapsel({ ...env, KAPSEL_DELIVERY_ENABLED: "true" }));
+      for (let i = 0; i < layout.delivery; i++) {
+        servers.push(await startKapsel({ ...env, KAPSEL_DELIVERY_ENABLED: "true" }));
+        names.push(`delivery ${i + 1}`);
+      }
     } else {
       servers.push(await startKapsel(env));
+      names.push("kapsel");
       ingest = servers;
     }
     const url = servers[0]!.url;
@@ -139,7 +145,7 @@ async function launchKapsel(kind: SystemKind, pg: Awaited<ReturnType<typeof fres
       kind,
       fanout: kind === "fanout" ? FANOUT : 1,
       targets: ingest.map((s) => `${s.url}${paths[0]}`),
-      pids: servers.map((s) => s.child.pid!),
+      processes: servers.map((s, i) => ({ name: names[i]!, pid: s.child.pid! })),
       postmaster: pg.postmaster,
       finalCheck: (sinkRequests) => attestationCheck(url, tenant.apiKey, sinkRequests),
       async stop() {
@@ -224,7 +230,7 @@ async function launchRelay(kind: "graphile" | "pgboss", pg: Awaited<ReturnType<t
     kind,
     fanout: 1,
     targets: [`${url}/ingest`],
-    pids: [child.pid!],
+    processes: [{ name: "relay", pid: child.pid! }],
     postmaster: pg.postmaster,
     finalCheck: async () => (child.exitCode === null ? "" : `relay exited early:\n${output}`),
     stop,

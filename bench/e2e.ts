@@ -106,7 +106,8 @@ function parseOptions(args: string[]): Options {
 // ---------------------------------------------------------------------------------------------
 // The load generator process.
 
-class LoadGenerator {
+/** The load generator process (bench/_e2e-load.ts), driven over IPC. */
+export class LoadGenerator {
   readonly child: ChildProcess;
 
   private constructor(child: ChildProcess) {
@@ -155,22 +156,38 @@ const wallNow = () => performance.timeOrigin + performance.now();
 
 interface Cpu {
   at: number;
-  system: number;
+  /** CPU seconds so far of each process of the system, by name. */
+  processes: Record<string, number>;
   postgres: number;
   sink: number;
   load: number;
-  machineBusy: number;
+  machine: { busy: number; total: number };
 }
 
 async function cpuNow(sys: RunningSystem, sink: SinkProcess, load: LoadGenerator): Promise<Cpu> {
-  const [system, postgres, sinkCpu, loadCpu, machine] = await Promise.all([
-    Promise.all(sys.pids.map(cpuSeconds)).then((v) => v.reduce((a, b) => a + b, 0)),
+  const [processes, postgres, sinkCpu, loadCpu, machine] = await Promise.all([
+    Promise.all(sys.processes.map(async (p) => [p.name, await cpuSeconds(p.pid)] as const)).then(Object.fromEntries),
     postgresCpuSeconds(sys.postmaster),
     cpuSeconds(sink.child.pid!),
     cpuSeconds(load.child.pid!),
     machineCpu(),
   ]);
-  return { at: wallNow(), system, postgres, sink: sinkCpu, load: loadCpu, machineBusy: machine.busy };
+  return { at: wallNow(), processes, postgres, sink: sinkCpu, load: loadCpu, machine };
+}
+
+/** Cores used between two readings, by process, plus Postgres, sink, load generator, other
+ * processes on the machine and idle. */
+function coresBetween(a: Cpu, b: Cpu): Record<string, number> {
+  const wall = (b.at - a.at) / 1000;
+  const cores: Record<string, number> = {};
+  for (const name of Object.keys(a.processes)) cores[name] = (b.processes[name]! - a.processes[name]!) / wall;
+  cores.postgres = (b.postgres - a.postgres) / wall;
+  cores.sink = (b.sink - a.sink) / wall;
+  cores["load gen"] = (b.load - a.load) / wall;
+  const ours = Object.values(cores).reduce((x, y) => x + y, 0);
+  cores.others = Math.max(0, (b.machine.busy - a.machine.busy) / wall - ours);
+  cores.idle = Math.max(0, (b.machine.total - b.machine.busy - (a.machine.total - a.machine.busy)) / wall);
+  return cores;
 }
 
 async function delivered(sink: SinkProcess, step: number): Promise<number> {
@@ -207,8 +224,8 @@ async function runStep(sys: RunningSystem, sink: SinkProcess, load: LoadGenerato
     drained ? "" : `${(s.delivered / Math.max(1, expected) * 100).toFixed(1)} % of acknowledged delivered 5 s after the end`,
   ].filter(Boolean).join("; ");
   const per = (cpu: number) => (s.delivered > 0 ? (cpu * 1e6) / s.delivered : Number.NaN);
-  const wall = (after.at - before.at) / 1000;
-  const ours = after.system - before.system + after.postgres - before.postgres + after.sink - before.sink + after.load - before.load;
+  const systemCpu = (c: Cpu) => Object.values(c.processes).reduce((x, y) => x + y, 0);
+  const cores = coresBetween(before, after);
   const result: StepResult = {
     step,
     rate,
@@ -224,12 +241,12 @@ async function runStep(sys: RunningSystem, sink: SinkProcess, load: LoadGenerato
     latencyMs: s.latencyMs,
     ackMs: l.ackMs,
     cpuUs: {
-      system: per(after.system - before.system),
+      system: per(systemCpu(after) - systemCpu(before)),
       postgres: per(after.postgres - before.postgres),
       sink: per(after.sink - before.sink),
       load: per(after.load - before.load),
     },
-    otherCores: Math.max(0, (after.machineBusy - before.machineBusy - ours) / wall),
+    cores,
     keptUp: why === "",
     why,
   };

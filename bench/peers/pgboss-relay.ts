@@ -7,7 +7,9 @@
 // `useListenNotify` and the queue's `notify`, so workers wake when a job is created instead of
 // polling every 2 s), batches of 100 jobs per fetch delivered concurrently and settled per job
 // (`perJobResults`), fetching again at once while batches come back full (`burstWhenBatchFull`),
-// 4 workers in the process (`localConcurrency`), and a pool of 25 connections (default 10).
+// 4 workers in the process (`localConcurrency`), and a pool of 25 connections (default 10). Retries
+// come due later and are not announced by NOTIFY, so the backstop poll stays at pg-boss's usual
+// 2 s (`notifyPollingIntervalSeconds`, 30 s by default with NOTIFY on) to retry on time.
 //
 // Environment: DATABASE_URL, DESTINATION_URL, PORT. Answers `GET /readyz` once it takes jobs.
 // SIGTERM stops it gracefully.
@@ -26,7 +28,7 @@ await boss.createQueue(QUEUE, { notify: true, retryLimit: 9, retryDelay: 1, retr
 
 await boss.work<{ body: string }>(
   QUEUE,
-  { batchSize: 100, localConcurrency: 4, perJobResults: true, burstWhenBatchFull: true },
+  { batchSize: 100, localConcurrency: 4, perJobResults: true, burstWhenBatchFull: true, notifyPollingIntervalSeconds: 2 },
   (jobs) => Promise.all(jobs.map(async (job) => {
     try {
       await deliver(destination, job.id, job.data.body);
