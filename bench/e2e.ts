@@ -448,16 +448,22 @@ function readmeBody(opts: Options, runs: SystemRun[], r: { date: string; loadBef
       "  length; drain = step end → last delivery of its events; p50/p99 = sink arrival minus the",
       "  scheduled send time carried in the payload (first delivery of each event); CPU = utime +",
       "  stime from /proc over the step and its drain ÷ deliveries (Postgres = postmaster and all",
-      "  its children); others = cores used meanwhile by processes outside the bench.",
+      "  its children); cores = the same CPU ÷ wall time, by process (several server processes are",
+      "  listed ingest first, joined by +), with others = processes outside the bench and idle.",
       "- **Attestation** (Kapsel): at the end the signed checkpoint must cover at least as many",
       "  leaves as the sink saw delivery attempts.",
     ];
+  const others = runs.flatMap((run) => run.steps.map((s) => s.cores.others ?? 0));
+  const meanOthers = others.reduce((a, b) => a + b, 0) / Math.max(1, others.length);
+  const busy = meanOthers >= 0.1
+    ? `**Other work was running**: processes outside the bench used ${meanOthers.toFixed(2)} of the ${os.cpus().length} cores on average during the steps (up to ${Math.max(...others).toFixed(2)}), so these figures are low and noisy; re-run on a quiet machine.`
+    : `The machine was quiet: processes outside the bench used ${meanOthers.toFixed(2)} cores on average during the steps.`;
   return [
     ...intro,
     "",
-    `Measured ${r.date} UTC on ${machineLine()}. Load average (1, 5, 15 min) ${r.loadBefore} before and`,
-    `${r.loadAfter} after; the machine is shared with other sessions, whose use shows in "others". Whole run`,
-    `${r.minutes.toFixed(1)} min.`,
+    `Measured ${r.date} UTC on ${machineLine()}.`,
+    `Load average (1, 5, 15 min): ${r.loadBefore} before the run, ${r.loadAfter} after. ${busy}`,
+    `The whole run took ${r.minutes.toFixed(1)} min.`,
     "",
     `![delivered rate and p99 against offered rate](${r.chartName})`,
     "",
