@@ -392,7 +392,8 @@ export default async function e2e(args: string[] = []): Promise<void> {
     const [x, y] = ratio === "reference-over-this" ? [a, b] : [b, a];
     console.log(`${num.label} ÷ ${den.label}: ${x > 0 && y > 0 ? `${(x / y).toFixed(1)}×` : "–"} (${x.toLocaleString("en-US")} vs ${y.toLocaleString("en-US")} deliveries/s sustained, same run)`);
   }
-  console.log(`load average after (1, 5, 15 min): ${loadAfter}; whole run ${minutes.toFixed(1)} min`);
+  const others = runs.flatMap((run) => run.steps.map((s) => s.cores.others ?? 0));
+  console.log(`load average after (1, 5, 15 min): ${loadAfter}; processes outside the bench used ${(others.reduce((a, b) => a + b, 0) / Math.max(1, others.length)).toFixed(2)} cores on average during the steps; whole run ${minutes.toFixed(1)} min`);
 
   const date = started.toISOString().slice(0, 16).replace("T", " ");
   const chart = renderChart(runs, `Kapsel end to end vs. peers — ${opts.layout} layout`,
