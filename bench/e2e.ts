@@ -234,7 +234,11 @@ async function runStep(sys: RunningSystem, sink: SinkProcess, load: LoadGenerato
     offered: l.offered,
     sent: l.sent,
     acked: l.acked,
-    failures: l.failures,
+    failures: {
+      ...l.failures,
+      ...(l.offered > l.sent ? { "not sent: every connection busy": l.offered - l.sent } : {}),
+      ...(l.unanswered > 0 ? { "unanswered 5 s after the end": l.unanswered } : {}),
+    },
     delivered: s.delivered,
     deliveredRate: s.deliveredInWindow / seconds,
     drainMs: drained ? Math.max(0, s.lastArrival - l.endedAt) : undefined,
