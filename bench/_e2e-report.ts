@@ -172,7 +172,7 @@ export function renderChart(runs: SystemRun[], title: string, subtitle: string):
   const rates = all.flatMap((s) => [s.rate, s.deliveredRate]).filter((v) => v > 0);
   const rateAxis = logAxis(Math.min(100, ...rates), Math.max(1000, ...rates));
   const p99s = all.map((s) => s.latencyMs.p99).filter((v) => Number.isFinite(v) && v > 0);
-  const msAxis = logAxis(Math.min(2, ...p99s), Math.max(100, ...p99s));
+  const msAxis = p99s.length ? logAxis(Math.min(...p99s) / 1.5, Math.max(...p99s) * 1.5) : logAxis(1, 1000);
 
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="12">`);
@@ -186,9 +186,10 @@ export function renderChart(runs: SystemRun[], title: string, subtitle: string):
     const c = COLOURS[r.kind] ?? "#333";
     out.push(`<line x1="${lx}" y1="68" x2="${lx + 22}" y2="68" stroke="${c}" stroke-width="2.5"/><circle cx="${lx + 11}" cy="68" r="4" fill="${c}"/>`);
     out.push(`<text x="${lx + 28}" y="72">${esc(r.label)}</text>`);
-    lx += 40 + r.label.length * 6.6;
+    lx += 44 + r.label.length * 6.2;
   }
-  out.push(`<text x="80" y="92" fill="#555">filled: kept up (≥ 99 % acknowledged, drained within 5 s); hollow: did not</text>`);
+  const missing = runs.filter((r) => r.unavailable).map((r) => `${r.label}: ${r.unavailable}`);
+  out.push(`<text x="80" y="92" fill="#555">filled: kept up (≥ 99 % acknowledged, drained within 5 s); hollow: did not${esc(missing.length ? `. ${missing.join("; ")}` : "")}</text>`);
 
   const scale = (axis: { lo: number; hi: number }, from: number, length: number, v: number) => from + ((Math.log10(v) - axis.lo) / (axis.hi - axis.lo)) * length;
   const xOf = (p: Panel, v: number) => scale(rateAxis, p.x, p.w, v);
