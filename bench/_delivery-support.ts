@@ -114,13 +114,19 @@ export async function cpuSeconds(pid: number): Promise<number> {
   return f ? (Number(f[11]) + Number(f[12])) / CLK_TCK : 0;
 }
 
-/** The postmaster and all its children (backends, WAL writer, checkpointer, autovacuum…). */
+/**
+ * The postmaster and all its children (backends, WAL writer, checkpointer, autovacuum…). Children
+ * that ended (a backend whose client went, an autovacuum worker) are counted too: once reaped,
+ * their time is in the postmaster's cutime/cstime, so the sum never drops when one exits.
+ */
 export async function postgresCpuSeconds(postmasterPid: number): Promise<number> {
-  let total = await cpuSeconds(postmasterPid);
+  const withChildren = (f: string[]) => (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLK_TCK;
+  const own = await statFields(postmasterPid);
+  let total = own ? withChildren(own) : 0;
   for (const entry of await readdir("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     const f = await statFields(entry);
-    if (f && Number(f[1]) === postmasterPid) total += (Number(f[11]) + Number(f[12])) / CLK_TCK;
+    if (f && Number(f[1]) === postmasterPid) total += withChildren(f);
   }
   return total;
 }

@@ -47,6 +47,9 @@ const ACK_SHARE = 0.99;
 /** After a step that was not kept up, how long the backlog may take to clear before the next. */
 const RECOVERY_MS = 60_000;
 const WARMUP_SECONDS = 3;
+/** The whole run must stay under 10 minutes: each system gets an even share of what is left of
+ * this budget, and its search stops (with a note) when its share is used up. */
+const RUN_BUDGET_MS = 9 * 60_000;
 
 const LAYOUTS: Record<string, SystemKind[]> = {
   single: ["kapsel", "fanout", "graphile", "pgboss"],
@@ -272,7 +275,7 @@ async function runStep(sys: RunningSystem, sink: SinkProcess, load: LoadGenerato
 
 const roundRate = (r: number) => (r >= 100 ? Math.round(r / 10) * 10 : Math.max(1, Math.round(r)));
 
-async function measureSystem(kind: SystemKind, sink: SinkProcess, load: LoadGenerator, opts: Options, current: { sys?: RunningSystem }): Promise<SystemRun> {
+async function measureSystem(kind: SystemKind, sink: SinkProcess, load: LoadGenerator, opts: Options, current: { sys?: RunningSystem }, deadline: number): Promise<SystemRun> {
   const run: SystemRun = { kind, label: SYSTEM_LABELS[kind], fanout: kind === "fanout" ? 5 : 1, steps: [], notes: [] };
   await sink.ask({ type: "reset" });
   console.log(`\n${run.label}: starting (fresh embedded Postgres)…`);
@@ -291,7 +294,13 @@ async function measureSystem(kind: SystemKind, sink: SinkProcess, load: LoadGene
     // Warm-up (JIT, connections, caches), not reported.
     await runStep(sys, sink, load, roundRate(opts.start / 2), WARMUP_SECONDS, opts.connections);
 
+    let outOfTime = false;
     const step = async (rate: number) => {
+      if (performance.now() > deadline) {
+        outOfTime = true;
+        run.notes.push(`out of its share of the ${RUN_BUDGET_MS / 60_000}-minute budget before the ${rate}/s step; search stopped there`);
+        return { keptUp: false, stuck: true };
+      }
       const r = await runStep(sys, sink, load, rate, opts.seconds, opts.connections);
       run.steps.push(r);
       console.log(stepLine(run, r));
@@ -308,7 +317,7 @@ async function measureSystem(kind: SystemKind, sink: SinkProcess, load: LoadGene
         const r = await step(rate);
         stuck = r.stuck;
         if (!r.keptUp) {
-          fail = rate;
+          if (!outOfTime) fail = rate;
           break;
         }
         pass = rate;
@@ -324,7 +333,7 @@ async function measureSystem(kind: SystemKind, sink: SinkProcess, load: LoadGene
         if (r.keptUp) {
           pass = rate;
           extra = 0;
-        } else fail = rate;
+        } else if (!outOfTime) fail = rate;
       }
     }
     const stats = await sink.ask<SinkStats>({ type: "stats" });
@@ -371,7 +380,10 @@ export default async function e2e(args: string[] = []): Promise<void> {
   process.once("SIGTERM", onSignal);
   const runs: SystemRun[] = [];
   try {
-    for (const kind of opts.systems) runs.push(await measureSystem(kind, sink, load, opts, current));
+    for (const [i, kind] of opts.systems.entries()) {
+      const share = (t0 + RUN_BUDGET_MS - performance.now()) / (opts.systems.length - i);
+      runs.push(await measureSystem(kind, sink, load, opts, current, performance.now() + share));
+    }
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
