@@ -469,6 +469,8 @@ function readmeBody(opts: Options, runs: SystemRun[], r: { date: string; loadBef
       "  listed ingest first, joined by +), with others = processes outside the bench and idle.",
       "- **Attestation** (Kapsel): at the end the signed checkpoint must cover at least as many",
       "  leaves as the sink saw delivery attempts.",
+      "- **Time**: under 10 minutes: each system gets an even share of what is left of a 9-minute",
+      "  budget; a search that runs out of it stops and says so below.",
     ];
   const others = runs.flatMap((run) => run.steps.map((s) => s.cores.others ?? 0));
   const meanOthers = others.reduce((a, b) => a + b, 0) / Math.max(1, others.length);
