@@ -13,8 +13,10 @@
 // Per step: offered, acknowledged, delivered, drain time, ingest→delivered p50/p99 (sink arrival
 // minus the scheduled send time carried in the payload), CPU of each process per delivered event
 // (utime + stime from /proc; Postgres is the postmaster and its children), and the cores used by
-// processes outside the bench (the machine may be shared). At the end: each system's sustained
-// rate, Kapsel's over each peer's, a chart (bench/e2e.svg) and the section in bench/README.md.
+// each process and by processes outside the bench (the machine may be shared). At the end: each
+// system's sustained rate, Kapsel's over each peer's (or, split layout, each layout's over one
+// process), a chart (bench/e2e.svg, bench/e2e-split.svg) and the section in bench/README.md. The
+// whole run stays under 10 minutes (RUN_BUDGET_MS, shared out among the systems).
 //
 // Options:
 //   --layout single|split  single (default): Kapsel, Kapsel fan-out ×5, graphile-worker relay,
@@ -99,7 +101,7 @@ function parseOptions(args: string[]): Options {
     seconds: positive("seconds", values.seconds!),
     start: positive("start", values.start!),
     max: positive("max", values.max!),
-    fine: Math.floor(Number(values.fine)),
+    fine: Number.isInteger(Number(values.fine)) && Number(values.fine) >= 0 ? Number(values.fine) : positive("fine", values.fine!),
     rates: values.rates?.split(",").map((r) => positive("rates", r)),
     connections: Math.floor(positive("connections", values.connections!)),
     full: values.systems === undefined && values.rates === undefined && !values["no-readme"],
@@ -451,7 +453,7 @@ function readmeBody(opts: Options, runs: SystemRun[], r: { date: string; loadBef
       "  concurrent jobs, pool 25, local queue 500, completions batched with no delay, as in its",
       "  performance docs) and a pg-boss relay (bench/peers/pgboss-relay.ts: `send` before the 202,",
       "  LISTEN/NOTIFY on, batches of 100 delivered concurrently and settled per job, fetching",
-      "  again at once while batches are full, 4 workers, pool 25). Both peers deliver with undici",
+      "  again at once while batches are full, retries polled every 2 s, 4 workers, pool 25). Both peers deliver with undici",
       "  (64 connections), sign like Kapsel and retry through their library (10 attempts).",
       "- **Processes**: the system, its Postgres, the load generator and the sink (answers 200 at",
       "  once) are separate processes on the same 2 cores.",
@@ -471,6 +473,8 @@ function readmeBody(opts: Options, runs: SystemRun[], r: { date: string; loadBef
       "  leaves as the sink saw delivery attempts.",
       "- **Time**: under 10 minutes: each system gets an even share of what is left of a 9-minute",
       "  budget; a search that runs out of it stops and says so below.",
+      "- **Options** (bench/e2e.ts): `--layout split` (next section), `--systems`, `--rates`,",
+      "  `--seconds`, `--start`, `--fine`, `--connections`; only a full run rewrites this section.",
     ];
   const others = runs.flatMap((run) => run.steps.map((s) => s.cores.others ?? 0));
   const meanOthers = others.reduce((a, b) => a + b, 0) / Math.max(1, others.length);
