@@ -1,6 +1,7 @@
 // createKapselClient for browsers (and Deno, Bun, edge runtimes): the Connect protocol over
 // fetch. Browsers cannot speak gRPC (no trailers through fetch), and Connect unary calls are
 // plain POSTs that any proxy and CORS set-up understands. Nothing here may import a Node module.
+import type { Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { interceptorsFor, kapselClient, type CommonClientOptions, type KapselClient } from "./kapsel-client.ts";
 
@@ -12,13 +13,22 @@ export interface WebKapselClientOptions extends CommonClientOptions {
 }
 
 export function createKapselClient(options: WebKapselClientOptions): KapselClient {
-  const transport = createConnectTransport({
+  // fetch pools connections itself; there is nothing of ours to close.
+  return kapselClient(createKapselTransport(options));
+}
+
+/**
+ * The transport under createKapselClient (API key, retries, your interceptors), for libraries
+ * that take a Connect transport rather than a client: `@connectrpc/connect-query`'s
+ * TransportProvider, for one. Its calls fail with ConnectError; `new KapselError(err)` reads the
+ * Kapsel code from one.
+ */
+export function createKapselTransport(options: WebKapselClientOptions): Transport {
+  return createConnectTransport({
     baseUrl: options.baseUrl,
     interceptors: interceptorsFor(options),
     defaultTimeoutMs: options.defaultTimeoutMs,
     useBinaryFormat: options.useBinaryFormat ?? false,
     fetch: options.fetch,
   });
-  // fetch pools connections itself; there is nothing of ours to close.
-  return kapselClient(transport);
 }

@@ -144,16 +144,20 @@ export class Tenants {
     return { tenant: this.toProto(row) };
   };
 
-  createApiKey = async (req: CreateApiKeyRequest, ctx: HandlerContext) => {
+  /** The tenant whose keys a call manages: the one the admin names, or the caller's own. */
+  async #keyTenant(requested: string, ctx: HandlerContext): Promise<string> {
     const caller = callerOf(ctx);
-    let tenantId: string;
     if (caller.kind === "admin") {
-      tenantId = requireUuid(req.tenantId, "tenant_id");
+      const tenantId = requireUuid(requested, "tenant_id");
       await this.get(tenantId);
-    } else {
-      if (req.tenantId !== "" && req.tenantId !== caller.tenantId) throw new KapselError("E1008", "tenant not found");
-      tenantId = caller.tenantId;
+      return tenantId;
     }
+    if (requested !== "" && requested !== caller.tenantId) throw new KapselError("E1008", "tenant not found");
+    return caller.tenantId;
+  }
+
+  createApiKey = async (req: CreateApiKeyRequest, ctx: HandlerContext) => {
+    const tenantId = await this.#keyTenant(req.tenantId, ctx);
     const scopes = [...new Set(req.scopes.map((s) => SCOPE_NAMES[s]))];
     if (scopes.length === 0 || scopes.some((s) => s === undefined)) throw new KapselError("E1006", "scopes must list at least one of SCOPE_INGEST, SCOPE_MANAGE, SCOPE_READ");
     const key = generateApiKey();
@@ -165,7 +169,7 @@ export class Tenants {
   };
 
   listApiKeys = async (req: ListApiKeysRequest, ctx: HandlerContext) => {
-    const tenantId = tenantOf(ctx);
+    const tenantId = await this.#keyTenant(req.tenantId, ctx);
     const limit = pageSize(req.pageSize);
     const after = decodeCursor(req.pageToken, 1);
     const rows = await this.#pool.any(sql.type(keyRow)`
@@ -176,11 +180,13 @@ export class Tenants {
   };
 
   revokeApiKey = async (req: RevokeApiKeyRequest, ctx: HandlerContext) => {
-    const tenantId = tenantOf(ctx);
+    const caller = callerOf(ctx);
     const id = requireUuid(req.apiKeyId, "api_key_id");
+    // The admin may revoke any tenant's key (a leaked key is an operator's emergency too).
+    const tenantFilter = caller.kind === "admin" ? sql.fragment`TRUE` : sql.fragment`tenant_id = ${caller.tenantId}`;
     const row = await this.#pool.maybeOne(sql.type(keyRow)`
       UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
-      WHERE id = ${id} AND tenant_id = ${tenantId}
+      WHERE id = ${id} AND ${tenantFilter}
       RETURNING id, seq, name, prefix, scopes, created_at, revoked_at`);
     if (!row) throw new KapselError("E1008", "API key not found");
     this.#keys.forgetAll();
