@@ -119,6 +119,7 @@ async function main(argv: string[]): Promise<number> {
 
 async function serve(config: Config, log: ReturnType<typeof createLogger>): Promise<number> {
   const server = await startServer(config, log);
+  process.stderr.write(`Kapsel console: ${server.url}/console/\n`);
   return new Promise<number>((resolve) => {
     const onSignal = (signal: string) => {
       log.info({ signal }, "signal received");

@@ -19,6 +19,7 @@ import { assembleDelivery } from "./delivery/assemble.ts";
 import { EventChanges } from "./delivery/event-changes.ts";
 import { createApp } from "./http/app.ts";
 import { errorInterceptor } from "./http/error-interceptor.ts";
+import { consoleRoutes, loadConsole } from "./http/console-route.ts";
 import { healthRoutes, healthService, Readiness } from "./http/health.ts";
 import { listen } from "./http/listener.ts";
 import { HttpMetrics, metricsRoute } from "./http/metrics.ts";
@@ -68,7 +69,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   const app = createApp({
     log,
     metrics: new HttpMetrics(registry),
-    routes: [...healthRoutes(readiness), metricsRoute(registry), ...ingest.routes, ...attestation.routes],
+    routes: [...healthRoutes(readiness), metricsRoute(registry), ...ingest.routes, ...attestation.routes, ...consoleRoutes(await loadConsole())],
     rpc: (router: ConnectRouter) => {
       router.service(Health, healthService(readiness));
       router.service(IngestService, ingest.service);
