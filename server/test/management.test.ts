@@ -53,6 +53,33 @@ describe("tenants and API keys", () => {
   });
 });
 
+describe("API keys managed by the admin", () => {
+  it("the admin lists a tenant's keys (naming the tenant) and revokes one; tenants cannot name another tenant", async () => {
+    const t = await createTenant(server.url, ADMIN_TOKEN, "keys");
+    const other = await createTenant(server.url, ADMIN_TOKEN, "other");
+    const made = await rpc(server.url, "CreateApiKey", { tenantId: t.id, name: "ci", scopes: ["SCOPE_READ"] }, ADMIN_TOKEN);
+    expect(made.status).toBe(200);
+    const listed = await rpc(server.url, "ListApiKeys", { tenantId: t.id }, ADMIN_TOKEN);
+    expect(listed.status).toBe(200);
+    expect(listed.body.apiKeys.map((k: any) => k.name)).toEqual(["initial", "ci"]);
+    expect((await rpc(server.url, "ListApiKeys", {}, ADMIN_TOKEN)).status).toBe(400);
+    const unknown = await rpc(server.url, "ListApiKeys", { tenantId: "0190a3b4-1c2d-7e8f-9a0b-1c2d3e4f5a6b" }, ADMIN_TOKEN);
+    expect([unknown.status, errorCode(unknown.body)]).toEqual([404, "E1008"]);
+
+    const revoked = await rpc(server.url, "RevokeApiKey", { apiKeyId: made.body.apiKey.id }, ADMIN_TOKEN);
+    expect(revoked.body.apiKey.revokedAt).toBeDefined();
+    expect((await rpc(server.url, "ListEndpoints", {}, made.body.secret)).status).toBe(401);
+
+    // A tenant naming another tenant learns nothing, and cannot revoke its keys.
+    const peek = await rpc(server.url, "ListApiKeys", { tenantId: other.id }, t.apiKey);
+    expect([peek.status, errorCode(peek.body)]).toEqual([404, "E1008"]);
+    const otherKeys = (await rpc(server.url, "ListApiKeys", {}, other.apiKey)).body.apiKeys;
+    const steal = await rpc(server.url, "RevokeApiKey", { apiKeyId: otherKeys[0].id }, t.apiKey);
+    expect([steal.status, errorCode(steal.body)]).toEqual([404, "E1008"]);
+    expect((await rpc(server.url, "ListEndpoints", {}, other.apiKey)).status).toBe(200);
+  });
+});
+
 describe("endpoints", () => {
   it("creates, reads, lists with cursor pages, updates, rotates and deletes", async () => {
     const t = await createTenant(server.url, ADMIN_TOKEN);

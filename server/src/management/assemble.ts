@@ -8,8 +8,10 @@ import type { DatabasePool } from "../db/pool.ts";
 import type { DestinationPolicy } from "../delivery/destination-policy.ts";
 import type { EventChanges } from "../delivery/event-changes.ts";
 import type { JobQueue } from "../delivery/job-queue.ts";
+import { EndpointStats } from "./endpoint-stats.ts";
 import { Endpoints } from "./endpoints.ts";
 import { Events } from "./events.ts";
+import { EventWatch } from "./watch-events.ts";
 import { Tenants, type RateLimitDefaults } from "./tenants.ts";
 
 export interface ManagementDeps {
@@ -36,6 +38,8 @@ export function assembleManagement(deps: ManagementDeps): ServiceImpl<typeof Man
   const tenants = new Tenants(deps.pool, deps.keys, deps.rateLimitDefaults, deps.onRateLimitChanged);
   const endpoints = new Endpoints(deps.pool, deps.destinations, deps.defaultTimeoutMs, deps.onEndpointChanged);
   const events = new Events(deps.pool, deps.queue, deps.changes, deps.jobs);
+  const stats = new EndpointStats(deps.pool);
+  const watch = new EventWatch(deps.pool);
   return {
     createTenant: tenants.createTenant,
     getTenant: tenants.getTenant,
@@ -56,8 +60,8 @@ export function assembleManagement(deps: ManagementDeps): ServiceImpl<typeof Man
     recoverEvents: events.recoverEvents,
     watchEvent: events.watchEvent.bind(events),
     getEndpointHealth: events.getEndpointHealth,
-    getEndpointStats: notYet,
-    watchEvents: notYet,
+    getEndpointStats: stats.getEndpointStats,
+    watchEvents: watch.watchEvents.bind(watch),
     listMessages: notYet,
     getMessage: notYet,
     createSource: notYet,

@@ -34,7 +34,7 @@ const OUTCOME: Record<AttemptOutcomeName, AttemptOutcome> = {
 };
 const CIRCUIT: Record<string, CircuitState> = { closed: CircuitState.CLOSED, open: CircuitState.OPEN, half_open: CircuitState.HALF_OPEN };
 
-const eventRow = z.object({
+export const eventRow = z.object({
   id: z.string(),
   endpoint_id: z.string(),
   status: z.enum(["pending", "delivering", "delivered", "failed"]),
@@ -49,8 +49,8 @@ const eventRow = z.object({
    * milliseconds, and a page cursor or a time filter must not lose the difference. */
   received_us: z.string(),
 });
-type EventRow = z.infer<typeof eventRow>;
-const EVENT_COLUMNS = sql.fragment`id, endpoint_id, ${eventStatusSql} AS status, content_type, idempotency_key, headers, attempt_count,
+export type EventRow = z.infer<typeof eventRow>;
+export const EVENT_COLUMNS = sql.fragment`id, endpoint_id, ${eventStatusSql} AS status, content_type, idempotency_key, headers, attempt_count,
   next_attempt_at, request_id, octet_length(payload) AS payload_size, (extract(epoch FROM received_at) * 1000000)::bigint::text AS received_us`;
 
 const attemptRow = z.object({
@@ -69,7 +69,7 @@ const attemptRow = z.object({
 
 export const FINAL_STATUSES = new Set(["delivered", "failed"]);
 
-function toProto(row: EventRow, extra: { payload?: Uint8Array; attempts?: Attempt[] } = {}): Event {
+export function toProto(row: EventRow, extra: { payload?: Uint8Array; attempts?: Attempt[] } = {}): Event {
   return create(EventSchema, {
     id: row.id,
     endpointId: row.endpoint_id,
