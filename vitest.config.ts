@@ -37,7 +37,7 @@ export default defineConfig({
         resolve,
         test: {
           name: "server",
-          include: ["server/test/**/*.test.ts", "sdk/test/**/*.test.ts", "test/**/*.test.ts"],
+          include: ["server/test/**/*.test.ts", "sdk/test/**/*.test.ts", "console/test/**/*.test.ts", "test/**/*.test.ts"],
           globalSetup: ["test/support/global-setup.ts"],
           testTimeout: 60_000,
           hookTimeout: 120_000,

@@ -108,3 +108,10 @@ export function payloadPreview(bytes: Uint8Array, max = 64 * 1024): string {
     return Array.from(slice.slice(0, 512), (b) => b.toString(16).padStart(2, "0")).join(" ") + (bytes.length > 512 ? " …" : "");
   }
 }
+
+/** An event type filter as the server applies it: exact name, or `prefix.*` for its sub-types. */
+export function matchesType(pattern: string, type: string): boolean {
+  if (pattern === "") return true;
+  if (pattern.endsWith(".*")) return type.startsWith(pattern.slice(0, -1));
+  return type === pattern;
+}

@@ -6,7 +6,7 @@ import { useInfiniteQuery } from "@connectrpc/connect-query";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { useQueryClient } from "@tanstack/react-query";
 import { EventStatus, ManagementService, type Event } from "@kapsel/sdk/web";
-import { formatTime, fromLocalInput, STATUS_LABEL } from "../api/format.ts";
+import { formatTime, fromLocalInput, matchesType, STATUS_LABEL } from "../api/format.ts";
 import { useWatchEvents } from "../api/use-watch-events.ts";
 import { ErrorNote, Loading, StatusBadge } from "../components/ui.tsx";
 import { Link, setSearch, useLocation } from "../router/router.tsx";
@@ -72,8 +72,11 @@ export function EventsPage() {
   const rows = useMemo(() => {
     const merged = new Map<string, Event>();
     for (const page of list.data?.pages ?? []) for (const e of page.events) merged.set(e.id, live.get(e.id) ?? e);
+    // Live events are kept across filter changes, so each is checked against the current filters.
     const matches = (e: Event) => {
       if (input.status !== EventStatus.UNSPECIFIED && e.status !== input.status) return false;
+      if (filters.endpoint && e.endpointId !== filters.endpoint) return false;
+      if (!matchesType(filters.type, e.eventType)) return false;
       const at = e.receivedAt ? timestampDate(e.receivedAt).getTime() : 0;
       if (from && at < from.getTime()) return false;
       if (to && at >= to.getTime()) return false;
@@ -86,12 +89,9 @@ export function EventsPage() {
         const d = Number((b.receivedAt?.seconds ?? 0n) - (a.receivedAt?.seconds ?? 0n)) || (b.receivedAt?.nanos ?? 0) - (a.receivedAt?.nanos ?? 0);
         return d !== 0 ? d : b.id.localeCompare(a.id);
       });
-  }, [list.data, live, input.status, from?.getTime(), to?.getTime()]);
+  }, [list.data, live, input.status, filters.endpoint, filters.type, from?.getTime(), to?.getTime()]);
 
-  const set = (patch: Partial<typeof filters>) => {
-    setLive(new Map());
-    setSearch({ ...filters, ...patch });
-  };
+  const set = (patch: Partial<typeof filters>) => setSearch({ ...filters, ...patch });
 
   return (
     <div className="events-page">
