@@ -172,7 +172,7 @@ export function EventsPage() {
                 </td>
                 <td>{e.eventType || <span className="muted">—</span>}</td>
                 <td className="truncate">
-                  <Link to={`/console/endpoints/${e.endpointId}`}>{endpoints.get(e.endpointId)?.url ?? e.endpointId.slice(0, 8)}</Link>
+                  <Link to={`/console/endpoints/${e.endpointId}`}>{endpoints.get(e.endpointId)?.description || endpoints.get(e.endpointId)?.url || e.endpointId.slice(0, 8)}</Link>
                 </td>
                 <td>{e.attemptCount}</td>
                 <td>

@@ -40,7 +40,7 @@ export function StatsChart({ buckets, bucketSeconds }: { buckets: EndpointStatsB
     <div className="charts" data-testid="endpoint-chart">
       <p>
         {total} attempts, {total === 0 ? "—" : `${((delivered / total) * 100).toFixed(1)} % delivered`} · buckets of{" "}
-        {bucketSeconds >= 3600 ? `${bucketSeconds / 3600} h` : `${bucketSeconds / 60} min`}
+        {bucketSeconds >= 7200 ? `${+(bucketSeconds / 3600).toFixed(1)} h` : bucketSeconds >= 120 ? `${+(bucketSeconds / 60).toFixed(1)} min` : `${bucketSeconds} s`}
       </p>
       <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label="Attempts per bucket, delivered and failed" className="chart">
         <text x={4} y={PAD.top + 8} className="axis">{maxAttempts}</text>
@@ -64,6 +64,14 @@ export function StatsChart({ buckets, bucketSeconds }: { buckets: EndpointStatsB
         <text x={4} y={PAD.top + innerH} className="axis">0</text>
         <polyline points={line((b) => b.latencyP95Ms)} className="line-p95" />
         <polyline points={line((b) => b.latencyP50Ms)} className="line-p50" />
+        {buckets.map((b, i) =>
+          b.attempts === 0 ? null : (
+            <g key={i}>
+              <circle cx={PAD.left + i * bw + bw / 2} cy={y(b.latencyP95Ms, maxLatency)} r={2.5} className="dot-p95" />
+              <circle cx={PAD.left + i * bw + bw / 2} cy={y(b.latencyP50Ms, maxLatency)} r={2.5} className="dot-p50" />
+            </g>
+          ),
+        )}
         {xLabels}
       </svg>
       <p className="legend">
