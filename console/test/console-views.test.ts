@@ -74,7 +74,7 @@ describe("an endpoint's page", () => {
 });
 
 describe("failures", () => {
-  it("alerts show an open circuit, a disabled endpoint and failed events; recovery re-queues failed events of a window", async () => {
+  it("alerts show an open circuit, a disabled endpoint and failed events; one is retried, the rest recovered in a window", async () => {
     const tenant = await newTenant(h.server.url, "alerts");
     const broken = await sink(alwaysFail(500));
     const retired = await sink(gone);
@@ -96,12 +96,18 @@ describe("failures", () => {
     await textMatching(w.page.getByTestId("alert-failed"), /failed/);
     expect(await w.page.locator('[data-testid="alert-failed"] [data-testid="alert-item"]').count()).toBe(6);
 
-    // The broken endpoint recovers; its failed events of the last hour go back to the queue.
+    // The broken endpoint recovers. One failed event is retried from its page…
     broken.behaviour = succeed();
+    await w.page.goto(`${h.server.url}/console/events/${failed[0]}`);
+    await w.page.getByTestId("retry-event").click();
+    await w.page.getByText("Put back in the queue.").waitFor();
+    const retried = (await rpc(h.server.url, "GetEvent", { eventId: failed[0] }, tenant.apiKey)).body.event;
+    expect(["EVENT_STATUS_PENDING", "EVENT_STATUS_DELIVERING", "EVENT_STATUS_DELIVERED"]).toContain(retried.status);
+    // …and the other failed events of the last day go back to the queue at once.
     await w.page.goto(`${h.server.url}/console/events?endpoint=${brokenId}`);
     await w.page.getByText("Recover failed events in a time window").click();
     await w.page.getByTestId("recover-submit").click();
-    expect(await textMatching(w.page.getByTestId("recover-result"), /put back/)).toBe("5 failed events put back in the queue.");
+    expect(await textMatching(w.page.getByTestId("recover-result"), /put back/)).toBe("4 failed events put back in the queue.");
     await w.context.close();
   });
 });
