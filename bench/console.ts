@@ -3,7 +3,7 @@
 //    accept gzip), as `npm ci` builds it.
 // 2. Time to interactive on the event list with 10 000 events: a throwaway `kapsel serve` (embedded
 //    Postgres) with one tenant whose 10 000 events were delivered to a loopback sink; headless
-//    Chromium opens /console/events signed in. TTI here = from navigation start until the first
+//    Chromium opens /console/events signed in (the credential set in sessionStorage beforehand). TTI here = from navigation start until the first
 //    page of event rows is on screen and the main thread has had no long task (> 50 ms) for 500 ms
 //    (the last long task's end, if later than the rows). Cold: a new browser profile (nothing
 //    cached); warm: a reload (hashed assets from the HTTP cache). Median of 5 each.
@@ -63,12 +63,12 @@ async function signedInPage(browser: Browser, url: string, apiKey: string): Prom
       for (const e of list.getEntries()) w.longTasks.push({ start: e.startTime, end: e.startTime + e.duration });
     }).observe({ type: "longtask", buffered: true });
   });
-  const page = await context.newPage();
-  await page.goto(`${url}/console/`);
-  await page.getByTestId("api-key").fill(apiKey);
-  await page.getByTestId("sign-in").click();
-  await page.getByTestId("signed-in-as").waitFor();
-  return page;
+  // Signed in before the first navigation (as after the sign-in form), so the first page load is
+  // the event list itself, with nothing in the HTTP cache.
+  await context.addInitScript((token) => {
+    sessionStorage.setItem("kapsel.console.credential", JSON.stringify({ kind: "tenant", token, tenantName: "bench" }));
+  }, apiKey);
+  return context.newPage();
 }
 
 export default async function main(): Promise<void> {
