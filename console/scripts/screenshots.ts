@@ -1,16 +1,20 @@
 // `npm run screenshots -w console`: regenerates docs/console/*.png, the console's main views, from
 // a throwaway server with a little history (console/scripts/demo-server.ts) in headless Chromium.
+import { randomBytes } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type Page } from "playwright-core";
 import { CHROMIUM_ARGS, chromiumPath } from "../../test/support/chromium.ts";
+import { checkpointBody, logKeyFromSeed, signCheckpoint } from "../../server/src/attestation/log-key.ts";
 import { call, ingestMany, startDemoServer } from "./demo-server.ts";
 
 const OUT = fileURLToPath(new URL("../../docs/console/", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const demo = await startDemoServer();
+// A known log key, so the last screenshot can show what a forked log looks like.
+const seed = randomBytes(32);
+const demo = await startDemoServer({ KAPSEL_SIGNING_KEY: seed.toString("base64") });
 const { url } = demo.kapsel;
 try {
   const { apiKey } = await call(url, "CreateTenant", { name: "acme", rateLimitPerSecond: 1000, rateLimitBurst: 1000 }, demo.adminToken);
@@ -62,6 +66,17 @@ try {
   await page.goto(`${url}/console/log`);
   await page.getByTestId("visit-check").waitFor();
   await shot(page, "log");
+
+  // The fork alarm: the server answers a checkpoint, signed with the log's key, of another history.
+  await page.route("**/kapsel.v1.AttestationService/GetCheckpoint", async (route) => {
+    const response = await route.fetch();
+    const body = await response.json();
+    const forged = signCheckpoint(logKeyFromSeed("kapsel.localhost/log", seed), checkpointBody("kapsel.localhost/log", Number(body.treeSize), randomBytes(32)), Math.floor(Date.now() / 1000));
+    await route.fulfill({ response, json: { ...body, checkpoint: forged } });
+  });
+  await page.goto(`${url}/console/endpoints`);
+  await page.getByTestId("fork-alarm").waitFor();
+  await shot(page, "fork-alarm");
 
   const admin = await browser.newPage({ viewport: { width: 1200, height: 600 } });
   await admin.goto(`${url}/console/`);

@@ -179,7 +179,7 @@ describe("a log that rewrites its history", () => {
     await intercept(w.page, "GetCheckpoint", (body) => ({ ...body, checkpoint: forged, treeSize: String(size) }));
     await w.page.reload();
     const alarm = w.page.getByTestId("fork-alarm");
-    expect(await textMatching(alarm, /^Log fork detected/)).toContain(`the checkpoint of size ${size} does not extend the one of size ${grown}`);
+    expect(await textMatching(alarm, /^Log fork detected/)).toContain(`The checkpoint of size ${size} does not extend the one of size ${grown}`);
 
     // Both checkpoints are there to download as evidence.
     const [oldFile] = await Promise.all([w.page.waitForEvent("download"), w.page.getByTestId("fork-evidence-old").click()]);
@@ -209,7 +209,7 @@ describe("a log that rewrites its history", () => {
     const forged = signCheckpoint(h.logKey, checkpointBody(LOG_ORIGIN, Number(remembered.treeSize), randomBytes(32)), Math.floor(Date.now() / 1000));
     await intercept(w.page, "GetCheckpoint", (body) => ({ ...body, checkpoint: forged, treeSize: remembered.treeSize }));
     await w.page.reload();
-    expect(await textMatching(w.page.getByTestId("fork-alarm"), /^Log fork detected/)).toContain(`two signed checkpoints of size ${remembered.treeSize} have different root hashes`);
+    expect(await textMatching(w.page.getByTestId("fork-alarm"), /^Log fork detected/)).toContain(`Two signed checkpoints of size ${remembered.treeSize} have different root hashes`);
     await w.context.close();
   });
 });

@@ -12,9 +12,9 @@ export function ForkAlarmBanner() {
     <div className="fork-alarm" role="alert" data-testid="fork-alarm">
       <strong>Log fork detected: the log {alarm.logName} has shown two different histories.</strong>
       <p>
-        {alarm.reason}. A checkpoint this browser verified earlier and a newer one are both signed by your pinned key, but
-        no consistency proof links them. Save the evidence below and report it; proofs from this server can no longer be
-        taken at face value. Detected {alarm.detectedAt}.
+        {alarm.reason.charAt(0).toUpperCase() + alarm.reason.slice(1)}. A checkpoint this browser verified earlier and one
+        presented later are both signed by your pinned key, but no consistency proof links them. Save the evidence below
+        and report it; proofs from this server can no longer be taken at face value. Detected {alarm.detectedAt}.
       </p>
       <p className="evidence">
         <DownloadLink text={alarm.old} filename="checkpoint-verified-earlier.txt" testId="fork-evidence-old">

@@ -60,7 +60,7 @@ export function AlertsPage() {
             {failed.data?.events.length === 0 && <li className="muted">No failed events.</li>}
             {failed.data?.events.map((e) => (
               <li key={e.id} data-testid="alert-item">
-                <Badge kind="bad">failed</Badge> <Link to={`/console/events/${e.id}`}>{e.id.slice(0, 8)}…</Link> {e.eventType} · {e.attemptCount} attempts ·
+                <Badge kind="bad">failed</Badge> <Link to={`/console/events/${e.id}`}>{e.id.slice(0, 8)}…</Link> {e.eventType} · {e.attemptCount} attempt{e.attemptCount === 1 ? "" : "s"} ·
                 received {formatTime(e.receivedAt)}
               </li>
             ))}
