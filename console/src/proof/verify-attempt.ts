@@ -36,6 +36,9 @@ const MEANING: Record<FailureCode, string> = {
   INCLUSION_FAILED: "The receipt is not in the signed log: the receipt or the proof was altered.",
   CONSISTENCY_FAILED: "The log's checkpoints are inconsistent.",
   PAYLOAD_MISMATCH: "The payload file is not the body that was delivered in this attempt.",
+  BAD_POLICY: "The witness policy is malformed.",
+  BAD_COSIGNATURE: "A witness cosignature on the checkpoint does not verify: the checkpoint was altered or the cosignature forged.",
+  QUORUM_NOT_MET: "Too few of the required witnesses cosigned the checkpoint.",
 };
 
 function describeOutcome(facts: BundleFacts): string {
