@@ -149,7 +149,7 @@ describe("the published tarballs", () => {
   it("print their sizes", () => {
     const rows = packed.map((p) => `${p.name.padEnd(18)} ${(p.size / 1024).toFixed(1).padStart(6)} KiB packed  ${(p.unpackedSize / 1024).toFixed(1).padStart(6)} KiB unpacked  ${p.files.length} files`);
     console.log(`npm pack:\n${rows.join("\n")}`);
-    expect(packed.map((p) => p.name).sort()).toEqual(["@kapsel/contracts", "@kapsel/sdk", "@kapsel/verify", "kapsel"]);
+    expect(packed.map((p) => p.name).sort()).toEqual(["@kapsel/contracts", "@kapsel/sdk", "@kapsel/verify", "@kapsel/witness", "kapsel"]);
   });
 
   it("hold the built JavaScript, the LICENSE and a README, and no sources or tests", () => {
@@ -161,7 +161,8 @@ describe("the published tarballs", () => {
   });
 
   it("ship type declarations beside every module of the libraries", () => {
-    for (const p of packed.filter((x) => x.name.startsWith("@kapsel/"))) {
+    // The server and the witness are commands, not libraries: nothing imports them.
+    for (const p of packed.filter((x) => x.name.startsWith("@kapsel/") && x.name !== "@kapsel/witness")) {
       const modules = p.files.filter((f) => f.startsWith("dist/") && f.endsWith(".js"));
       expect(modules.filter((f) => !p.files.includes(f.replace(/\.js$/, ".d.ts"))), p.name).toEqual([]);
     }
@@ -195,6 +196,9 @@ describe("the published tarballs", () => {
     const migrations = (await readdir(path.join(ROOT, "server/migrations"))).map((f) => `migrations/${f}`);
     expect(kapsel.files.filter((f) => f.startsWith("migrations/")).sort()).toEqual(migrations.sort());
     expect(kapsel.files).toContain("bin/kapsel.js");
+    // The console's build rides along, so an installed server serves /console/ too.
+    expect(kapsel.files).toContain("console/index.html");
+    expect(kapsel.files.some((f) => /^console\/assets\/.+\.js$/.test(f))).toBe(true);
   });
 });
 
@@ -205,6 +209,8 @@ describe("in a new project with the tarballs installed", () => {
     expect(server!.output()).toContain('"msg":"kapsel listening"');
     expect([first.delivered, first.payloadVerified]).toEqual([true, true]);
     expect(sink.forEvent(first.eventId)).toHaveLength(1);
+    const consolePage = await fetch(`${server!.url}/console/events`);
+    expect([consolePage.status, (await consolePage.text()).includes("<div id=\"root\">")]).toEqual([200, true]);
   });
 
   it(`the SDK works from plain ESM on Node ${NODE_MAJORS.join(", ")}: gRPC and Connect calls, errors, webhook and proof verification`, async () => {

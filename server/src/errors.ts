@@ -22,6 +22,10 @@ export const ERROR_CODES = {
   E2001: { code: Code.InvalidArgument, http: 400, text: "destination not allowed" },
   E2002: { code: Code.NotFound, http: 404, text: "event not found" },
   E2003: { code: Code.FailedPrecondition, http: 409, text: "event not in a state that allows this" },
+  // Not in DESIGN.md's table, which predates messages and sources: an unknown (or another
+  // tenant's) message or source id.
+  E2004: { code: Code.NotFound, http: 404, text: "message not found" },
+  E2005: { code: Code.NotFound, http: 404, text: "source not found" },
   E3001: { code: Code.FailedPrecondition, http: 409, text: "attempt not yet in a signed checkpoint" },
   E3002: { code: Code.InvalidArgument, http: 400, text: "tree sizes out of range for a proof" },
   // Not in DESIGN.md's table: an attempt id that does not exist (or is another tenant's).

@@ -24,6 +24,7 @@ import { healthRoutes, healthService, Readiness } from "./http/health.ts";
 import { listen } from "./http/listener.ts";
 import { HttpMetrics, metricsRoute } from "./http/metrics.ts";
 import { assembleIngest } from "./ingest/assemble.ts";
+import { emitOperationalEvents } from "./ingest/operational-events.ts";
 import type { Logger } from "./logger.ts";
 import { assembleManagement } from "./management/assemble.ts";
 import { disableEndpoints } from "./management/endpoints.ts";
@@ -52,8 +53,8 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   const ingest = assembleIngest(config.ingest, { pool, jobs, registry, log });
   const attestation = assembleAttestation(config.attestation, { db, registry, log, authenticator });
   const delivery = assembleDelivery(config.delivery, {
-    pool, jobs, changes, registry, log, disableEndpoints,
-    onEndpointsDisabled: (ids) => ids.forEach(ingest.endpointChanged),
+    pool, jobs, changes, registry, log, disableEndpoints, emitOperationalEvents,
+    onEndpointsDisabled: (gone) => gone.forEach((e) => ingest.endpointChanged(e.endpointId, e.tenantId)),
     onRecorded: attestation.recorded,
   });
   const management = assembleManagement({
@@ -62,6 +63,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
     defaultTimeoutMs: config.delivery.timeoutMs,
     rateLimitDefaults: config.ingest.rateLimit,
     onEndpointChanged: ingest.endpointChanged,
+    onSourceChanged: ingest.sourceChanged,
     onRateLimitChanged: ingest.rateLimitChanged,
   });
 

@@ -197,7 +197,7 @@ describe("serving a build folder", () => {
     await writeFile(path.join(dist, "index.html"), "<!doctype html><title>t</title>");
     await writeFile(path.join(dist, "assets", "app-abc123.js"), "console.log(1)");
     await symlink(path.join(root, "secret.txt"), path.join(dist, "assets", "leak-abc123.js"));
-    const files = await loadConsole(dist);
+    const files = await loadConsole([dist]);
     expect([...files!.assets.keys()]).toEqual(["app-abc123.js"]);
     await serve(consoleRoutes(files));
     expect((await raw(base, "/console/assets/app-abc123.js")).body.toString()).toBe("console.log(1)");
@@ -209,7 +209,7 @@ describe("serving a build folder", () => {
   });
 
   it("without a build, the console answers 503 saying how to build it", async () => {
-    expect(await loadConsole(path.join(os.tmpdir(), "kapsel-no-such-build"))).toBeUndefined();
+    expect(await loadConsole([path.join(os.tmpdir(), "kapsel-no-such-build")])).toBeUndefined();
     await new Promise((r) => site.close(r));
     await serve(consoleRoutes(undefined));
     const res = await raw(base, "/console/events");

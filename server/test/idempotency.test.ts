@@ -33,12 +33,12 @@ describe("on the gateway", () => {
     const { endpointId } = await tenantWithEndpoint();
     const first = await postIngest(server.url, endpointId, '{"n":1}', { "x-idempotency-key": "order-1" });
     expect(first.status).toBe(202);
-    expect(first.body).toEqual({ event_id: expect.any(String) });
+    expect(first.body).toEqual({ event_id: expect.any(String), message_id: expect.any(String) });
     // Even with a different body: the key, not the content, identifies the event.
     const again = await postIngest(server.url, endpointId, '{"n":2}', { "x-idempotency-key": "order-1" });
-    expect([again.status, again.body]).toEqual([200, { event_id: first.body.event_id, duplicate: true }]);
+    expect([again.status, again.body]).toEqual([200, { event_id: first.body.event_id, message_id: first.body.message_id, duplicate: true }]);
     expect(await countEvents(db, endpointId)).toBe(1);
-    const row = await db.query("SELECT payload, idempotency_key FROM events WHERE id = $1", [first.body.event_id]);
+    const row = await db.query("SELECT m.payload, m.idempotency_key FROM events e JOIN messages m ON m.id = e.message_id WHERE e.id = $1", [first.body.event_id]);
     expect([row.rows[0].payload.toString(), row.rows[0].idempotency_key]).toEqual(['{"n":1}', "order-1"]);
   });
 
@@ -84,7 +84,7 @@ describe("on the RPCs", () => {
     expect(first.status).toBe(200);
     expect(first.body.duplicate).toBeUndefined(); // false is the JSON default and is left out
     const again = await rpc(server.url, "Ingest", { endpointId: t.endpointId, payload: b64("{}"), idempotencyKey: "rpc-1" }, t.apiKey);
-    expect(again.body).toEqual({ eventId: first.body.eventId, duplicate: true });
+    expect(again.body).toEqual({ eventId: first.body.eventId, messageId: first.body.messageId, eventIds: [first.body.eventId], duplicate: true });
     expect(await countEvents(db, t.endpointId)).toBe(1);
   });
 
@@ -121,7 +121,7 @@ describe("on the RPCs", () => {
     const t = await tenantWithEndpoint();
     const viaGateway = await postIngest(server.url, t.endpointId, "{}", { "idempotency-key": "shared" });
     const viaRpc = await rpc(server.url, "Ingest", { endpointId: t.endpointId, payload: b64("{}"), idempotencyKey: "shared" }, t.apiKey);
-    expect(viaRpc.body).toEqual({ eventId: viaGateway.body.event_id, duplicate: true });
+    expect(viaRpc.body).toEqual({ eventId: viaGateway.body.event_id, messageId: viaGateway.body.message_id, eventIds: [viaGateway.body.event_id], duplicate: true });
   });
 });
 
@@ -168,7 +168,7 @@ describe("key scope", () => {
     expect([a.status, b.status]).toEqual([202, 202]);
     expect(a.body.event_id).not.toBe(b.body.event_id);
     const viaRpc = await rpc(server.url, "Ingest", { endpointId: second, payload: b64("{}"), idempotencyKey: "same" }, t.apiKey);
-    expect(viaRpc.body).toEqual({ eventId: b.body.event_id, duplicate: true });
+    expect(viaRpc.body).toEqual({ eventId: b.body.event_id, messageId: b.body.message_id, eventIds: [b.body.event_id], duplicate: true });
   });
 
   it("the same key for another tenant is a new event", async () => {
@@ -196,7 +196,7 @@ describe("senders' delivery ids", () => {
     const first = await send(now);
     // A retry is signed afresh with a later timestamp but keeps the message id.
     const retry = await send(now + 5);
-    expect([first.status, retry.status, retry.body]).toEqual([202, 200, { event_id: first.body.event_id, duplicate: true }]);
+    expect([first.status, retry.status, retry.body]).toEqual([202, 200, { event_id: first.body.event_id, message_id: first.body.message_id, duplicate: true }]);
     expect(await countEvents(db, endpointId)).toBe(1);
   });
 

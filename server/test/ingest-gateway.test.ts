@@ -32,7 +32,7 @@ describe("POST /ingest/{endpoint_id}", () => {
     const r = await postIngest(server.url, endpointId, body, { "content-type": "application/x-thing; v=1", "x-request-id": "sender-req-1" });
     expect(r.status).toBe(202);
     expect(r.headers["content-type"]).toBe("application/json");
-    expect(Object.keys(r.body)).toEqual(["event_id"]);
+    expect(Object.keys(r.body)).toEqual(["event_id", "message_id"]);
     expect(r.body.event_id).toMatch(UUID);
 
     const row = await eventRow(db, r.body.event_id);
@@ -118,7 +118,7 @@ describe("POST /ingest/{endpoint_id}", () => {
     expect(row).toMatchObject({ content_type: "application/x-h2", headers: { "x-github-event": "ping" }, idempotency_key: "h2-key" });
     expect(Buffer.compare(row!.payload, body)).toBe(0);
     const again = await postIngestH2(server.url, endpointId, body, headers);
-    expect([again.status, again.body]).toEqual([200, { event_id: r.body.event_id, duplicate: true }]);
+    expect([again.status, again.body]).toEqual([200, { event_id: r.body.event_id, message_id: r.body.message_id, duplicate: true }]);
   });
 
   it("an HTTP/2 error answer is the same JSON as over HTTP/1.1", async () => {

@@ -37,7 +37,7 @@ function* chunked(body: Buffer): Generator<Buffer> {
 }
 
 async function storedPayloadMatches(eventId: string, body: Buffer): Promise<boolean> {
-  const r = await db.query<{ same: boolean }>("SELECT payload = $2::bytea AS same FROM events WHERE id = $1", [eventId, body]);
+  const r = await db.query<{ same: boolean }>("SELECT m.payload = $2::bytea AS same FROM events e JOIN messages m ON m.id = e.message_id WHERE e.id = $1", [eventId, body]);
   return r.rows[0]?.same === true;
 }
 

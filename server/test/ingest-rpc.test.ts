@@ -51,7 +51,7 @@ describe("@grpc/grpc-js client", () => {
       idempotencyKey: "grpc-1",
       headers: { "X-Event-Type": "order.created", "x-tenant-ref": "abc" },
     }, bearer(t.apiKey));
-    expect(res).toEqual({ eventId: expect.stringMatching(/^[0-9a-f-]{36}$/), duplicate: false, messageId: "", eventIds: [] });
+    expect(res).toEqual({ eventId: expect.stringMatching(/^[0-9a-f-]{36}$/), duplicate: false, messageId: expect.stringMatching(/^[0-9a-f-]{36}$/), eventIds: [res.eventId] });
     const row = await eventRow(db, res.eventId);
     expect(row).toMatchObject({
       tenant_id: t.id, endpoint_id: t.endpointId, content_type: "application/x-protobuf", idempotency_key: "grpc-1",
@@ -59,7 +59,7 @@ describe("@grpc/grpc-js client", () => {
     });
     expect(Buffer.compare(row!.payload, payload)).toBe(0);
     const again = await unary(client, "Ingest", { endpointId: t.endpointId, payload, idempotencyKey: "grpc-1" }, bearer(t.apiKey));
-    expect(again).toEqual({ eventId: res.eventId, duplicate: true, messageId: "", eventIds: [] });
+    expect(again).toEqual({ eventId: res.eventId, duplicate: true, messageId: res.messageId, eventIds: [res.eventId] });
   });
 
   it("Ingest without a content type stores application/json", async () => {
@@ -96,7 +96,7 @@ describe("@grpc/grpc-js client", () => {
     }
     expect(res.results[5]!.eventId).toBe(res.results[0]!.eventId);
 
-    const stored = await db.query("SELECT id, payload FROM events WHERE endpoint_id = $1 ORDER BY id", [t.endpointId]);
+    const stored = await db.query("SELECT e.id, m.payload FROM events e JOIN messages m ON m.id = e.message_id WHERE e.endpoint_id = $1 ORDER BY e.id", [t.endpointId]);
     expect(stored.rows.map((r) => r.id).sort()).toEqual([res.results[0]!.eventId, res.results[4]!.eventId, res.results[10]!.eventId].sort());
     expect(stored.rows.map((r) => r.payload.toString()).sort()).toEqual(['{"n":0}', '{"n":10}', '{"n":4}']);
     expect(await countEvents(db, other.endpointId)).toBe(0);
@@ -112,7 +112,7 @@ describe("@grpc/grpc-js client", () => {
     expect(res.results).toHaveLength(500);
     expect(res.results.every((r) => r.status === "INGEST_RESULT_STATUS_ACCEPTED")).toBe(true);
     const rows = await db.query<{ id: string; k: string; p: string }>(
-      "SELECT id, idempotency_key AS k, convert_from(payload, 'UTF8') AS p FROM events WHERE endpoint_id = $1", [t.endpointId]);
+      "SELECT e.id, m.idempotency_key AS k, convert_from(m.payload, 'UTF8') AS p FROM events e JOIN messages m ON m.id = e.message_id WHERE e.endpoint_id = $1", [t.endpointId]);
     const byId = new Map(rows.rows.map((r) => [r.id, r]));
     res.results.forEach((r, i) => expect([byId.get(r.eventId)?.k, byId.get(r.eventId)?.p]).toEqual([`k${i}`, String(i)]));
   });
@@ -137,7 +137,7 @@ describe("Connect JSON", () => {
     }, t.apiKey);
     expect(r.status).toBe(200);
     expect(r.body.results).toEqual([
-      { status: "INGEST_RESULT_STATUS_ACCEPTED", eventId: expect.any(String) },
+      { status: "INGEST_RESULT_STATUS_ACCEPTED", eventId: expect.any(String), messageId: expect.any(String), eventIds: [expect.any(String)] },
       { status: "INGEST_RESULT_STATUS_ERROR", errorCode: "E1006", errorMessage: expect.any(String) },
     ]);
     expect((await eventRow(db, r.body.results[0].eventId))!.payload.toString()).toBe("a");

@@ -10,7 +10,7 @@ import { startTestServer, type TestServer } from "../../test/support/server.ts";
 import { alwaysFail, startSink, succeed, type Sink } from "../../test/support/sink.ts";
 import { callerKey } from "../src/auth/auth-context.ts";
 import { createDatabasePool } from "../src/db/pool.ts";
-import { EventWatch, matchesType, WATCH_DEFAULTS } from "../src/management/watch-events.ts";
+import { EventWatch, WATCH_DEFAULTS } from "../src/management/watch-events.ts";
 
 let server: TestServer;
 const sinks: Sink[] = [];
@@ -189,17 +189,5 @@ describe("WatchEvents bounds", () => {
     expect(kapselCode(await watch(d.apiKey, { endpointId: "x" }).ended)).toBe("E1006");
     expect(kapselCode(await watch(d.apiKey, { eventType: "Not A Type" }).ended)).toBe("E1006");
     expect(kapselCode(await watch(d.apiKey, { endpointId: other.endpointId }).ended)).toBe("E1003");
-  });
-});
-
-describe("matchesType", () => {
-  it("matches exact names and prefix wildcards", () => {
-    expect(matchesType("", "anything")).toBe(true);
-    expect(matchesType("invoice.paid", "invoice.paid")).toBe(true);
-    expect(matchesType("invoice.paid", "invoice.paid.late")).toBe(false);
-    expect(matchesType("invoice.*", "invoice.paid")).toBe(true);
-    expect(matchesType("invoice.*", "invoice")).toBe(false);
-    expect(matchesType("invoice.*", "invoices.paid")).toBe(false);
-    expect(matchesType("kapsel.*", "kapsel.endpoint.disabled")).toBe(true);
   });
 });

@@ -116,7 +116,8 @@ export interface EventRow {
 /** The stored event, or undefined. */
 export async function eventRow(db: pg.Client, id: string): Promise<EventRow | undefined> {
   const r = await db.query<EventRow>(
-    "SELECT id, tenant_id, endpoint_id, payload, content_type, headers, idempotency_key, request_id FROM events WHERE id = $1",
+    `SELECT e.id, e.tenant_id, e.endpoint_id, m.payload, m.content_type, m.headers, m.idempotency_key, m.request_id
+     FROM events e JOIN messages m ON m.id = e.message_id WHERE e.id = $1`,
     [id],
   );
   return r.rows[0];

@@ -67,16 +67,21 @@ export async function nodeBinary(major: number): Promise<string> {
 interface WorkspacePackage {
   dir: string;
   name: string;
+  /** Not published (the console: the server's tarball carries its build). */
+  private: boolean;
 }
 
 async function workspacePackages(): Promise<WorkspacePackage[]> {
   const root = JSON.parse(await readFile(path.join(ROOT, "package.json"), "utf8")) as { workspaces: string[] };
-  return Promise.all(root.workspaces.map(async (dir) => ({ dir, name: (JSON.parse(await readFile(path.join(ROOT, dir, "package.json"), "utf8")) as { name: string }).name })));
+  return Promise.all(root.workspaces.map(async (dir) => {
+    const pkg = JSON.parse(await readFile(path.join(ROOT, dir, "package.json"), "utf8")) as { name: string; private?: boolean };
+    return { dir, name: pkg.name, private: pkg.private === true };
+  }));
 }
 
 /**
- * Packs every workspace package into `destination`, the way a release would (`npm pack
- * --workspaces`). It works on a copy of the workspace: prepack deletes and rebuilds dist/, and the
+ * Packs every published workspace package into `destination`, the way a release would (`npm pack
+ * -w …`). It works on a copy of the workspace: prepack deletes and rebuilds dist/, and the
  * real dist/ folders are in use by the other test files and the servers they start. The copy's
  * node_modules links to the real one's packages, except that the workspace packages are the copies.
  */
@@ -84,10 +89,13 @@ export async function packWorkspace(scratch: string, destination: string): Promi
   const copy = path.join(scratch, "workspace");
   const packages = await workspacePackages();
   for (const file of ["package.json", "tsconfig.base.json", "LICENSE"]) await cp(path.join(ROOT, file), path.join(copy, file));
-  for (const { dir } of packages) {
-    await cp(path.join(ROOT, dir), path.join(copy, dir), {
+  for (const pkg of packages) {
+    // A published package's dist/ is rebuilt by its prepack; a private one's build (the console's)
+    // is taken as it is, for the packages that carry it.
+    const skipped = pkg.private ? ["node_modules", "test"] : ["dist", "node_modules", "test"];
+    await cp(path.join(ROOT, pkg.dir), path.join(copy, pkg.dir), {
       recursive: true,
-      filter: (source) => !["dist", "node_modules", "test"].includes(path.basename(source)) && !source.endsWith(".tsbuildinfo"),
+      filter: (source) => !skipped.includes(path.basename(source)) && !source.endsWith(".tsbuildinfo"),
     });
   }
   const ownNames = new Set(packages.map((p) => p.name.split("/")[0]!));
@@ -100,7 +108,8 @@ export async function packWorkspace(scratch: string, destination: string): Promi
     await symlink(path.join(copy, dir), path.join(copy, "node_modules", name));
   }
   await mkdir(destination, { recursive: true });
-  const result = await run("npm", ["pack", "--workspaces", "--json", "--pack-destination", destination], { cwd: copy, env: userEnv(process.execPath), timeoutMs: 240_000 });
+  const published = packages.filter((p) => !p.private).flatMap((p) => ["-w", p.dir]);
+  const result = await run("npm", ["pack", ...published, "--json", "--pack-destination", destination], { cwd: copy, env: userEnv(process.execPath), timeoutMs: 240_000 });
   const packed = JSON.parse(succeeded("npm pack", result)) as { name: string; version: string; filename: string; size: number; unpackedSize: number; files: { path: string }[] }[];
   return packed.map((p) => ({
     name: p.name,

@@ -10,7 +10,8 @@ import { DeliveryMetrics } from "./delivery-metrics.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import type { EventChanges } from "./event-changes.ts";
 import { HttpSender } from "./http-sender.ts";
-import { JobQueue, type DisableEndpoints } from "./job-queue.ts";
+import { JobQueue, type DisableEndpoints, type DisabledEndpoint } from "./job-queue.ts";
+import type { EmitOperationalEvents } from "../ingest/operational-events.ts";
 
 export interface DeliveryDeps {
   pool: DatabasePool;
@@ -21,8 +22,10 @@ export interface DeliveryDeps {
   log: Logger;
   /** The endpoints table's own writer, for 410 Gone. */
   disableEndpoints: DisableEndpoints;
+  /** Kapsel's own events about what delivery changed (ingest/operational-events.ts). */
+  emitOperationalEvents: EmitOperationalEvents;
   /** After this process disabled endpoints (so ingest forgets them at once). */
-  onEndpointsDisabled: (endpointIds: string[]) => void;
+  onEndpointsDisabled: (endpoints: DisabledEndpoint[]) => void;
   /** After attempts were recorded (so the sequencer can start early on a big backlog). */
   onRecorded: (count: number) => void;
 }
@@ -36,7 +39,7 @@ export interface DeliveryCapability {
 
 export function assembleDelivery(config: DeliveryConfig, deps: DeliveryDeps): DeliveryCapability {
   const circuits = new CircuitStore(deps.pool, { ...config.circuit, maxProbes: 2 });
-  const queue = new JobQueue(deps.pool, circuits, { leaseMs: config.leaseMs, disableEndpoints: deps.disableEndpoints });
+  const queue = new JobQueue(deps.pool, circuits, { leaseMs: config.leaseMs, disableEndpoints: deps.disableEndpoints, emitOperationalEvents: deps.emitOperationalEvents });
   if (!config.enabled) return { queue, start: () => {}, stop: async () => {} };
   const policy = { allowPrivate: config.destinations.allowPrivate, allowList: config.destinations.allowList };
   const dispatcher = new Dispatcher(

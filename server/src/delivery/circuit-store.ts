@@ -36,6 +36,14 @@ export interface ProbeCandidate {
   timeoutMs: number;
 }
 
+/** A breaker that opened (from closed) or closed (after a successful probe) in a batch. Probes
+ * that fail reopen a circuit without counting as a new opening. */
+export interface CircuitTransition {
+  endpointId: string;
+  to: "open" | "closed";
+  state: BreakerState;
+}
+
 /** One decided attempt, as the breaker sees it. */
 export interface BreakerOutcome {
   endpointId: string;
@@ -65,8 +73,8 @@ export class CircuitStore {
 
   /** Applies a batch of attempt outcomes to their endpoints' breakers, inside the transaction that
    * records them. The failure rate comes from the attempts in the sliding window, which already
-   * include this batch's. */
-  async applyOutcomes(tx: DatabaseTransactionConnection, outcomes: readonly BreakerOutcome[], nowMs: number): Promise<void> {
+   * include this batch's. Returns the openings and closings. */
+  async applyOutcomes(tx: DatabaseTransactionConnection, outcomes: readonly BreakerOutcome[], nowMs: number): Promise<CircuitTransition[]> {
     const endpointIds = [...new Set(outcomes.map((o) => o.endpointId))].sort();
     const rows = await tx.any(sql.type(breakerRow)`
       SELECT ${BREAKER_COLUMNS} FROM circuit_breakers cb
@@ -82,6 +90,7 @@ export class CircuitStore {
         GROUP BY endpoint_id`);
       for (const s of stats) windows.set(s.endpoint_id, s);
     }
+    const transitions: CircuitTransition[] = [];
     for (const id of endpointIds) {
       const before = current.get(id) ?? CLOSED;
       let state = before;
@@ -90,7 +99,10 @@ export class CircuitStore {
         state = afterOutcome(state, o.success, o.wasProbe, windows.get(id) ?? { attempts: 0, failures: 0 }, nowMs, this.config);
       }
       if (JSON.stringify(state) !== JSON.stringify(before)) await this.write(tx, id, state);
+      if (before.state === "closed" && state.state === "open") transitions.push({ endpointId: id, to: "open", state });
+      else if (before.state !== "closed" && state.state === "closed") transitions.push({ endpointId: id, to: "closed", state });
     }
+    return transitions;
   }
 
   /** Gives back a probe slot (the probe could not be sent). */

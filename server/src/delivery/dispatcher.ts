@@ -31,7 +31,7 @@ import { uuidv7 } from "../uuid.ts";
 import type { DeliveryMetrics } from "./delivery-metrics.ts";
 import type { EventChanges } from "./event-changes.ts";
 import type { HttpSender } from "./http-sender.ts";
-import type { ClaimedJob, JobQueue, Outcome } from "./job-queue.ts";
+import type { ClaimedJob, DisabledEndpoint, JobQueue, Outcome } from "./job-queue.ts";
 import { decide, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry-policy.ts";
 import { signingHeaders } from "./webhook-signature.ts";
 
@@ -53,7 +53,7 @@ export interface DispatcherDeps {
   changes: EventChanges;
   log: Logger;
   /** After this process disabled endpoints (410 Gone), so ingest's cache drops them at once. */
-  onEndpointsDisabled: (endpointIds: string[]) => void;
+  onEndpointsDisabled: (endpoints: DisabledEndpoint[]) => void;
   /** After attempts are recorded (the sequencer starts early on a big backlog). */
   onRecorded: (count: number) => void;
 }
@@ -98,7 +98,7 @@ export class Dispatcher {
   readonly #abort = new AbortController();
   #unsubscribe: (() => Promise<void>) | undefined;
   #idle: (() => void) | undefined;
-  readonly #onEndpointsDisabled: (endpointIds: string[]) => void;
+  readonly #onEndpointsDisabled: (endpoints: DisabledEndpoint[]) => void;
   readonly #onRecorded: (count: number) => void;
 
   constructor(deps: DispatcherDeps, options: DispatcherOptions) {

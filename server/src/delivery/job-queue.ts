@@ -10,6 +10,7 @@ import { randomUUID } from "node:crypto";
 import { sql, type DatabasePool, type DatabaseTransactionConnection, type FragmentSqlToken } from "slonik";
 import { z } from "zod";
 import { mayProbe, probeClaimed } from "./circuit-breaker.ts";
+import type { EmitOperationalEvents } from "../ingest/operational-events.ts";
 import type { CircuitStore } from "./circuit-store.ts";
 import type { Decision } from "./retry-policy.ts";
 import type { SendResult } from "./http-sender.ts";
@@ -21,6 +22,8 @@ export const claimedJob = z.object({
   round_start: z.number(),
   lease_id: z.string(),
   tenant_id: z.string(),
+  message_id: z.string(),
+  event_type: z.string(),
   payload: z.instanceof(Buffer),
   content_type: z.string(),
   headers: z.record(z.string(), z.string()),
@@ -71,10 +74,16 @@ export function eventStatusIs(status: EventStatusName) {
 /** Which failed events to put back in the queue. */
 export type RequeueSelector =
   | { eventId: string }
-  | { endpointId: string; since: FragmentSqlToken; until: FragmentSqlToken };
+  | {
+      endpointId: string | undefined;
+      /** A condition on the message's type (`m.event_type`). */
+      eventType: FragmentSqlToken | undefined;
+      since: FragmentSqlToken;
+      until: FragmentSqlToken;
+    };
 
-const claimColumns = sql.fragment`c.event_id, c.endpoint_id, c.attempt, c.round_start, c.lease_id, e.tenant_id, e.payload,
-  e.content_type, e.headers, e.request_id, p.url, p.signing_secret,
+const claimColumns = sql.fragment`c.event_id, c.endpoint_id, c.attempt, c.round_start, c.lease_id, e.tenant_id, e.message_id,
+  m.event_type, m.payload, m.content_type, m.headers, m.request_id, p.url, p.signing_secret,
   CASE WHEN p.previous_secret_expires_at > now() THEN p.previous_signing_secret END AS previous_secret,
   p.max_attempts, p.timeout_ms`;
 
@@ -82,9 +91,18 @@ const claimColumns = sql.fragment`c.event_id, c.endpoint_id, c.attempt, c.round_
  * the one it needs, disabling an endpoint that answered 410 Gone, to run in its own transaction. */
 export type DisableEndpoints = (tx: DatabaseTransactionConnection, ids: readonly string[], reason: string) => Promise<void>;
 
+/** Endpoints a batch of outcomes disabled (410 Gone), with their tenants. */
+export interface DisabledEndpoint {
+  endpointId: string;
+  tenantId: string;
+}
+
 export interface JobQueueOptions {
   leaseMs: number;
   disableEndpoints: DisableEndpoints;
+  /** Reports what a batch changed (endpoints disabled, circuits opened or closed, events that
+   * used up their attempts) as operational events, in the batch's transaction. */
+  emitOperationalEvents: EmitOperationalEvents;
 }
 
 export class JobQueue {
@@ -92,12 +110,14 @@ export class JobQueue {
   readonly #circuits: CircuitStore;
   readonly #leaseMs: number;
   readonly #disableEndpoints: DisableEndpoints;
+  readonly #emit: EmitOperationalEvents;
 
   constructor(pool: DatabasePool, circuits: CircuitStore, options: JobQueueOptions) {
     this.#pool = pool;
     this.#circuits = circuits;
     this.#leaseMs = options.leaseMs;
     this.#disableEndpoints = options.disableEndpoints;
+    this.#emit = options.emitOperationalEvents;
   }
 
   /** Claims up to `limit` due jobs of enabled endpoints whose circuit is closed. Each lease lasts
@@ -127,7 +147,7 @@ export class JobQueue {
         FROM endpoints p WHERE j.event_id = ANY(ARRAY(SELECT event_id FROM due)) AND p.id = j.endpoint_id
         RETURNING j.event_id, j.endpoint_id, j.attempt, j.round_start, j.lease_id
       )
-      SELECT ${claimColumns} FROM c JOIN events e ON e.id = c.event_id JOIN endpoints p ON p.id = c.endpoint_id`);
+      SELECT ${claimColumns} FROM c JOIN events e ON e.id = c.event_id JOIN messages m ON m.id = e.message_id JOIN endpoints p ON p.id = c.endpoint_id`);
     return rows.map((r) => ({ ...r, probe: false, sendByMs }));
   }
 
@@ -154,7 +174,7 @@ export class JobQueue {
               ORDER BY run_at LIMIT 1 FOR UPDATE SKIP LOCKED)
             RETURNING j.event_id, j.endpoint_id, j.attempt, j.round_start, j.lease_id
           )
-          SELECT ${claimColumns} FROM c JOIN events e ON e.id = c.event_id JOIN endpoints p ON p.id = c.endpoint_id`);
+          SELECT ${claimColumns} FROM c JOIN events e ON e.id = c.event_id JOIN messages m ON m.id = e.message_id JOIN endpoints p ON p.id = c.endpoint_id`);
         if (!job) continue;
         await this.#circuits.write(tx, candidate.endpointId, probeClaimed(state));
         jobs.push({ ...job, probe: true, sendByMs });
@@ -166,7 +186,7 @@ export class JobQueue {
   /** Writes a batch of outcomes in one transaction: attempt rows, job deletion or rescheduling (only
    * while the lease is still ours), event status, endpoint disabling on 410, circuit breakers.
    * Returns the endpoints it disabled. */
-  async complete(outcomes: readonly Outcome[], nowMs: number): Promise<{ disabledEndpoints: string[] }> {
+  async complete(outcomes: readonly Outcome[], nowMs: number): Promise<{ disabledEndpoints: DisabledEndpoint[] }> {
     if (outcomes.length === 0) return { disabledEndpoints: [] };
     return this.#pool.transaction(async (tx) => {
       // Column arrays, unnested in SQL: a fixed number of parameters whatever the batch size, and
@@ -221,10 +241,30 @@ export class JobQueue {
           ${sql.array(column((o) => o.result.excerpt.replaceAll("\0", "")), "text")},
           ${sql.array(column((o) => o.job.request_id), "text")}, ${sql.array(column(isDecided), "bool")})`);
 
+      const tenantOf = new Map(outcomes.map((o) => [o.job.endpoint_id, o.job.tenant_id]));
+      const goneReason = "destination answered 410 Gone";
       const gone = [...new Set(outcomes.filter((o) => o.decision.kind === "disable" && isDecided(o)).map((o) => o.job.endpoint_id))];
-      if (gone.length > 0) await this.#disableEndpoints(tx, gone, "destination answered 410 Gone");
-      await this.#circuits.applyOutcomes(tx, outcomes.map((o) => ({ endpointId: o.job.endpoint_id, success: o.result.outcome === "delivered", wasProbe: o.job.probe })), nowMs);
-      return { disabledEndpoints: gone };
+      if (gone.length > 0) await this.#disableEndpoints(tx, gone, goneReason);
+      const circuits = await this.#circuits.applyOutcomes(tx, outcomes.map((o) => ({ endpointId: o.job.endpoint_id, success: o.result.outcome === "delivered", wasProbe: o.job.probe })), nowMs);
+      await this.#emit(tx, [
+        ...gone.map((endpointId) => ({ type: "kapsel.endpoint.disabled" as const, tenantId: tenantOf.get(endpointId)!, endpointId, reason: goneReason })),
+        ...circuits.map((c) => c.to === "open"
+          ? { type: "kapsel.endpoint.circuit_opened" as const, tenantId: tenantOf.get(c.endpointId)!, endpointId: c.endpointId, consecutiveFailures: c.state.consecutiveFailures, retryAt: c.state.retryAtMs === undefined ? undefined : new Date(c.state.retryAtMs) }
+          : { type: "kapsel.endpoint.circuit_closed" as const, tenantId: tenantOf.get(c.endpointId)!, endpointId: c.endpointId }),
+        ...outcomes.filter((o) => o.decision.kind === "failed" && isDecided(o)).map((o) => ({
+          type: "kapsel.event.failed" as const,
+          tenantId: o.job.tenant_id,
+          endpointId: o.job.endpoint_id,
+          eventId: o.job.event_id,
+          messageId: o.job.message_id,
+          eventType: o.job.event_type,
+          attempts: o.job.attempt,
+          lastOutcome: o.result.outcome,
+          lastStatusCode: o.result.statusCode,
+          reason: o.decision.kind === "failed" ? o.decision.reason : "",
+        })),
+      ]);
+      return { disabledEndpoints: gone.map((endpointId) => ({ endpointId, tenantId: tenantOf.get(endpointId)! })) };
     });
   }
 
@@ -241,17 +281,19 @@ export class JobQueue {
   /** Puts a tenant's failed events back to pending with a job each: a new round of attempts that
    * continues the event's attempt count. Returns the ids requeued. */
   async requeueFailed(tenantId: string, selector: RequeueSelector): Promise<string[]> {
-    const conditions = [sql.fragment`tenant_id = ${tenantId}`, sql.fragment`status = 'failed'`];
-    if ("eventId" in selector) conditions.push(sql.fragment`id = ${selector.eventId}`);
+    const conditions = [sql.fragment`events.tenant_id = ${tenantId}`, sql.fragment`events.status = 'failed'`, sql.fragment`m.id = events.message_id`];
+    if ("eventId" in selector) conditions.push(sql.fragment`events.id = ${selector.eventId}`);
     else {
-      conditions.push(sql.fragment`endpoint_id = ${selector.endpointId}`);
-      conditions.push(sql.fragment`received_at >= ${selector.since} AND received_at < ${selector.until}`);
+      if (selector.endpointId !== undefined) conditions.push(sql.fragment`events.endpoint_id = ${selector.endpointId}`);
+      if (selector.eventType !== undefined) conditions.push(selector.eventType);
+      conditions.push(sql.fragment`events.received_at >= ${selector.since} AND events.received_at < ${selector.until}`);
     }
     return this.#pool.transaction(async (tx) => {
       const rows = await tx.any(sql.type(z.object({ id: z.string() }))`
         UPDATE events SET status = 'pending', next_attempt_at = now(), updated_at = now()
+        FROM messages m
         WHERE ${sql.join(conditions, sql.fragment` AND `)}
-        RETURNING id`);
+        RETURNING events.id`);
       const ids = rows.map((r) => r.id);
       if (ids.length > 0) {
         await tx.query(sql.unsafe`

@@ -9,8 +9,12 @@ import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import type { PlainRoute, Req, Res } from "./plain-route.ts";
 
-/** Where `npm run build -w console` writes the console. */
-export const CONSOLE_DIR = fileURLToPath(new URL("../../../console/dist/", import.meta.url));
+/** Where the console is: in the installed package, the `console/` its prepack copied beside
+ * `dist/`; in this workspace, where `npm run build -w console` writes it. */
+export const CONSOLE_DIRS = [
+  fileURLToPath(new URL("../../console/", import.meta.url)),
+  fileURLToPath(new URL("../../../console/dist/", import.meta.url)),
+];
 
 /**
  * The page may load scripts, styles and images only from this server, talk only to this server
@@ -105,14 +109,16 @@ function toStatic(name: string, body: Buffer): StaticFile {
   };
 }
 
-/** Reads a built console; undefined when it has not been built (no index.html). */
-export async function loadConsole(dir: string = CONSOLE_DIR): Promise<ConsoleFiles | undefined> {
-  let index: Buffer;
-  try {
-    index = await readFile(path.join(dir, "index.html"));
-  } catch {
-    return undefined;
+/** Reads a built console (from the first of `dirs` that holds one); undefined when none does. */
+export async function loadConsole(dirs: readonly string[] = CONSOLE_DIRS): Promise<ConsoleFiles | undefined> {
+  for (const dir of dirs) {
+    const index = await readFile(path.join(dir, "index.html")).catch(() => undefined);
+    if (index) return loadConsoleFrom(dir, index);
   }
+  return undefined;
+}
+
+async function loadConsoleFrom(dir: string, index: Buffer): Promise<ConsoleFiles> {
   const assets = new Map<string, StaticFile>();
   const assetDir = path.join(dir, "assets");
   const names = await readdir(assetDir).catch(() => [] as string[]);

@@ -9,13 +9,15 @@ import type { DatabasePool } from "../db/pool.ts";
 import type { PlainRoute } from "../http/plain-route.ts";
 import type { Logger } from "../logger.ts";
 import { EndpointCache } from "./endpoint-cache.ts";
-import { idempotencyKeyOf, insertEvents, type Accepted, type NewEvent } from "./event-insert.ts";
-import { DEFAULT_KEPT_HEADERS, gatewayRoute } from "./gateway.ts";
+import { DEFAULT_KEPT_HEADERS, gatewayRoutes } from "./gateway.ts";
 import { GroupCommit } from "./group-commit.ts";
 import { IngestMetrics } from "./ingest-metrics.ts";
 import { ingestService } from "./ingest-service.ts";
 import { Ingestor } from "./ingestor.ts";
+import { idempotencyKeyOf, insertMessages, type Accepted, type NewMessage } from "./message-insert.ts";
 import { RateLimiter } from "./rate-limiter.ts";
+import { SourceCache } from "./source-cache.ts";
+import { SubscriberCache } from "./subscriber-cache.ts";
 import { tenantRateLimit } from "./tenant-limits.ts";
 
 export interface IngestDeps {
@@ -29,8 +31,11 @@ export interface IngestDeps {
 export interface IngestCapability {
   routes: PlainRoute[];
   service: ServiceImpl<typeof IngestService>;
-  /** An endpoint changed in this process: forget it at once (other processes: within the TTL). */
-  endpointChanged(endpointId: string): void;
+  /** An endpoint changed in this process: forget it, and its tenant's subscribers, at once
+   * (other processes: within the TTL). */
+  endpointChanged(endpointId: string, tenantId: string): void;
+  /** A source changed in this process: forget it at once. */
+  sourceChanged(sourceId: string): void;
   /** A tenant's rate limit changed in this process: read it again on the next request. */
   rateLimitChanged(tenantId: string): void;
 }
@@ -38,25 +43,32 @@ export interface IngestCapability {
 export function assembleIngest(config: IngestConfig, deps: IngestDeps): IngestCapability {
   const metrics = new IngestMetrics(deps.registry);
   const endpoints = new EndpointCache(deps.pool);
+  const sources = new SourceCache(deps.pool);
+  const subscribers = new SubscriberCache(deps.pool);
   const limiter = new RateLimiter((tenantId) => tenantRateLimit(deps.pool, tenantId, config.rateLimit));
-  const groupCommit = new GroupCommit<NewEvent, Accepted>({
+  const commit = new GroupCommit<NewMessage, Accepted>({
     keyOf: idempotencyKeyOf,
-    sizeOf: (e) => e.payload.length,
+    sizeOf: (m) => m.payload.length,
+    rowsOf: (m) => 1 + m.events.length,
     write: async (batch) => {
       metrics.batchSize.observe(batch.length);
-      const accepted = await insertEvents(deps.pool, batch, config.idempotencyWindowMs);
-      if (accepted.some((a) => !a.duplicate)) deps.jobs.notify();
+      const accepted = await insertMessages(deps.pool, batch, config.idempotencyWindowMs);
+      if (accepted.some((a) => !a.duplicate && a.eventIds.length > 0)) deps.jobs.notify();
       return accepted;
     },
   });
-  const ingestor = new Ingestor(endpoints, limiter, groupCommit, {
+  const ingestor = new Ingestor({ endpoints, sources, subscribers, limiter, commit }, {
     maxPayloadBytes: config.maxPayloadBytes,
     keptHeaders: [...DEFAULT_KEPT_HEADERS, ...config.keptHeaders],
   });
   return {
-    routes: [gatewayRoute(ingestor, metrics, { log: deps.log })],
+    routes: gatewayRoutes(ingestor, metrics, { log: deps.log }),
     service: ingestService(ingestor, metrics),
-    endpointChanged: (id) => endpoints.invalidate(id),
+    endpointChanged: (id, tenantId) => {
+      endpoints.invalidate(id);
+      subscribers.invalidate(tenantId);
+    },
+    sourceChanged: (id) => sources.invalidate(id),
     rateLimitChanged: (id) => limiter.invalidate(id),
   };
 }

@@ -1,13 +1,16 @@
-// POST /ingest/{endpoint_id}: the HTTP gateway for plain webhook senders (Stripe, GitHub, anything
-// that can only POST). Authenticated by the unguessable endpoint id plus the endpoint's source
-// signature scheme. The body is read with the cap enforced while reading and stored byte for byte.
+// The HTTP gateway for plain webhook senders (Stripe, GitHub, anything that can only POST):
+// `POST /ingest/{endpoint_id}` for one endpoint, `POST /ingest/sources/{source_id}` to fan out to
+// the tenant's subscribed endpoints. Authenticated by the unguessable id plus the endpoint's or
+// source's signature scheme. The body is read with the cap enforced while reading and stored byte
+// for byte.
 import type { Logger } from "pino";
 import { drain, readBody, SenderGone } from "../http/body-reader.ts";
-import { decodePathSegment, sendError, sendJson, type PlainRoute } from "../http/plain-route.ts";
+import { decodePathSegment, sendError, sendJson, type PlainRoute, type Req, type Res } from "../http/plain-route.ts";
 import type { RequestContext } from "../http/request-context.ts";
 import { KapselError, toKapselError } from "../errors.ts";
 import type { IngestMetrics } from "./ingest-metrics.ts";
-import type { Ingestor } from "./ingestor.ts";
+import type { IngestTarget, Ingestor } from "./ingestor.ts";
+import type { Accepted } from "./message-insert.ts";
 
 /** Inbound headers kept with every event (and forwarded on delivery): ones that say what the event
  * is, from the common senders. Endpoints and KAPSEL_KEPT_HEADERS add more (the ingestor applies
@@ -18,10 +21,10 @@ export const DEFAULT_KEPT_HEADERS = [
   "x-event-type", "x-event-id", "x-request-id",
 ];
 
-const ID_PATH = /^\/ingest\/([^/]+)\/?$/;
+const ENDPOINT_PATH = /^\/ingest\/([^/]+)\/?$/;
+const SOURCE_PATH = /^\/ingest\/sources\/([^/]+)\/?$/;
 
-
-export function gatewayRoute(ingestor: Ingestor, metrics: IngestMetrics, options: { log: Logger }): PlainRoute {
+export function gatewayRoutes(ingestor: Ingestor, metrics: IngestMetrics, options: { log: Logger }): PlainRoute[] {
   // During an outage thousands of requests a second fail alike: one warning a second says it.
   let lastWarnMs = 0;
   let suppressed = 0;
@@ -35,56 +38,74 @@ export function gatewayRoute(ingestor: Ingestor, metrics: IngestMetrics, options
     lastWarnMs = now;
     suppressed = 0;
   };
-  return {
-    name: "/ingest/{endpoint_id}",
-    quiet: true,
-    match: (method, pathname) => {
-      if (method !== "POST" || !pathname.startsWith("/ingest/")) return undefined;
-      const m = ID_PATH.exec(pathname);
-      return [m ? decodePathSegment(m[1]!) : ""];
-    },
-    async handle(req, res, [rawId], ctx: RequestContext) {
-      const started = performance.now();
-      try {
-        const declared = req.headers["content-length"];
-        const explicitKey = req.headers["idempotency-key"] ?? req.headers["x-idempotency-key"];
-        const [result] = await ingestor.accept({
-          tenantId: undefined,
-          requestId: ctx.requestId,
-          items: [{
-            endpointId: rawId!,
-            body: { declaredBytes: declared === undefined ? undefined : Number(declared), read: (cap) => readBody(req, cap), headers: req.headers },
-            contentType: req.headers["content-type"] ?? "application/octet-stream",
-            idempotencyKey: Array.isArray(explicitKey) ? explicitKey[0] : explicitKey,
-            headers: {},
-          }],
-        });
-        if (result instanceof KapselError) throw result;
-        const accepted = result!;
-        if (accepted.duplicate) {
-          metrics.duplicates.inc({ path: "gateway" });
-          metrics.requests.inc({ path: "gateway", code: "duplicate" });
-          sendJson(res, 200, { event_id: accepted.eventId, duplicate: true });
-        } else {
-          metrics.requests.inc({ path: "gateway", code: "ok" });
-          sendJson(res, 202, { event_id: accepted.eventId });
-        }
-        metrics.latency.observe({ path: "gateway" }, (performance.now() - started) / 1000);
-      } catch (err) {
-        if (err instanceof SenderGone) {
-          metrics.requests.inc({ path: "gateway", code: "aborted" });
-          ctx.code = "aborted";
-          res.destroy();
-          return;
-        }
-        const known = toKapselError(err);
-        if (!known) throw err;
-        if (known.code === "E9001") outageLog(err, ctx.requestId);
-        metrics.requests.inc({ path: "gateway", code: known.code });
-        if (known.code === "E1001" && req.httpVersionMajor === 1) res.setHeader("connection", "close");
-        sendError(res, known, ctx);
-        drain(req, res, ingestor.maxPayloadBytes);
+
+  /** Reads one sender's request into the ingestor and answers it; `answer` shapes the JSON. */
+  const handle = async (req: Req, res: Res, target: IngestTarget, ctx: RequestContext, answer: (a: Accepted) => object) => {
+    const started = performance.now();
+    try {
+      const declared = req.headers["content-length"];
+      const explicitKey = req.headers["idempotency-key"] ?? req.headers["x-idempotency-key"];
+      const [result] = await ingestor.accept({
+        tenantId: undefined,
+        requestId: ctx.requestId,
+        items: [{
+          target,
+          body: { declaredBytes: declared === undefined ? undefined : Number(declared), read: (cap) => readBody(req, cap), headers: req.headers },
+          contentType: req.headers["content-type"] ?? "application/octet-stream",
+          idempotencyKey: Array.isArray(explicitKey) ? explicitKey[0] : explicitKey,
+          headers: {},
+          eventType: "",
+          channels: [],
+        }],
+      });
+      if (result instanceof KapselError) throw result;
+      const accepted = result!;
+      if (accepted.duplicate) {
+        metrics.duplicates.inc({ path: "gateway" });
+        metrics.requests.inc({ path: "gateway", code: "duplicate" });
+        sendJson(res, 200, { ...answer(accepted), duplicate: true });
+      } else {
+        metrics.requests.inc({ path: "gateway", code: "ok" });
+        sendJson(res, 202, answer(accepted));
       }
-    },
+      metrics.latency.observe({ path: "gateway" }, (performance.now() - started) / 1000);
+    } catch (err) {
+      if (err instanceof SenderGone) {
+        metrics.requests.inc({ path: "gateway", code: "aborted" });
+        ctx.code = "aborted";
+        res.destroy();
+        return;
+      }
+      const known = toKapselError(err);
+      if (!known) throw err;
+      if (known.code === "E9001") outageLog(err, ctx.requestId);
+      metrics.requests.inc({ path: "gateway", code: known.code });
+      if (known.code === "E1001" && req.httpVersionMajor === 1) res.setHeader("connection", "close");
+      sendError(res, known, ctx);
+      drain(req, res, ingestor.maxPayloadBytes);
+    }
   };
+
+  return [
+    {
+      name: "/ingest/sources/{source_id}",
+      quiet: true,
+      match: (method, pathname) => {
+        if (method !== "POST") return undefined;
+        const m = SOURCE_PATH.exec(pathname);
+        return m ? [decodePathSegment(m[1]!)] : undefined;
+      },
+      handle: (req, res, [sourceId], ctx) => handle(req, res, { sourceId: sourceId! }, ctx, (a) => ({ message_id: a.messageId, event_ids: a.eventIds })),
+    },
+    {
+      name: "/ingest/{endpoint_id}",
+      quiet: true,
+      match: (method, pathname) => {
+        if (method !== "POST" || !pathname.startsWith("/ingest/")) return undefined;
+        const m = ENDPOINT_PATH.exec(pathname);
+        return [m ? decodePathSegment(m[1]!) : ""];
+      },
+      handle: (req, res, [endpointId], ctx) => handle(req, res, { endpointId: endpointId! }, ctx, (a) => ({ event_id: a.eventIds[0], message_id: a.messageId })),
+    },
+  ];
 }

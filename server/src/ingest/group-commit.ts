@@ -17,6 +17,8 @@ export interface GroupCommitOptions<T, R> {
   keyOf: (item: T) => string | undefined;
   /** An item's size in bytes, for maxBytes. */
   sizeOf: (item: T) => number;
+  /** How many rows an item writes, for maxRows (default 1). */
+  rowsOf?: (item: T) => number;
   maxRows?: number;
   maxBytes?: number;
   /** Writes in flight at once (default 2). */
@@ -34,6 +36,7 @@ export class GroupCommit<T, R> {
   readonly #write: (batch: T[]) => Promise<R[]>;
   readonly #keyOf: (item: T) => string | undefined;
   readonly #sizeOf: (item: T) => number;
+  readonly #rowsOf: (item: T) => number;
   readonly #maxRows: number;
   readonly #maxBytes: number;
   readonly #writers: number;
@@ -46,6 +49,7 @@ export class GroupCommit<T, R> {
     this.#write = options.write;
     this.#keyOf = options.keyOf;
     this.#sizeOf = options.sizeOf;
+    this.#rowsOf = options.rowsOf ?? (() => 1);
     this.#maxRows = options.maxRows ?? 1000;
     this.#maxBytes = options.maxBytes ?? 16 * 1024 * 1024;
     this.#writers = options.writers ?? 2;
@@ -77,22 +81,27 @@ export class GroupCommit<T, R> {
     return started;
   }
 
-  /** The next batch in queue order, up to maxRows and maxBytes, leaving queued every item whose
+  /** The next batch in queue order, up to maxRows rows and maxBytes (always at least one item),
+   * leaving queued every item whose
    * key is in flight (and, behind it, every later one with that key). */
   #take(): Waiting<T, R>[] {
     const queue = this.#queue;
     const batch: Waiting<T, R>[] = [];
     let held: Waiting<T, R>[] | undefined;
     let bytes = 0;
+    let rows = 0;
     let i = 0;
-    for (; i < queue.length && batch.length < this.#maxRows; i++) {
+    for (; i < queue.length && rows < this.#maxRows; i++) {
       const w = queue[i]!;
       if (w.key !== undefined && this.#busyKeys.has(w.key)) {
         (held ??= []).push(w);
         continue;
       }
-      if (batch.length > 0 && bytes + this.#sizeOf(w.item) > this.#maxBytes) break;
-      bytes += this.#sizeOf(w.item);
+      const size = this.#sizeOf(w.item);
+      const itemRows = this.#rowsOf(w.item);
+      if (batch.length > 0 && (bytes + size > this.#maxBytes || rows + itemRows > this.#maxRows)) break;
+      bytes += size;
+      rows += itemRows;
       batch.push(w);
     }
     this.#queue = held ? held.concat(queue.slice(i)) : queue.slice(i);

@@ -11,17 +11,26 @@ import {
 import { requestContextKey } from "../http/request-context.ts";
 import type { IngestMetrics } from "./ingest-metrics.ts";
 import type { IngestItem, Ingestor } from "./ingestor.ts";
+import type { Accepted } from "./message-insert.ts";
 
 export const MAX_BATCH = 1000;
 
 function itemOf(req: IngestRequest): IngestItem {
   return {
-    endpointId: req.endpointId,
+    // No endpoint: the message fans out by its type within the caller's tenant.
+    target: req.endpointId === "" ? { fanOut: true } : { endpointId: req.endpointId },
     body: Buffer.from(req.payload.buffer, req.payload.byteOffset, req.payload.byteLength),
     contentType: req.contentType,
     idempotencyKey: req.idempotencyKey === "" ? undefined : req.idempotencyKey,
     headers: req.headers,
+    eventType: req.eventType,
+    channels: req.channels,
   };
+}
+
+/** The answer's ids: endpoint-targeted ingest also names its one event in event_id. */
+function idsOf(req: IngestRequest, a: Accepted) {
+  return { eventId: req.endpointId === "" ? "" : a.eventIds[0] ?? "", messageId: a.messageId, eventIds: a.eventIds };
 }
 
 export function ingestService(ingestor: Ingestor, metrics: IngestMetrics): ServiceImpl<typeof IngestService> {
@@ -48,16 +57,16 @@ export function ingestService(ingestor: Ingestor, metrics: IngestMetrics): Servi
       if (result instanceof KapselError) throw result;
       metrics.requests.inc({ path: "ingest", code: result!.duplicate ? "duplicate" : "ok" });
       if (result!.duplicate) metrics.duplicates.inc({ path: "ingest" });
-      return { eventId: result!.eventId, duplicate: result!.duplicate };
+      return { ...idsOf(req, result!), duplicate: result!.duplicate };
     }),
 
     ingestBatch: (req: IngestBatchRequest, ctx: HandlerContext) => observe("ingest_batch", async () => {
       const call = callOf(ctx, req.events.map(itemOf));
       if (req.events.length > MAX_BATCH) throw new KapselError("E1006", `a batch holds at most ${MAX_BATCH} events`);
-      const results = (await ingestor.accept(call)).map((r) => {
+      const results = (await ingestor.accept(call)).map((r, i) => {
         if (r instanceof KapselError) return create(IngestBatchResultSchema, { status: IngestResultStatus.ERROR, errorCode: r.code, errorMessage: r.message });
         if (r.duplicate) metrics.duplicates.inc({ path: "ingest_batch" });
-        return create(IngestBatchResultSchema, { status: r.duplicate ? IngestResultStatus.DUPLICATE : IngestResultStatus.ACCEPTED, eventId: r.eventId });
+        return create(IngestBatchResultSchema, { status: r.duplicate ? IngestResultStatus.DUPLICATE : IngestResultStatus.ACCEPTED, ...idsOf(req.events[i]!, r) });
       });
       metrics.requests.inc({ path: "ingest_batch", code: "ok" });
       return { results };

@@ -1,10 +1,13 @@
-// The one way in for events, shared by the HTTP gateway and the RPCs: accept() owns the order of
+// The one way in for messages, shared by the HTTP gateway and the RPCs: accept() owns the order of
 // the steps, and the protocol handlers only translate to and from it.
 //
-//   resolve each endpoint (E1006 malformed id, E1003 unknown or another tenant's, E1007 disabled)
+//   resolve each target: an endpoint (E1006 malformed id, E1003 unknown or another tenant's,
+//   E1007 disabled), a source (E1006, E2005), or fan-out within the caller's tenant
 //   → a sender's declared size (E1001) → the tenant's rate (E1005, for the whole call)
-//   → a sender's body, read under the cap (E1001) → its source signature (E1002)
-//   → each item's fields (E1001, E1006) → group commit → answered once durable.
+//   → a sender's body, read under the cap (E1001) → its signature (E1002)
+//   → each item's fields and event type (E1001, E1006) → its events: the one endpoint, or every
+//   enabled endpoint of the tenant subscribed to the type and channels
+//   → group commit → answered once durable.
 //
 // Item errors answer that item only (a batch goes on); call errors (rate limit, database outage)
 // are thrown. Nothing is acknowledged before it is durable.
@@ -14,39 +17,49 @@ import { BodyTooLarge } from "../http/body-reader.ts";
 import { isHeaderName, isReservedHeader } from "../http/header-names.ts";
 import { isUuid, uuidv7 } from "../uuid.ts";
 import type { EndpointCache, IngestEndpoint } from "./endpoint-cache.ts";
-import type { Accepted, NewEvent } from "./event-insert.ts";
+import { eventTypeFrom, wellKnownEventType } from "./event-type-origin.ts";
 import type { GroupCommit } from "./group-commit.ts";
+import { TENANT_SCOPE, type Accepted, type NewMessage } from "./message-insert.ts";
 import type { RateLimiter } from "./rate-limiter.ts";
-import { senderDeliveryId, verifySource } from "./source-verification.ts";
+import type { IngestSource, SourceCache } from "./source-cache.ts";
+import { senderDeliveryId, verifySource, type SourceConfig } from "./source-verification.ts";
+import type { SubscriberCache } from "./subscriber-cache.ts";
+import { checkEventType, checkMessageChannels } from "./subscriptions.ts";
 
-/** A webhook sender's request body, read only once the endpoint is known and the rate allows. */
+/** A webhook sender's request body, read only once the target is known and the rate allows. */
 export interface InboundBody {
   /** Content-Length as the sender declared it, if any. */
   declaredBytes: number | undefined;
   /** Reads the body, rejecting with BodyTooLarge past `cap` bytes. */
   read(cap: number): Promise<Buffer>;
-  /** The request headers: the source signature, the sender's delivery id and kept headers. */
+  /** The request headers: the signature, the sender's delivery id, its event type, kept headers. */
   headers: IncomingHttpHeaders;
 }
 
-function isInbound(body: Buffer | InboundBody): body is InboundBody {
-  return !Buffer.isBuffer(body);
-}
+/** Where a message goes: one endpoint (its id exactly as the caller gave it), the caller's
+ * subscribed endpoints, or a source's tenant's subscribed endpoints (a sender's request only). */
+export type IngestTarget =
+  | { endpointId: string }
+  | { fanOut: true }
+  | { sourceId: string };
 
 export interface IngestItem {
-  /** The endpoint id exactly as the caller gave it. */
-  endpointId: string;
+  target: IngestTarget;
   /** The payload (RPCs), or a sender's request to read it from (gateway). */
   body: Buffer | InboundBody;
   contentType: string;
   idempotencyKey: string | undefined;
   /** Headers the caller asks to forward (RPCs); a sender's are taken from its request. */
   headers: Record<string, string>;
+  /** The caller's event type (RPCs); a sender's is found in its request. */
+  eventType: string;
+  /** The caller's channels (RPCs); a source's are its own. */
+  channels: readonly string[];
 }
 
 export interface IngestCall {
   /** The API key's tenant; its endpoints only. Undefined for a webhook sender, whom the endpoint
-   * id and its source signature authenticate. */
+   * or source id and its signature authenticate. */
   tenantId: string | undefined;
   requestId: string;
   items: readonly IngestItem[];
@@ -54,10 +67,25 @@ export interface IngestCall {
 
 export type ItemResult = Accepted | KapselError;
 
+export interface IngestorDeps {
+  endpoints: EndpointCache;
+  sources: SourceCache;
+  subscribers: SubscriberCache;
+  limiter: RateLimiter;
+  commit: GroupCommit<NewMessage, Accepted>;
+}
+
 export interface IngestorOptions {
   maxPayloadBytes: number;
   /** Header names kept from every sender (besides each endpoint's own list). */
   keptHeaders: readonly string[];
+}
+
+/** A target once resolved: whose it is, how its sender proves itself, and how its events are made. */
+interface Resolved {
+  tenantId: string;
+  endpoint?: IngestEndpoint;
+  source?: IngestSource;
 }
 
 const KEY = /^[\x20-\x7e]{1,255}$/;
@@ -65,17 +93,17 @@ export const MAX_HEADER_BYTES = 16 * 1024;
 /** Never kept from a sender, whatever the lists say: they were for us. */
 const NEVER_KEPT = new Set(["authorization", "cookie"]);
 
+function isInbound(body: Buffer | InboundBody): body is InboundBody {
+  return !Buffer.isBuffer(body);
+}
+
 export class Ingestor {
-  readonly #endpoints: EndpointCache;
-  readonly #limiter: RateLimiter;
-  readonly #commit: GroupCommit<NewEvent, Accepted>;
+  readonly #deps: IngestorDeps;
   readonly #keptHeaders: readonly string[];
   readonly maxPayloadBytes: number;
 
-  constructor(endpoints: EndpointCache, limiter: RateLimiter, commit: GroupCommit<NewEvent, Accepted>, options: IngestorOptions) {
-    this.#endpoints = endpoints;
-    this.#limiter = limiter;
-    this.#commit = commit;
+  constructor(deps: IngestorDeps, options: IngestorOptions) {
+    this.#deps = deps;
     this.#keptHeaders = options.keptHeaders;
     this.maxPayloadBytes = options.maxPayloadBytes;
   }
@@ -91,113 +119,158 @@ export class Ingestor {
       results[i] = known;
     };
 
-    const endpoints = await Promise.all(call.items.map(async (item, i) => {
+    const targets = await Promise.all(call.items.map(async (item, i) => {
       try {
-        const endpoint = await this.#endpoint(item.endpointId, call.tenantId);
+        const resolved = await this.#resolve(item.target, call.tenantId);
         const declared = isInbound(item.body) ? item.body.declaredBytes : undefined;
         if (declared !== undefined && declared > this.maxPayloadBytes) {
           throw new KapselError("E1001", `payload is ${declared} bytes; the limit is ${this.maxPayloadBytes}`);
         }
-        return endpoint;
+        return resolved;
       } catch (err) {
         itemError(i, err);
         return undefined;
       }
     }));
-    const tenantId = call.tenantId ?? endpoints.find((e) => e !== undefined)?.tenantId;
+    const tenantId = call.tenantId ?? targets.find((t) => t !== undefined)?.tenantId;
     if (tenantId === undefined) return results as ItemResult[];
     // A batch takes one token per item, valid or not: a caller cannot send unlimited bad items.
     await this.#rateLimit(tenantId, call.items.length);
 
-    const prepared: (NewEvent | undefined)[] = [];
+    const prepared: (NewMessage | undefined)[] = [];
     for (const [i, item] of call.items.entries()) {
-      const endpoint = endpoints[i];
-      if (!endpoint) {
-        prepared.push(undefined);
-        continue;
-      }
+      const target = targets[i];
       try {
-        prepared.push(isInbound(item.body)
-          ? await this.#prepareInbound(endpoint, item, item.body, call.requestId)
-          : this.#prepare(endpoint, item, item.body, item.headers, item.idempotencyKey, call.requestId));
+        prepared.push(target ? await this.#prepare(target, item, call.requestId) : undefined);
       } catch (err) {
         itemError(i, err);
         prepared.push(undefined);
       }
     }
 
-    const events = prepared.filter((e): e is NewEvent => e !== undefined);
-    const accepted = await Promise.all(this.#commit.submit(events));
+    const messages = prepared.filter((m): m is NewMessage => m !== undefined);
+    const accepted = await Promise.all(this.#deps.commit.submit(messages));
     let next = 0;
-    for (const [i, e] of prepared.entries()) if (e) results[i] = accepted[next++];
+    for (const [i, m] of prepared.entries()) if (m) results[i] = accepted[next++];
     return results as ItemResult[];
   }
 
-  async #endpoint(rawId: string, tenantId: string | undefined): Promise<IngestEndpoint> {
-    if (!isUuid(rawId)) throw new KapselError("E1006", "endpoint_id must be a UUID");
-    const endpoint = await this.#endpoints.get(rawId.toLowerCase());
-    if (!endpoint || (tenantId !== undefined && endpoint.tenantId !== tenantId)) throw new KapselError("E1003");
-    if (!endpoint.enabled) throw new KapselError("E1007");
-    return endpoint;
+  async #resolve(target: IngestTarget, tenantId: string | undefined): Promise<Resolved> {
+    if ("endpointId" in target) {
+      if (!isUuid(target.endpointId)) throw new KapselError("E1006", "endpoint_id must be a UUID");
+      const endpoint = await this.#deps.endpoints.get(target.endpointId.toLowerCase());
+      if (!endpoint || (tenantId !== undefined && endpoint.tenantId !== tenantId)) throw new KapselError("E1003");
+      if (!endpoint.enabled) throw new KapselError("E1007");
+      return { tenantId: endpoint.tenantId, endpoint };
+    }
+    if ("sourceId" in target) {
+      if (!isUuid(target.sourceId)) throw new KapselError("E1006", "source_id must be a UUID");
+      const source = await this.#deps.sources.get(target.sourceId.toLowerCase());
+      if (!source || (tenantId !== undefined && source.tenantId !== tenantId)) throw new KapselError("E2005");
+      return { tenantId: source.tenantId, source };
+    }
+    if (tenantId === undefined) throw new KapselError("E1006", "fan-out needs an authenticated tenant");
+    return { tenantId };
   }
 
   async #rateLimit(tenantId: string, n: number): Promise<void> {
-    const waitMs = await this.#limiter.take(tenantId, Math.max(1, n));
+    const waitMs = await this.#deps.limiter.take(tenantId, Math.max(1, n));
     if (waitMs > 0) throw new KapselError("E1005", `rate limit exceeded; retry in ${Math.ceil(waitMs / 1000)} s`, { retryAfterMs: waitMs });
   }
 
-  /** A sender's request: read under the cap, verified by the endpoint's scheme; its idempotency
-   * key is the explicit header or, failing that, the sender's own delivery id (so its retries of
-   * one delivery are stored once); headers that say what the event is are kept. */
-  async #prepareInbound(endpoint: IngestEndpoint, item: IngestItem, inbound: InboundBody, requestId: string): Promise<NewEvent> {
-    let body: Buffer;
+  async #prepare(target: Resolved, item: IngestItem, requestId: string): Promise<NewMessage> {
+    const { endpoint, source } = target;
+    let payload: Buffer;
+    let headers = item.headers;
+    let idempotencyKey = item.idempotencyKey;
+    let eventType = item.eventType;
+    let channels = item.channels;
+    if (isInbound(item.body)) {
+      // A sender's request: read under the cap and verified by the endpoint's or source's scheme.
+      // Its idempotency key is the explicit header or else its own delivery id (so its retries of
+      // one delivery are stored once); headers that say what the event is are kept.
+      const inbound = item.body;
+      payload = await this.#read(inbound);
+      const verification: SourceConfig = source?.verification ?? endpoint!.source;
+      const failure = verifySource(verification, inbound.headers, payload);
+      if (failure !== undefined) throw new KapselError("E1002", failure);
+      idempotencyKey ??= senderDeliveryId(verification.scheme, inbound.headers);
+      headers = this.#keptFrom(inbound.headers, endpoint?.keptHeaders ?? []);
+      eventType = source ? eventTypeFrom(source.eventType, inbound.headers, payload) : wellKnownEventType(inbound.headers, payload);
+      channels = source?.channels ?? [];
+    } else {
+      payload = item.body;
+      if (eventType !== "") checkEventType(eventType);
+      else if (!endpoint) throw new KapselError("E1006", "event_type is required when no endpoint_id is given");
+      channels = checkMessageChannels(channels);
+    }
+
+    const id = uuidv7();
+    const endpointIds = endpoint ? [endpoint.id] : await this.#deps.subscribers.matching(target.tenantId, eventType, channels);
+    return {
+      id,
+      tenantId: target.tenantId,
+      scopeId: endpoint?.id ?? source?.id ?? TENANT_SCOPE,
+      eventType,
+      channels: [...channels],
+      payload: this.#checkPayload(payload),
+      contentType: this.#checkContentType(item.contentType),
+      headers: this.#checkHeaders(headers),
+      idempotencyKey: this.#checkKey(idempotencyKey),
+      sourceId: source?.id,
+      requestId,
+      events: endpointIds.map((endpointId) => ({ id: uuidv7(), endpointId })),
+    };
+  }
+
+  async #read(inbound: InboundBody): Promise<Buffer> {
     try {
-      body = await inbound.read(this.maxPayloadBytes);
+      return await inbound.read(this.maxPayloadBytes);
     } catch (err) {
       if (err instanceof BodyTooLarge) throw new KapselError("E1001", `payload exceeds the limit of ${this.maxPayloadBytes} bytes`);
       throw err;
     }
-    const failure = verifySource(endpoint.source, inbound.headers, body);
-    if (failure !== undefined) throw new KapselError("E1002", failure);
-    const key = item.idempotencyKey ?? senderDeliveryId(endpoint.source.scheme, inbound.headers);
-    const headers: Record<string, string> = {};
-    for (const name of [...this.#keptHeaders, ...endpoint.keptHeaders]) {
-      const v = inbound.headers[name];
-      if (v !== undefined && !isReservedHeader(name) && !NEVER_KEPT.has(name)) headers[name] = Array.isArray(v) ? v.join(", ") : v;
-    }
-    return this.#prepare(endpoint, item, body, headers, key, requestId);
   }
 
-  /** Checks one event's fields (E1001, E1006) and gives it an id. */
-  #prepare(endpoint: IngestEndpoint, item: IngestItem, payload: Buffer, rawHeaders: Record<string, string>, idempotencyKey: string | undefined, requestId: string): NewEvent {
+  #keptFrom(headers: IncomingHttpHeaders, endpointKept: readonly string[]): Record<string, string> {
+    const kept: Record<string, string> = {};
+    for (const name of [...this.#keptHeaders, ...endpointKept]) {
+      const v = headers[name];
+      if (v !== undefined && !isReservedHeader(name) && !NEVER_KEPT.has(name)) kept[name] = Array.isArray(v) ? v.join(", ") : v;
+    }
+    return kept;
+  }
+
+  #checkPayload(payload: Buffer): Buffer {
     if (payload.length > this.maxPayloadBytes) {
       throw new KapselError("E1001", `payload is ${payload.length} bytes; the limit is ${this.maxPayloadBytes}`);
     }
-    if (idempotencyKey !== undefined && !KEY.test(idempotencyKey)) {
-      throw new KapselError("E1006", "idempotency key must be 1 to 255 printable ASCII characters");
-    }
+    return payload;
+  }
+
+  #checkKey(key: string | undefined): string | undefined {
+    if (key !== undefined && !KEY.test(key)) throw new KapselError("E1006", "idempotency key must be 1 to 255 printable ASCII characters");
+    return key;
+  }
+
+  #checkContentType(contentType: string): string {
     // A NUL would fail the whole group-commit statement (Postgres text cannot hold it), sinking
     // the other requests in the batch; refuse it here like CR/LF.
-    if (item.contentType.length > 255 || /[\r\n\0]/.test(item.contentType)) throw new KapselError("E1006", "content type is not valid");
-    let headerBytes = 0;
+    if (contentType.length > 255 || /[\r\n\0]/.test(contentType)) throw new KapselError("E1006", "content type is not valid");
+    return contentType || "application/json";
+  }
+
+  #checkHeaders(raw: Record<string, string>): Record<string, string> {
+    let bytes = 0;
     const headers: Record<string, string> = {};
-    for (const [rawName, value] of Object.entries(rawHeaders)) {
+    for (const [rawName, value] of Object.entries(raw)) {
       const name = rawName.toLowerCase();
       if (!isHeaderName(name) || isReservedHeader(name)) throw new KapselError("E1006", `header ${JSON.stringify(rawName)} may not be set`);
       if (/[\r\n\0]/.test(value)) throw new KapselError("E1006", `header ${name} has a control character`);
-      headerBytes += name.length + value.length;
+      bytes += name.length + value.length;
       headers[name] = value;
     }
-    if (headerBytes > MAX_HEADER_BYTES) throw new KapselError("E1006", `headers exceed ${MAX_HEADER_BYTES} bytes`);
-    return {
-      id: uuidv7(),
-      tenantId: endpoint.tenantId,
-      endpointId: endpoint.id,
-      payload,
-      contentType: item.contentType || "application/json",
-      headers,
-      idempotencyKey,
-      requestId,
-    };
+    if (bytes > MAX_HEADER_BYTES) throw new KapselError("E1006", `headers exceed ${MAX_HEADER_BYTES} bytes`);
+    return headers;
   }
 }

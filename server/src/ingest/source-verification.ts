@@ -8,6 +8,8 @@ export type SourceSchemeName = "none" | "hmac_sha256" | "github" | "stripe" | "s
 export interface SourceConfig {
   scheme: SourceSchemeName;
   secret: string;
+  /** The secret before a rotation, while it still verifies (sources keep it for 24 hours). */
+  previousSecret?: string | undefined;
   /** Header holding the hex signature for the generic scheme (lower case). */
   header: string;
   toleranceSeconds: number;
@@ -42,8 +44,15 @@ function withinTolerance(timestamp: string, toleranceSeconds: number, nowMs: num
   return Math.abs(nowMs / 1000 - Number(timestamp)) <= toleranceSeconds;
 }
 
-/** Returns undefined when the request verifies, else the reason. */
+/** Returns undefined when the request verifies (with the secret, or the previous one while it
+ * still counts), else the reason. */
 export function verifySource(config: SourceConfig, headers: Headers, body: Buffer, nowMs = Date.now()): SourceFailure | undefined {
+  const failure = verifyWith(config, config.secret, headers, body, nowMs);
+  if (failure === undefined || config.previousSecret === undefined) return failure;
+  return verifyWith(config, config.previousSecret, headers, body, nowMs) === undefined ? undefined : failure;
+}
+
+function verifyWith(config: SourceConfig, secret: string, headers: Headers, body: Buffer, nowMs: number): SourceFailure | undefined {
   switch (config.scheme) {
     case "none":
       return undefined;
@@ -51,13 +60,13 @@ export function verifySource(config: SourceConfig, headers: Headers, body: Buffe
       const sig = header(headers, config.header);
       if (!sig) return `missing ${config.header} header`;
       const hex = sig.startsWith("sha256=") ? sig.slice(7) : sig;
-      return equalsEncoded(hex.trim(), hmac(config.secret, body), "hex") ? undefined : `${config.header} does not match the body`;
+      return equalsEncoded(hex.trim(), hmac(secret, body), "hex") ? undefined : `${config.header} does not match the body`;
     }
     case "github": {
       const sig = header(headers, "x-hub-signature-256");
       if (!sig) return "missing X-Hub-Signature-256 header";
       if (!sig.startsWith("sha256=")) return "X-Hub-Signature-256 must start with sha256=";
-      return equalsEncoded(sig.slice(7), hmac(config.secret, body), "hex") ? undefined : "X-Hub-Signature-256 does not match the body";
+      return equalsEncoded(sig.slice(7), hmac(secret, body), "hex") ? undefined : "X-Hub-Signature-256 does not match the body";
     }
     case "stripe": {
       const sig = header(headers, "stripe-signature");
@@ -73,7 +82,7 @@ export function verifySource(config: SourceConfig, headers: Headers, body: Buffe
       }
       if (t === undefined || v1.length === 0) return "Stripe-Signature needs t= and v1=";
       if (!withinTolerance(t, config.toleranceSeconds, nowMs)) return "Stripe-Signature timestamp outside the tolerance";
-      const expected = hmac(config.secret, t, ".", body);
+      const expected = hmac(secret, t, ".", body);
       // Check every v1 so timing does not reveal which one matched.
       let ok = false;
       for (const s of v1) ok = equalsEncoded(s, expected, "hex") || ok;
@@ -85,7 +94,7 @@ export function verifySource(config: SourceConfig, headers: Headers, body: Buffe
       const sig = header(headers, "webhook-signature");
       if (!id || !ts || !sig) return "missing webhook-id, webhook-timestamp or webhook-signature header";
       if (!withinTolerance(ts, config.toleranceSeconds, nowMs)) return "webhook-timestamp outside the tolerance";
-      const key = Buffer.from(config.secret.startsWith("whsec_") ? config.secret.slice(6) : config.secret, "base64");
+      const key = Buffer.from(secret.startsWith("whsec_") ? secret.slice(6) : secret, "base64");
       const expected = hmac(key, id, ".", ts, ".", body);
       let ok = false;
       for (const entry of sig.split(" ")) {

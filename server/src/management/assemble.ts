@@ -1,6 +1,6 @@
 // The management capability, assembled: tenants and keys, endpoints, events, as one complete
 // ManagementService (the compiler refuses an RPC without a handler).
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import type { ManagementService } from "@kapsel/contracts/management";
 import type { ApiKeyStore } from "../auth/api-keys.ts";
 import type { NotifyChannel } from "../db/notify-channel.ts";
@@ -12,6 +12,8 @@ import { EndpointStats } from "./endpoint-stats.ts";
 import { Endpoints } from "./endpoints.ts";
 import { Events } from "./events.ts";
 import { EventWatch } from "./watch-events.ts";
+import { Messages } from "./messages.ts";
+import { Sources } from "./sources.ts";
 import { Tenants, type RateLimitDefaults } from "./tenants.ts";
 
 export interface ManagementDeps {
@@ -23,15 +25,12 @@ export interface ManagementDeps {
   destinations: DestinationPolicy;
   defaultTimeoutMs: number;
   rateLimitDefaults: RateLimitDefaults;
-  /** Lets ingest forget a changed endpoint at once. */
-  onEndpointChanged: (endpointId: string) => void;
+  /** Lets ingest forget a changed endpoint (and its tenant's subscribers) at once. */
+  onEndpointChanged: (endpointId: string, tenantId: string) => void;
+  /** Lets ingest forget a changed source at once. */
+  onSourceChanged: (sourceId: string) => void;
   /** Lets ingest read a tenant's new rate limit at once. */
   onRateLimitChanged: (tenantId: string) => void;
-}
-
-/** For RPCs in the contract whose handlers have not landed yet. */
-function notYet(): never {
-  throw new ConnectError("not available in this version of the server", Code.Unimplemented);
 }
 
 export function assembleManagement(deps: ManagementDeps): ServiceImpl<typeof ManagementService> {
@@ -40,6 +39,8 @@ export function assembleManagement(deps: ManagementDeps): ServiceImpl<typeof Man
   const events = new Events(deps.pool, deps.queue, deps.changes, deps.jobs);
   const stats = new EndpointStats(deps.pool);
   const watch = new EventWatch(deps.pool);
+  const messages = new Messages(deps.pool);
+  const sources = new Sources(deps.pool, deps.onSourceChanged);
   return {
     createTenant: tenants.createTenant,
     getTenant: tenants.getTenant,
@@ -62,13 +63,13 @@ export function assembleManagement(deps: ManagementDeps): ServiceImpl<typeof Man
     getEndpointHealth: events.getEndpointHealth,
     getEndpointStats: stats.getEndpointStats,
     watchEvents: watch.watchEvents.bind(watch),
-    listMessages: notYet,
-    getMessage: notYet,
-    createSource: notYet,
-    getSource: notYet,
-    listSources: notYet,
-    updateSource: notYet,
-    deleteSource: notYet,
-    rotateSourceSecret: notYet,
+    listMessages: messages.listMessages,
+    getMessage: messages.getMessage,
+    createSource: sources.createSource,
+    getSource: sources.getSource,
+    listSources: sources.listSources,
+    updateSource: sources.updateSource,
+    deleteSource: sources.deleteSource,
+    rotateSourceSecret: sources.rotateSourceSecret,
   };
 }

@@ -12,28 +12,19 @@ import { cancelForEndpoint } from "../delivery/job-queue.ts";
 import { KapselError } from "../errors.ts";
 import { isHeaderName } from "../http/header-names.ts";
 import {
-  EndpointSchema, SourceScheme,
+  EndpointSchema,
   type CreateEndpointRequest, type DeleteEndpointRequest, type Endpoint, type GetEndpointRequest,
   type ListEndpointsRequest, type RotateEndpointSecretRequest, type UpdateEndpointRequest,
 } from "@kapsel/contracts/management";
+import { emitOperationalEvents } from "../ingest/operational-events.ts";
 import type { SourceSchemeName } from "../ingest/source-verification.ts";
+import { checkEventType, checkSubscription, takesTypeSql } from "../ingest/subscriptions.ts";
 import { requireUuid } from "../uuid.ts";
 import { decodeCursor, pageSize, paginate } from "./pagination.ts";
+import { checkSource, checkTolerance, schemeName, SCHEME_ENUMS } from "./source-schemes.ts";
 
 /** How long the previous outbound secret keeps signing after a rotation. */
 export const SECRET_OVERLAP_MS = 24 * 3600 * 1000;
-
-const SCHEME_NAMES: Record<SourceScheme, SourceSchemeName> = {
-  [SourceScheme.UNSPECIFIED]: "none",
-  [SourceScheme.NONE]: "none",
-  [SourceScheme.HMAC_SHA256]: "hmac_sha256",
-  [SourceScheme.GITHUB]: "github",
-  [SourceScheme.STRIPE]: "stripe",
-  [SourceScheme.STANDARD_WEBHOOKS]: "standard_webhooks",
-};
-const SCHEME_ENUMS = Object.fromEntries(
-  Object.entries(SCHEME_NAMES).filter(([k]) => Number(k) !== SourceScheme.UNSPECIFIED).map(([k, v]) => [v, Number(k)]),
-) as Record<SourceSchemeName, SourceScheme>;
 
 export const endpointRow = z.object({
   id: z.string(),
@@ -48,6 +39,8 @@ export const endpointRow = z.object({
   source_header: z.string(),
   source_tolerance_seconds: z.number(),
   kept_headers: z.array(z.string()),
+  event_types: z.array(z.string()),
+  channels: z.array(z.string()),
   max_attempts: z.number(),
   timeout_ms: z.number(),
   secret_rotated_at: z.date(),
@@ -57,7 +50,7 @@ export const endpointRow = z.object({
 export type EndpointRow = z.infer<typeof endpointRow>;
 
 const COLUMNS = sql.fragment`id, seq, tenant_id, url, description, enabled, disabled_reason, allow_http, source_scheme,
-  source_header, source_tolerance_seconds, kept_headers, max_attempts, timeout_ms, secret_rotated_at, created_at, updated_at`;
+  source_header, source_tolerance_seconds, kept_headers, event_types, channels, max_attempts, timeout_ms, secret_rotated_at, created_at, updated_at`;
 
 export function generateSigningSecret(): string {
   return `whsec_${randomBytes(24).toString("base64")}`;
@@ -75,6 +68,8 @@ export function endpointToProto(row: EndpointRow): Endpoint {
     sourceHeader: row.source_header,
     sourceToleranceSeconds: row.source_tolerance_seconds,
     keptHeaders: row.kept_headers,
+    eventTypes: row.event_types,
+    channels: row.channels,
     maxAttempts: row.max_attempts,
     timeoutMs: row.timeout_ms,
     createdAt: timestampFromDate(row.created_at),
@@ -89,17 +84,15 @@ function checkHeaders(names: readonly string[]): string[] {
   return lower;
 }
 
+function checkDescription(description: string | undefined): void {
+  if (description !== undefined && (description.length > 1000 || description.includes("\0"))) {
+    throw new KapselError("E1006", "description must be at most 1000 characters, without NUL");
+  }
+}
+
 function checkLimits(maxAttempts: number | undefined, timeoutMs: number | undefined): void {
   if (maxAttempts !== undefined && maxAttempts !== 0 && (maxAttempts < 1 || maxAttempts > 50)) throw new KapselError("E1006", "max_attempts must be 1 to 50");
   if (timeoutMs !== undefined && timeoutMs !== 0 && (timeoutMs < 100 || timeoutMs > 120_000)) throw new KapselError("E1006", "timeout_ms must be 100 to 120000");
-}
-
-function checkSource(scheme: SourceSchemeName, secret: string, header: string): void {
-  if (scheme !== "none" && secret === "") throw new KapselError("E1006", `source_scheme ${scheme} needs a source_secret`);
-  if (scheme === "standard_webhooks" && !/^(whsec_)?[A-Za-z0-9+/]+=*$/.test(secret)) {
-    throw new KapselError("E1006", "a Standard Webhooks source_secret is whsec_ followed by base64");
-  }
-  if (!isHeaderName(header)) throw new KapselError("E1006", "source_header is not a valid header name");
 }
 
 /** Disables endpoints on Kapsel's own account (410 Gone), in the caller's transaction. */
@@ -113,10 +106,10 @@ export class Endpoints {
   readonly #pool: DatabasePool;
   readonly #policy: DestinationPolicy;
   readonly #defaultTimeoutMs: number;
-  readonly #onChanged: (endpointId: string) => void;
+  readonly #onChanged: (endpointId: string, tenantId: string) => void;
 
   /** `onChanged` lets caches drop an endpoint at once after a change. */
-  constructor(pool: DatabasePool, policy: DestinationPolicy, defaultTimeoutMs: number, onChanged: (endpointId: string) => void = () => {}) {
+  constructor(pool: DatabasePool, policy: DestinationPolicy, defaultTimeoutMs: number, onChanged: (endpointId: string, tenantId: string) => void = () => {}) {
     this.#pool = pool;
     this.#policy = policy;
     this.#defaultTimeoutMs = defaultTimeoutMs;
@@ -135,19 +128,24 @@ export class Endpoints {
   createEndpoint = async (req: CreateEndpointRequest, ctx: HandlerContext) => {
     const tenantId = tenantOf(ctx);
     const url = await validateDestination(req.url, { allowHttp: req.allowHttp, policy: this.#policy });
-    const scheme = SCHEME_NAMES[req.sourceScheme] ?? "none";
+    const scheme = schemeName(req.sourceScheme);
     const header = (req.sourceHeader || "x-signature").toLowerCase();
     checkSource(scheme, req.sourceSecret, header);
+    checkTolerance(req.sourceToleranceSeconds);
     checkLimits(req.maxAttempts, req.timeoutMs);
+    checkDescription(req.description);
+    const subscription = checkSubscription(req.eventTypes, req.channels);
     const secret = generateSigningSecret();
     const row = await this.#pool.one(sql.type(endpointRow)`
       INSERT INTO endpoints (tenant_id, url, description, enabled, allow_http, source_scheme, source_secret,
-        source_header, source_tolerance_seconds, kept_headers, max_attempts, timeout_ms, signing_secret)
-      VALUES (${tenantId}, ${url}, ${req.description.slice(0, 1000)}, ${!req.disabled}, ${req.allowHttp}, ${scheme},
+        source_header, source_tolerance_seconds, kept_headers, event_types, channels, max_attempts, timeout_ms, signing_secret)
+      VALUES (${tenantId}, ${url}, ${req.description}, ${!req.disabled}, ${req.allowHttp}, ${scheme},
         ${req.sourceSecret}, ${header}, ${req.sourceToleranceSeconds || 300},
-        ${sql.array(checkHeaders(req.keptHeaders), "text")}, ${req.maxAttempts || 10},
+        ${sql.array(checkHeaders(req.keptHeaders), "text")}, ${sql.array(subscription.eventTypes, "text")},
+        ${sql.array(subscription.channels, "text")}, ${req.maxAttempts || 10},
         ${req.timeoutMs || this.#defaultTimeoutMs}, ${secret})
       RETURNING ${COLUMNS}`);
+    this.#onChanged(row.id, row.tenant_id);
     return { endpoint: endpointToProto(row), signingSecret: secret };
   };
 
@@ -159,9 +157,10 @@ export class Endpoints {
     const tenantId = tenantOf(ctx);
     const limit = pageSize(req.pageSize);
     const after = decodeCursor(req.pageToken, 1);
+    const byType = req.eventType === "" ? sql.fragment`true` : takesTypeSql(checkEventType(req.eventType));
     const rows = await this.#pool.any(sql.type(endpointRow)`
       SELECT ${COLUMNS} FROM endpoints
-      WHERE tenant_id = ${tenantId} AND deleted_at IS NULL AND seq > ${after?.[0] ?? "0"}
+      WHERE tenant_id = ${tenantId} AND deleted_at IS NULL AND seq > ${after?.[0] ?? "0"} AND ${byType}
       ORDER BY seq LIMIT ${limit + 1}`);
     const page = paginate(rows, limit, (r) => [r.seq]);
     return { endpoints: page.items.map(endpointToProto), nextPageToken: page.next };
@@ -174,14 +173,20 @@ export class Endpoints {
     const url = req.url !== undefined || allowHttp !== current.allow_http
       ? await validateDestination(req.url ?? current.url, { allowHttp, policy: this.#policy })
       : null;
+    // The same limits as CreateEndpoint, for whatever the request sets.
     checkLimits(req.maxAttempts, req.timeoutMs);
-    const scheme = req.sourceScheme === undefined ? null : SCHEME_NAMES[req.sourceScheme] ?? "none";
+    checkDescription(req.description);
+    checkTolerance(req.sourceToleranceSeconds);
+    const scheme = req.sourceScheme === undefined ? null : schemeName(req.sourceScheme);
     const header = req.sourceHeader?.toLowerCase() ?? null;
     if (scheme !== null || req.sourceSecret !== undefined || header !== null) {
       const secret = await this.#pool.oneFirst(sql.type(z.object({ s: z.string() }))`SELECT source_secret AS s FROM endpoints WHERE id = ${current.id}`);
       checkSource(scheme ?? (current.source_scheme as SourceSchemeName), req.sourceSecret ?? secret, header ?? current.source_header);
     }
-    const row = await this.#pool.one(sql.type(endpointRow)`
+    const subscription = checkSubscription(req.eventTypes, req.channels);
+    const disabling = req.enabled === false && current.enabled;
+    const row = await this.#pool.transaction(async (tx) => {
+      const updated = await tx.one(sql.type(endpointRow)`
       UPDATE endpoints SET
         url = coalesce(${url}, url),
         description = coalesce(${req.description ?? null}, description),
@@ -193,12 +198,17 @@ export class Endpoints {
         source_header = coalesce(${header}, source_header),
         source_tolerance_seconds = coalesce(${req.sourceToleranceSeconds ?? null}::integer, source_tolerance_seconds),
         kept_headers = CASE WHEN ${req.updateKeptHeaders} THEN ${sql.array(checkHeaders(req.keptHeaders), "text")} ELSE kept_headers END,
+        event_types = CASE WHEN ${req.updateEventTypes} THEN ${sql.array(subscription.eventTypes, "text")} ELSE event_types END,
+        channels = CASE WHEN ${req.updateChannels} THEN ${sql.array(subscription.channels, "text")} ELSE channels END,
         max_attempts = coalesce(${req.maxAttempts || null}::integer, max_attempts),
         timeout_ms = coalesce(${req.timeoutMs || null}::integer, timeout_ms),
         updated_at = now()
       WHERE id = ${current.id}
       RETURNING ${COLUMNS}`);
-    this.#onChanged(row.id);
+      if (disabling) await emitOperationalEvents(tx, [{ type: "kapsel.endpoint.disabled", tenantId, endpointId: current.id, reason: "disabled through the API" }]);
+      return updated;
+    });
+    this.#onChanged(row.id, row.tenant_id);
     return { endpoint: endpointToProto(row) };
   };
 
@@ -211,23 +221,29 @@ export class Endpoints {
       await tx.query(sql.unsafe`UPDATE endpoints SET deleted_at = now(), enabled = false, updated_at = now() WHERE id = ${row.id}`);
       await cancelForEndpoint(tx, row.id);
     });
-    this.#onChanged(row.id);
+    this.#onChanged(row.id, row.tenant_id);
     return {};
   };
 
   rotateEndpointSecret = async (req: RotateEndpointSecretRequest, ctx: HandlerContext) => {
-    const current = await this.#find(tenantOf(ctx), req.endpointId);
+    const tenantId = tenantOf(ctx);
+    const current = await this.#find(tenantId, req.endpointId);
     const secret = generateSigningSecret();
-    const row = await this.#pool.one(sql.type(endpointRow)`
-      UPDATE endpoints SET
-        previous_signing_secret = signing_secret,
-        previous_secret_expires_at = now() + ${`${SECRET_OVERLAP_MS} milliseconds`}::interval,
-        signing_secret = ${secret},
-        secret_rotated_at = now(),
-        updated_at = now()
-      WHERE id = ${current.id}
-      RETURNING ${COLUMNS}`);
-    this.#onChanged(row.id);
+    const expires = new Date(Date.now() + SECRET_OVERLAP_MS);
+    const row = await this.#pool.transaction(async (tx) => {
+      const rotated = await tx.one(sql.type(endpointRow)`
+        UPDATE endpoints SET
+          previous_signing_secret = signing_secret,
+          previous_secret_expires_at = ${expires.toISOString()},
+          signing_secret = ${secret},
+          secret_rotated_at = now(),
+          updated_at = now()
+        WHERE id = ${current.id}
+        RETURNING ${COLUMNS}`);
+      await emitOperationalEvents(tx, [{ type: "kapsel.endpoint.secret_rotated", tenantId, endpointId: current.id, previousSecretExpiresAt: expires }]);
+      return rotated;
+    });
+    this.#onChanged(row.id, row.tenant_id);
     return { endpoint: endpointToProto(row), signingSecret: secret };
   };
 }

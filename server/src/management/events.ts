@@ -1,7 +1,7 @@
 // Events and their attempts: listing, inspection, manual retry, bulk recovery, watching, and
 // per-endpoint delivery health. Every query is filtered by the caller's tenant.
 import { create } from "@bufbuild/protobuf";
-import { timestampFromDate, TimestampSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext } from "@connectrpc/connect";
 import { sql, type DatabasePool } from "slonik";
 import { z } from "zod";
@@ -17,7 +17,9 @@ import {
   type RecoverEventsRequest, type RetryEventRequest, type WatchEventRequest,
 } from "@kapsel/contracts/management";
 import { requireUuid } from "../uuid.ts";
+import { eventTypeIs } from "./event-type-filter.ts";
 import { decodeCursor, pageSize, paginate } from "./pagination.ts";
+import { at, atMicros, microsOf, timestampFromMicros } from "./timestamps.ts";
 
 const STATUS: Record<EventStatusName, EventStatus> = {
   pending: EventStatus.PENDING,
@@ -37,6 +39,9 @@ const CIRCUIT: Record<string, CircuitState> = { closed: CircuitState.CLOSED, ope
 export const eventRow = z.object({
   id: z.string(),
   endpoint_id: z.string(),
+  message_id: z.string(),
+  event_type: z.string(),
+  channels: z.array(z.string()),
   status: z.enum(["pending", "delivering", "delivered", "failed"]),
   content_type: z.string(),
   idempotency_key: z.string().nullable(),
@@ -50,8 +55,11 @@ export const eventRow = z.object({
   received_us: z.string(),
 });
 export type EventRow = z.infer<typeof eventRow>;
-export const EVENT_COLUMNS = sql.fragment`id, endpoint_id, ${eventStatusSql} AS status, content_type, idempotency_key, headers, attempt_count,
-  next_attempt_at, request_id, octet_length(payload) AS payload_size, (extract(epoch FROM received_at) * 1000000)::bigint::text AS received_us`;
+/** An event with what its message says of it. The table is not aliased: eventStatusSql names it. */
+export const EVENT_COLUMNS = sql.fragment`events.id, events.endpoint_id, events.message_id, m.event_type, m.channels, ${eventStatusSql} AS status,
+  m.content_type, m.idempotency_key, m.headers, events.attempt_count, events.next_attempt_at, m.request_id,
+  octet_length(m.payload) AS payload_size, ${microsOf(sql.identifier(["events", "received_at"]))} AS received_us`;
+export const EVENTS = sql.fragment`events JOIN messages m ON m.id = events.message_id`;
 
 const attemptRow = z.object({
   id: z.string(),
@@ -73,6 +81,9 @@ export function toProto(row: EventRow, extra: { payload?: Uint8Array; attempts?:
   return create(EventSchema, {
     id: row.id,
     endpointId: row.endpoint_id,
+    messageId: row.message_id,
+    eventType: row.event_type,
+    channels: row.channels,
     status: STATUS[row.status],
     contentType: row.content_type,
     idempotencyKey: row.idempotency_key ?? "",
@@ -84,22 +95,6 @@ export function toProto(row: EventRow, extra: { payload?: Uint8Array; attempts?:
     payloadSize: row.payload_size,
     ...extra,
   });
-}
-
-function timestampFromMicros(us: string): Timestamp {
-  const n = BigInt(us);
-  return create(TimestampSchema, { seconds: n / 1_000_000n, nanos: Number(n % 1_000_000n) * 1000 });
-}
-
-/** A request's Timestamp as an exact SQL timestamptz (to the microsecond, like Postgres). */
-function at(t: Timestamp) {
-  return sql.fragment`(to_timestamp(${t.seconds.toString()}::bigint) + ${Math.floor(t.nanos / 1000)}::integer * interval '1 microsecond')`;
-}
-
-/** A cursor's microseconds as an exact SQL timestamptz. */
-function atMicros(us: string) {
-  if (!/^\d{1,19}$/.test(us)) throw new KapselError("E1006", "page_token is not valid");
-  return sql.fragment`(to_timestamp(0) + ${us}::bigint * interval '1 microsecond')`;
 }
 
 export class Events {
@@ -117,7 +112,7 @@ export class Events {
 
   async #find(tenantId: string, rawId: string): Promise<EventRow> {
     const id = requireUuid(rawId, "event_id");
-    const row = await this.#pool.maybeOne(sql.type(eventRow)`SELECT ${EVENT_COLUMNS} FROM events WHERE id = ${id} AND tenant_id = ${tenantId}`);
+    const row = await this.#pool.maybeOne(sql.type(eventRow)`SELECT ${EVENT_COLUMNS} FROM ${EVENTS} WHERE events.id = ${id} AND events.tenant_id = ${tenantId}`);
     if (!row) throw new KapselError("E2002");
     return row;
   }
@@ -145,26 +140,28 @@ export class Events {
     const tenantId = tenantOf(ctx);
     const limit = pageSize(req.pageSize);
     const cursor = decodeCursor(req.pageToken, 2);
-    const conditions = [sql.fragment`tenant_id = ${tenantId}`];
-    if (req.endpointId !== "") conditions.push(sql.fragment`endpoint_id = ${requireUuid(req.endpointId, "endpoint_id")}`);
+    const conditions = [sql.fragment`events.tenant_id = ${tenantId}`];
+    if (req.endpointId !== "") conditions.push(sql.fragment`events.endpoint_id = ${requireUuid(req.endpointId, "endpoint_id")}`);
+    if (req.messageId !== "") conditions.push(sql.fragment`events.message_id = ${requireUuid(req.messageId, "message_id")}`);
+    if (req.eventType !== "") conditions.push(eventTypeIs(sql.identifier(["m", "event_type"]), req.eventType));
     if (req.status !== EventStatus.UNSPECIFIED) {
       const name = STATUS_NAME[req.status];
       if (!name) throw new KapselError("E1006", "status is not valid");
       conditions.push(eventStatusIs(name));
     }
-    if (req.receivedAfter) conditions.push(sql.fragment`received_at >= ${at(req.receivedAfter)}`);
-    if (req.receivedBefore) conditions.push(sql.fragment`received_at < ${at(req.receivedBefore)}`);
-    if (cursor) conditions.push(sql.fragment`(received_at, id) < (${atMicros(cursor[0]!)}, ${requireUuid(cursor[1]!, "page_token")}::uuid)`);
+    if (req.receivedAfter) conditions.push(sql.fragment`events.received_at >= ${at(req.receivedAfter, "received_after")}`);
+    if (req.receivedBefore) conditions.push(sql.fragment`events.received_at < ${at(req.receivedBefore, "received_before")}`);
+    if (cursor) conditions.push(sql.fragment`(events.received_at, events.id) < (${atMicros(cursor[0]!)}, ${requireUuid(cursor[1]!, "page_token")}::uuid)`);
     const rows = await this.#pool.any(sql.type(eventRow)`
-      SELECT ${EVENT_COLUMNS} FROM events WHERE ${sql.join(conditions, sql.fragment` AND `)}
-      ORDER BY received_at DESC, id DESC LIMIT ${limit + 1}`);
+      SELECT ${EVENT_COLUMNS} FROM ${EVENTS} WHERE ${sql.join(conditions, sql.fragment` AND `)}
+      ORDER BY events.received_at DESC, events.id DESC LIMIT ${limit + 1}`);
     const page = paginate(rows, limit, (r) => [r.received_us, r.id]);
     return { events: page.items.map((r) => toProto(r)), nextPageToken: page.next };
   };
 
   getEvent = async (req: GetEventRequest, ctx: HandlerContext) => {
     const row = await this.#find(tenantOf(ctx), req.eventId);
-    const payload = await this.#pool.oneFirst(sql.type(z.object({ payload: z.instanceof(Buffer) }))`SELECT payload FROM events WHERE id = ${row.id}`);
+    const payload = await this.#pool.oneFirst(sql.type(z.object({ payload: z.instanceof(Buffer) }))`SELECT payload FROM messages WHERE id = ${row.message_id}`);
     return { event: toProto(row, { payload: new Uint8Array(payload), attempts: await this.#attempts(row.id) }) };
   };
 
@@ -181,13 +178,17 @@ export class Events {
 
   recoverEvents = async (req: RecoverEventsRequest, ctx: HandlerContext) => {
     const tenantId = tenantOf(ctx);
-    const endpointId = requireUuid(req.endpointId, "endpoint_id");
-    const exists = await this.#pool.maybeOne(sql.unsafe`SELECT 1 FROM endpoints WHERE id = ${endpointId} AND tenant_id = ${tenantId} AND deleted_at IS NULL`);
-    if (!exists) throw new KapselError("E1003");
+    if (req.endpointId === "" && req.eventType === "") throw new KapselError("E1006", "endpoint_id or event_type is required");
+    const endpointId = req.endpointId === "" ? undefined : requireUuid(req.endpointId, "endpoint_id");
+    if (endpointId !== undefined) {
+      const exists = await this.#pool.maybeOne(sql.unsafe`SELECT 1 FROM endpoints WHERE id = ${endpointId} AND tenant_id = ${tenantId} AND deleted_at IS NULL`);
+      if (!exists) throw new KapselError("E1003");
+    }
     if (!req.since) throw new KapselError("E1006", "since is required");
-    const until = req.until ? at(req.until) : sql.fragment`now()`;
-    const since = at(req.since);
-    const ids = await this.#queue.requeueFailed(tenantId, { endpointId, since, until });
+    const until = req.until ? at(req.until, "until") : sql.fragment`now()`;
+    const since = at(req.since, "since");
+    const eventType = req.eventType === "" ? undefined : eventTypeIs(sql.identifier(["m", "event_type"]), req.eventType);
+    const ids = await this.#queue.requeueFailed(tenantId, { endpointId, eventType, since, until });
     this.#changes.changed(ids);
     if (ids.length > 0) this.#jobs.notify();
     return { count: ids.length };

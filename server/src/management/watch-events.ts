@@ -19,7 +19,8 @@ import { tenantOf } from "../auth/auth-context.ts";
 import { KapselError } from "../errors.ts";
 import type { Event, WatchEventsRequest } from "@kapsel/contracts/management";
 import { requireUuid } from "../uuid.ts";
-import { EVENT_COLUMNS, eventRow, toProto, type EventRow } from "./events.ts";
+import { checkSubscription, takesType } from "../ingest/subscriptions.ts";
+import { EVENT_COLUMNS, EVENTS, eventRow, toProto, type EventRow } from "./events.ts";
 
 export interface WatchEventsOptions {
   /** Concurrent streams one tenant may hold in this process. */
@@ -44,20 +45,6 @@ const OVERLAP_MS = 2000;
 const LOOK_LIMIT = 1000;
 /** Events whose last sent state is remembered (to send only changes). */
 const REMEMBERED = 50_000;
-
-const TYPE_PATTERN = /^[a-z0-9_.-]{1,128}$/;
-
-/** Exact name, or `prefix.*` matching the prefix's sub-types. */
-export function matchesType(pattern: string, type: string): boolean {
-  if (pattern === "") return true;
-  if (pattern.endsWith(".*")) return type.startsWith(pattern.slice(0, -1));
-  return type === pattern;
-}
-
-function checkTypePattern(pattern: string): void {
-  const name = pattern.endsWith(".*") ? pattern.slice(0, -2) : pattern;
-  if (pattern !== "" && !TYPE_PATTERN.test(name)) throw new KapselError("E1006", "event_type must be a type name ([a-z0-9_.-], up to 128) or a prefix.* wildcard");
-}
 
 const micros = (us: bigint) => sql.fragment`(to_timestamp(0) + ${us.toString()}::bigint * interval '1 microsecond')`;
 
@@ -91,7 +78,7 @@ export class EventWatch {
   async *watchEvents(req: WatchEventsRequest, ctx: HandlerContext) {
     const tenantId = tenantOf(ctx);
     const endpointId = req.endpointId === "" ? undefined : requireUuid(req.endpointId, "endpoint_id");
-    checkTypePattern(req.eventType);
+    if (req.eventType !== "") checkSubscription([req.eventType], []);
     if (endpointId) {
       const exists = await this.#pool.maybeOne(sql.unsafe`SELECT 1 FROM endpoints WHERE id = ${endpointId} AND tenant_id = ${tenantId}`);
       if (!exists) throw new KapselError("E1003");
@@ -121,7 +108,7 @@ export class EventWatch {
     // (when, highest seq then): a look reads attempts after the mark made OVERLAP_MS ago.
     const seqMarks: { at: number; seq: bigint }[] = [{ at: Date.now(), seq: BigInt(start.seq) }];
     const sent = new Map<string, string>();
-    const endpointFilter = (column: string) => (endpointId ? sql.fragment`AND ${sql.identifier([column])} = ${endpointId}` : sql.fragment``);
+    const endpointFilter = (...column: string[]) => (endpointId ? sql.fragment`AND ${sql.identifier(column)} = ${endpointId}` : sql.fragment``);
 
     yield { events: [] };
     let lastYield = Date.now();
@@ -134,9 +121,9 @@ export class EventWatch {
 
       const fromUs: bigint = saturated ? newestUs : newestUs - BigInt(OVERLAP_MS * 1000);
       const received: readonly EventRow[] = await this.#pool.any(sql.type(eventRow)`
-        SELECT ${EVENT_COLUMNS} FROM events
-        WHERE tenant_id = ${tenantId} ${endpointFilter("endpoint_id")} AND received_at >= ${micros(fromUs)}
-        ORDER BY received_at, id LIMIT ${LOOK_LIMIT}`);
+        SELECT ${EVENT_COLUMNS} FROM ${EVENTS}
+        WHERE events.tenant_id = ${tenantId} ${endpointFilter("events", "endpoint_id")} AND events.received_at >= ${micros(fromUs)}
+        ORDER BY events.received_at, events.id LIMIT ${LOOK_LIMIT}`);
       saturated = received.length === LOOK_LIMIT;
       for (const r of received) if (BigInt(r.received_us) > newestUs) newestUs = BigInt(r.received_us);
 
@@ -151,7 +138,7 @@ export class EventWatch {
       seqMarks.push({ at: now, seq: BigInt(changes.top ?? "0") });
       while (seqMarks.length > 1 && seqMarks[1]!.at <= now - OVERLAP_MS) seqMarks.shift();
       const changed = changes.ids.length === 0 ? [] : await this.#pool.any(sql.type(eventRow)`
-        SELECT ${EVENT_COLUMNS} FROM events WHERE id = ANY(${sql.array(changes.ids, "uuid")}) AND tenant_id = ${tenantId}`);
+        SELECT ${EVENT_COLUMNS} FROM ${EVENTS} WHERE events.id = ANY(${sql.array(changes.ids, "uuid")}) AND events.tenant_id = ${tenantId}`);
 
       const events = this.#unsent([...received, ...changed], eventType, sent);
       if (events.length > 0 || Date.now() - lastYield >= heartbeatMs) {
@@ -166,7 +153,7 @@ export class EventWatch {
     const out = new Map<string, Event>();
     for (const row of rows) {
       const event = toProto(row);
-      if (!matchesType(eventType, event.eventType)) continue;
+      if (eventType !== "" && !takesType([eventType], event.eventType)) continue;
       const version = `${row.status}/${row.attempt_count}`;
       if (sent.get(row.id) === version) continue;
       sent.delete(row.id);

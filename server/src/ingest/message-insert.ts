@@ -1,0 +1,158 @@
+// The ingest statement: idempotency keys, messages, their events (one per destination endpoint)
+// and the events' delivery jobs, written by one multi-row statement — in autocommit with
+// synchronous_commit on for ingest (durable when it returns), or inside the caller's transaction
+// for Kapsel's own operational events — and the read-back of keys that lost to an earlier
+// message. The batching in front of it is group-commit.ts.
+import { sql, type CommonQueryMethods } from "slonik";
+import { z } from "zod";
+import { enqueueJobsSql } from "../delivery/job-queue.ts";
+
+/** The idempotency scope of fan-out by the RPCs: keys are per tenant. */
+export const TENANT_SCOPE = "00000000-0000-0000-0000-000000000000";
+
+export interface NewMessage {
+  id: string;
+  tenantId: string;
+  /** Where its idempotency key is unique: the endpoint (endpoint-targeted), the source, or
+   * TENANT_SCOPE (fan-out by the RPCs). */
+  scopeId: string;
+  eventType: string;
+  channels: string[];
+  payload: Buffer;
+  contentType: string;
+  headers: Record<string, string>;
+  idempotencyKey: string | undefined;
+  sourceId: string | undefined;
+  requestId: string;
+  /** One event per destination endpoint (none when nothing subscribes), ids made by the caller. */
+  events: { id: string; endpointId: string }[];
+}
+
+export interface Accepted {
+  messageId: string;
+  /** The message's events, in the order they were made. */
+  eventIds: string[];
+  duplicate: boolean;
+}
+
+/** An idempotency key's identity: unique per tenant and scope. Undefined without a key. */
+export function idempotencyKeyOf(m: Pick<NewMessage, "tenantId" | "scopeId" | "idempotencyKey">): string | undefined {
+  return m.idempotencyKey === undefined ? undefined : `${m.tenantId}\n${m.scopeId}\n${m.idempotencyKey}`;
+}
+
+/** A key that lost its insert but whose winner cannot be read back: it expired and was replaced
+ * between the two statements, which a window far longer than a statement makes impossible in
+ * practice. The batch fails rather than answer a wrong id. */
+export class IdempotencyKeyLost extends Error {
+  readonly messageId: string;
+
+  constructor(messageId: string) {
+    super(`idempotency key of message ${messageId} neither stored nor found`);
+    this.messageId = messageId;
+  }
+}
+
+const idRow = z.object({ id: z.string() });
+const keyRow = z.object({ tenant_id: z.string(), scope_id: z.string(), key: z.string(), message_id: z.string(), event_ids: z.array(z.string()) });
+
+/** Stores messages with their events and jobs in one statement. Duplicates — within the batch or
+ * against earlier messages — get the first message and its events. */
+export async function insertMessages(db: CommonQueryMethods, messages: readonly NewMessage[], idempotencyWindowMs: number): Promise<Accepted[]> {
+  const firstByKey = new Map<string, number>();
+  const unique: NewMessage[] = [];
+  const sameAs: number[] = messages.map((m, i) => {
+    const k = idempotencyKeyOf(m);
+    if (k === undefined) {
+      unique.push(m);
+      return i;
+    }
+    const first = firstByKey.get(k);
+    if (first !== undefined) return first;
+    firstByKey.set(k, i);
+    unique.push(m);
+    return i;
+  });
+
+  // One row per message (and per event) as parallel arrays, so the statement text and its bind
+  // parameters stay the same whatever the batch size. Payloads travel as one binary parameter
+  // sliced by offset, not as a bytea[] that would go as hex text.
+  const offsets: number[] = [];
+  let bytes = 0;
+  for (const m of unique) {
+    offsets.push(bytes + 1);
+    bytes += m.payload.length;
+  }
+  const column = <T>(f: (m: NewMessage) => T) => unique.map(f);
+  const events = unique.flatMap((m) => m.events.map((e) => ({ ...e, messageId: m.id })));
+  // UUIDs and integers never need quoting, so their array literals are joined here rather than
+  // escaped element by element by the driver.
+  const plain = (values: (string | number)[]) => `{${values.join(",")}}`;
+  const inserted = await db.any(sql.type(idRow)`
+    WITH input AS (
+      SELECT id, tenant_id, scope_id, event_type, channels::text[] AS channels,
+        substring(${sql.binary(Buffer.concat(column((m) => m.payload), bytes))}::bytea FROM payload_start FOR payload_length) AS payload,
+        content_type, headers, idempotency_key, source_id, request_id, event_count
+      FROM unnest(${plain(column((m) => m.id))}::uuid[], ${plain(column((m) => m.tenantId))}::uuid[],
+        ${plain(column((m) => m.scopeId))}::uuid[], ${sql.array(column((m) => m.eventType), "text")},
+        ${sql.array(column((m) => `{${m.channels.join(",")}}`), "text")},
+        ${plain(offsets)}::int4[], ${plain(column((m) => m.payload.length))}::int4[],
+        ${sql.array(column((m) => m.contentType), "text")}, ${sql.array(column((m) => JSON.stringify(m.headers)), "jsonb")},
+        ${sql.array(column((m) => m.idempotencyKey ?? null), "text")}, ${sql.array(column((m) => m.sourceId ?? null), "uuid")},
+        ${sql.array(column((m) => m.requestId), "text")}, ${plain(column((m) => m.events.length))}::int4[])
+        AS t (id, tenant_id, scope_id, event_type, channels, payload_start, payload_length, content_type, headers,
+          idempotency_key, source_id, request_id, event_count)
+    ),
+    keys AS (
+      INSERT INTO idempotency_keys AS k (tenant_id, scope_id, key, message_id)
+      SELECT tenant_id, scope_id, idempotency_key, id FROM input WHERE idempotency_key IS NOT NULL
+      -- Every statement takes key locks in one global order, so two processes whose batches
+      -- share keys wait for each other instead of deadlocking.
+      ORDER BY tenant_id, scope_id, idempotency_key
+      ON CONFLICT (tenant_id, scope_id, key) DO UPDATE SET message_id = excluded.message_id, created_at = now()
+        WHERE k.created_at < now() - ${idempotencyWindowMs} * interval '1 millisecond'
+      RETURNING message_id
+    ),
+    accepted AS (
+      SELECT * FROM input WHERE idempotency_key IS NULL OR id IN (SELECT message_id FROM keys)
+    ),
+    stored AS (
+      INSERT INTO messages (id, tenant_id, event_type, channels, payload, content_type, headers, idempotency_key,
+        source_id, request_id, event_count)
+      SELECT id, tenant_id, event_type, channels, payload, content_type, headers, idempotency_key, source_id, request_id, event_count
+      FROM accepted
+      RETURNING id
+    ),
+    fanned AS (
+      SELECT e.id, a.tenant_id, e.endpoint_id, e.message_id
+      FROM unnest(${plain(events.map((e) => e.id))}::uuid[], ${plain(events.map((e) => e.endpointId))}::uuid[],
+        ${plain(events.map((e) => e.messageId))}::uuid[]) AS e (id, endpoint_id, message_id)
+      JOIN accepted a ON a.id = e.message_id
+    ),
+    created AS (
+      INSERT INTO events (id, tenant_id, endpoint_id, message_id) SELECT id, tenant_id, endpoint_id, message_id FROM fanned
+    ),
+    jobs AS (${enqueueJobsSql("fanned")})
+    SELECT id FROM stored`);
+  const stored = new Set(inserted.map((r) => r.id));
+
+  // Keys that lost: read the winner's message and events in a new statement, which also sees keys
+  // that another process committed while ours waited on them.
+  const lost = unique.filter((m) => !stored.has(m.id));
+  const existing = new Map<string, { messageId: string; eventIds: string[] }>();
+  if (lost.length > 0) {
+    const rows = await db.any(sql.type(keyRow)`
+      SELECT k.tenant_id, k.scope_id, k.key, k.message_id,
+        coalesce((SELECT array_agg(e.id::text ORDER BY e.id) FROM events e WHERE e.message_id = k.message_id), '{}') AS event_ids
+      FROM idempotency_keys k
+      WHERE (k.tenant_id, k.scope_id, k.key) IN (${sql.join(lost.map((m) => sql.fragment`(${m.tenantId}::uuid, ${m.scopeId}::uuid, ${m.idempotencyKey!})`), sql.fragment`, `)})`);
+    for (const r of rows) existing.set(`${r.tenant_id}\n${r.scope_id}\n${r.key}`, { messageId: r.message_id, eventIds: r.event_ids });
+  }
+
+  return messages.map((m, i) => {
+    const first = messages[sameAs[i]!]!;
+    if (stored.has(first.id)) return { messageId: first.id, eventIds: first.events.map((e) => e.id), duplicate: sameAs[i] !== i };
+    const found = existing.get(idempotencyKeyOf(first)!);
+    if (found === undefined) throw new IdempotencyKeyLost(first.id);
+    return { ...found, duplicate: true };
+  });
+}
