@@ -6,6 +6,17 @@ export { KapselError } from "./kapsel-error.ts";
 export type { RetryEvent, RetryOptions } from "./retry-policy.ts";
 export { idempotencyKey, idempotencyKeyFrom } from "./idempotency-key.ts";
 export {
+  createSource,
+  sendMessage,
+  sourceUrl,
+  type CreatedSource,
+  type CreateSourceInput,
+  type EventTypeOrigin,
+  type SendMessageInput,
+  type SentMessage,
+  type SourceSchemeName,
+} from "./fan-out.ts";
+export {
   verifyWebhook,
   type VerifyWebhookOptions,
   type WebhookBody,

@@ -8,7 +8,7 @@
 // key is already in a write in flight waits for that write: equal keys are written in arrival
 // order and never race each other.
 //
-// The scheduler knows nothing of SQL: it is given the write (ingest/event-insert.ts for events).
+// The scheduler knows nothing of SQL: it is given the write (ingest/message-insert.ts for messages).
 
 export interface GroupCommitOptions<T, R> {
   /** Writes a batch; resolves with one result per item, in order. */
