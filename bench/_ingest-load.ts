@@ -24,7 +24,7 @@
 import net from "node:net";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
-  IngestBatchRequestSchema, IngestBatchResponseSchema, IngestRequestSchema, IngestResultStatus,
+  IngestBatchRequestSchema, IngestBatchResponseSchema, IngestRequestSchema, IngestResponseSchema, IngestResultStatus,
 } from "@kapsel/contracts/ingest";
 
 interface Response {
@@ -130,7 +130,8 @@ export class Connection {
 }
 
 export interface LoadJob {
-  mode: "gateway" | "ingest" | "batch" | "gateway-paced";
+  /** `fanout`: Ingest RPC with no endpoint, by event type (`eventType`), to every subscribed endpoint. */
+  mode: "gateway" | "ingest" | "batch" | "gateway-paced" | "fanout";
   url: string;
   endpointId: string;
   apiKey: string;
@@ -139,14 +140,18 @@ export interface LoadJob {
   durationMs: number;
   batchSize?: number;
   rate?: number;
+  eventType?: string;
   payloadBytes: number;
   keyPrefix: string;
 }
 
 export interface LoadResult {
   mode: LoadJob["mode"];
-  /** Events the server acknowledged (2xx; for batches, items answered ACCEPTED), whole run. */
+  /** Events the server acknowledged (2xx; for batches, items answered ACCEPTED; for fan-out, the
+   * events of each acknowledged message), whole run. */
   acked: number;
+  /** Requests (messages) acknowledged, whole run. */
+  ackedRequests: number;
   /** Events acknowledged inside the measurement window. */
   windowEvents: number;
   windowSeconds: number;
@@ -206,6 +211,7 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   const failures: Record<string, number> = {};
   const fail = (why: string) => (failures[why] = (failures[why] ?? 0) + 1);
   let acked = 0;
+  let ackedRequests = 0;
   let windowEvents = 0;
   let windowRequests = 0;
   let itemsNotAccepted = 0;
@@ -221,6 +227,9 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   const event = () => create(IngestRequestSchema, {
     endpointId: job.endpointId, payload: body, contentType: "application/json", idempotencyKey: nextKey(),
   });
+  const message = () => create(IngestRequestSchema, {
+    eventType: job.eventType ?? "invoice.paid", payload: body, contentType: "application/json", idempotencyKey: nextKey(),
+  });
 
   /** One request; resolves with the number of events acknowledged (0 on failure). */
   const send = async (): Promise<number> => {
@@ -229,6 +238,8 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
       bytes = post(gatewayPath, `Content-Type: application/json\r\nX-Idempotency-Key: ${nextKey()}\r\n`, body);
     } else if (job.mode === "ingest") {
       bytes = post("/kapsel.v1.IngestService/Ingest", rpcHeaders, toBinary(IngestRequestSchema, event()));
+    } else if (job.mode === "fanout") {
+      bytes = post("/kapsel.v1.IngestService/Ingest", rpcHeaders, toBinary(IngestRequestSchema, message()));
     } else {
       const events = Array.from({ length: batchSize }, event);
       bytes = post("/kapsel.v1.IngestService/IngestBatch", rpcHeaders, toBinary(IngestBatchRequestSchema, create(IngestBatchRequestSchema, { events })));
@@ -241,6 +252,7 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
         fail(String(r.status));
         return 0;
       }
+      if (job.mode === "fanout") return fromBinary(IngestResponseSchema, r.body).eventIds.length;
       if (job.mode !== "batch") return 1;
       let accepted = 0;
       for (const item of fromBinary(IngestBatchResponseSchema, r.body).results) {
@@ -263,6 +275,7 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   const done = (started: number, n: number) => {
     const now = performance.now();
     acked += n;
+    if (n > 0) ackedRequests++;
     if (now >= windowStart && now <= deadline) {
       windowEvents += n;
       windowRequests++;
@@ -311,6 +324,7 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   return {
     mode: job.mode,
     acked,
+    ackedRequests,
     windowEvents,
     windowSeconds,
     eventsPerSecond: windowEvents / windowSeconds,

@@ -18,7 +18,7 @@
 // disturbed measurement is repeated.
 //
 // Environment knobs (all optional): KAPSEL_BENCH_SECONDS (measured seconds per phase, default
-// 20), KAPSEL_BENCH_PHASES (comma list of raw,gateway,ingest,batch,paced), KAPSEL_BENCH_PROFILE=1
+// 20), KAPSEL_BENCH_PHASES (comma list of raw,gateway,ingest,batch,paced,fanout), KAPSEL_BENCH_PROFILE=1
 // (runs the server under `node --cpu-prof` and prints where its CPU time went),
 // KAPSEL_BENCH_SERVER_NODE_FLAGS (extra node flags for the server, e.g. --perf-basic-prof),
 // KAPSEL_BENCH_GATEWAY_CONNECTIONS, KAPSEL_BENCH_INGEST_CONNECTIONS, KAPSEL_BENCH_BATCH_CONNECTIONS,
@@ -50,13 +50,15 @@ const PAYLOAD_BYTES = 1024;
 const env = process.env;
 const SECONDS = Number(env.KAPSEL_BENCH_SECONDS ?? 20);
 const WARMUP_MS = 2_000;
-const PHASES = (env.KAPSEL_BENCH_PHASES ?? "raw,gateway,ingest,batch,paced").split(",");
+const PHASES = (env.KAPSEL_BENCH_PHASES ?? "raw,gateway,ingest,batch,paced,fanout").split(",");
 const PROFILE = env.KAPSEL_BENCH_PROFILE === "1";
 const GATEWAY_CONNECTIONS = Number(env.KAPSEL_BENCH_GATEWAY_CONNECTIONS ?? 256);
 const INGEST_CONNECTIONS = Number(env.KAPSEL_BENCH_INGEST_CONNECTIONS ?? 128);
 const BATCH_CONNECTIONS = Number(env.KAPSEL_BENCH_BATCH_CONNECTIONS ?? 16);
 const BATCH_SIZE = Number(env.KAPSEL_BENCH_BATCH_SIZE ?? 250);
 const PACED_RATE = 2_000;
+/** Endpoints one fan-out message goes to. */
+const FANOUT_WIDTH = 10;
 /** A measurement during which processes outside the benchmark used more than this share of the
  * machine is repeated (up to ATTEMPTS times; the best one is reported). */
 const MAX_OTHER_SHARE = 0.15;
@@ -138,11 +140,15 @@ interface CpuSplit {
 
 const RAW_COLUMNS = "id, tenant_id, endpoint_id, payload, content_type, headers, idempotency_key, request_id";
 const RAW_TYPES = ["uuid", "uuid", "uuid", "bytea", "text", "jsonb", "text", "text"];
+/** What a group commit writes per endpoint-targeted event: its message (the payload), the event,
+ * the delivery job and the idempotency key. */
 const RAW_WRITES = `
-    keys AS (INSERT INTO idempotency_keys (tenant_id, endpoint_id, key, event_id)
+    keys AS (INSERT INTO idempotency_keys (tenant_id, scope_id, key, message_id)
              SELECT tenant_id, endpoint_id, idempotency_key, id FROM input),
+    messages AS (INSERT INTO messages (id, tenant_id, payload, content_type, headers, idempotency_key, request_id, event_count)
+             SELECT id, tenant_id, payload, content_type, headers, idempotency_key, request_id, 1 FROM input),
     jobs AS (INSERT INTO delivery_jobs (event_id, endpoint_id) SELECT id, endpoint_id FROM input)
-    INSERT INTO events (${RAW_COLUMNS}) SELECT ${RAW_COLUMNS} FROM input`;
+    INSERT INTO events (id, tenant_id, endpoint_id, message_id) SELECT id, tenant_id, endpoint_id, id FROM input`;
 
 type RawForm = "values" | "unnest";
 
@@ -337,8 +343,9 @@ interface PhaseResult {
   name: string;
   load: LoadResult;
   cpu: CpuSplit;
-  rowsAfter: { events: number; jobs: number; keys: number };
+  rowsAfter: { messages: number; events: number; jobs: number; keys: number };
   ackedTotal: number;
+  ackedMessages: number;
   batchRows?: { mean: number };
 }
 
@@ -401,9 +408,10 @@ export default async function ingestBenchmark(): Promise<void> {
     console.log(`postgres: ${settings.rows.map((r) => `${r.name}=${r.setting}`).join(", ")}`);
     const postmasterPid = Number((await readFile(path.join(dataDir, "pg", "postmaster.pid"), "utf8")).split("\n")[0]);
     const counts = async () => {
-      const r = await db.query<{ events: string; jobs: string; keys: string }>(
-        `SELECT (SELECT count(*) FROM events) AS events, (SELECT count(*) FROM delivery_jobs) AS jobs, (SELECT count(*) FROM idempotency_keys) AS keys`);
-      return { events: Number(r.rows[0]!.events), jobs: Number(r.rows[0]!.jobs), keys: Number(r.rows[0]!.keys) };
+      const r = await db.query<{ messages: string; events: string; jobs: string; keys: string }>(
+        `SELECT (SELECT count(*) FROM messages) AS messages, (SELECT count(*) FROM events) AS events,
+           (SELECT count(*) FROM delivery_jobs) AS jobs, (SELECT count(*) FROM idempotency_keys) AS keys`);
+      return { messages: Number(r.rows[0]!.messages), events: Number(r.rows[0]!.events), jobs: Number(r.rows[0]!.jobs), keys: Number(r.rows[0]!.keys) };
     };
 
     // ---- raw limit
@@ -418,7 +426,7 @@ export default async function ingestBenchmark(): Promise<void> {
           process.stdout.write(`raw (${form}): ${clients} clients × ${rows}-row statements for ${rawMs / 1000} s … `);
           const r = await rawInsert(url, postmasterPid, form, clients, rows, rawMs);
           console.log(`${f0(r.eventsPerSecond)} events/s (statement p50 ${f1(r.statementMs.p50)} ms, p99 ${f1(r.statementMs.p99)} ms)`);
-          await db.query("TRUNCATE events, delivery_jobs, idempotency_keys");
+          await db.query("TRUNCATE messages, events, delivery_jobs, idempotency_keys");
           await db.query("CHECKPOINT");
           if (!best || r.eventsPerSecond > best.eventsPerSecond) best = r;
           if (otherShare(r.cpu) <= MAX_OTHER_SHARE) break;
@@ -435,16 +443,24 @@ export default async function ingestBenchmark(): Promise<void> {
     const ep = await rpc(server.url, "CreateEndpoint", { url: "https://93.184.216.34/" }, tenant.apiKey);
     if (ep.status !== 200) throw new Error(`CreateEndpoint failed: ${ep.status} ${JSON.stringify(ep.body)}`);
     const endpointId: string = ep.body.endpoint.id;
+    // Fan-out: another tenant whose FANOUT_WIDTH endpoints all subscribe to the type sent.
+    const fanTenant = await createTenant(server.url, ADMIN_TOKEN, "bench-fan-out");
+    for (let i = 0; i < FANOUT_WIDTH; i++) {
+      const r = await rpc(server.url, "CreateEndpoint", { url: `https://93.184.216.34/${i}`, eventTypes: ["invoice.*"] }, fanTenant.apiKey);
+      if (r.status !== 200) throw new Error(`CreateEndpoint failed: ${r.status} ${JSON.stringify(r.body)}`);
+    }
     const runId = randomBytes(4).toString("hex");
     console.log(`server: pid ${server.child.pid}, ${server.url}, Postgres postmaster pid ${postmasterPid}`);
 
     const phases: PhaseResult[] = [];
     let ackedTotal = 0;
+    let ackedMessages = 0;
     const plan: { name: string; job: Omit<LoadJob, "url" | "endpointId" | "apiKey" | "payloadBytes" | "keyPrefix" | "warmupMs" | "durationMs"> }[] = [
       { name: "gateway", job: { mode: "gateway", connections: GATEWAY_CONNECTIONS } },
       { name: "ingest", job: { mode: "ingest", connections: INGEST_CONNECTIONS } },
       { name: "batch", job: { mode: "batch", connections: BATCH_CONNECTIONS, batchSize: BATCH_SIZE } },
       { name: "paced", job: { mode: "gateway-paced", connections: 64, rate: PACED_RATE } },
+      { name: "fanout", job: { mode: "fanout", connections: INGEST_CONNECTIONS, eventType: "invoice.paid" } },
     ];
     const runPhase = async (name: string, label: string, job: (typeof plan)[number]["job"], attempt: number): Promise<PhaseResult> => {
       await waitQuiet();
@@ -460,7 +476,7 @@ export default async function ingestBenchmark(): Promise<void> {
         ...job,
         url: server!.url,
         endpointId,
-        apiKey: tenant.apiKey,
+        apiKey: job.mode === "fanout" ? fanTenant.apiKey : tenant.apiKey,
         payloadBytes: PAYLOAD_BYTES,
         keyPrefix: `${runId}-${name}-${attempt}`,
         warmupMs: WARMUP_MS,
@@ -472,6 +488,7 @@ export default async function ingestBenchmark(): Promise<void> {
       const busy = machine.busy - cpu0.machine.busy;
       const gc1 = await groupCommitRows(server!.url);
       ackedTotal += load.acked;
+      ackedMessages += load.mode === "fanout" ? load.ackedRequests : load.acked;
       const rowsAfter = await counts();
       const failures = Object.entries(load.failures).map(([k, v]) => `${k}×${v}`).join(", ");
       console.log(`${f0(load.eventsPerSecond)} events/s, p50 ${f1(load.latencyMs.p50)} ms, p99 ${f1(load.latencyMs.p99)} ms` +
@@ -488,6 +505,7 @@ export default async function ingestBenchmark(): Promise<void> {
         },
         rowsAfter,
         ackedTotal,
+        ackedMessages,
         batchRows: { mean: (gc1.sum - gc0.sum) / (gc1.count - gc0.count) },
       };
     };
@@ -495,14 +513,14 @@ export default async function ingestBenchmark(): Promise<void> {
     // lowest p99 (other processes only ever make a measurement worse).
     const better = (a: PhaseResult, b: PhaseResult) =>
       a.load.mode === "gateway-paced" ? a.load.latencyMs.p99 < b.load.latencyMs.p99 : a.load.eventsPerSecond > b.load.eventsPerSecond;
-    const lossChecks: { name: string; rowsAfter: PhaseResult["rowsAfter"]; ackedTotal: number }[] = [];
+    const lossChecks: { name: string; rowsAfter: PhaseResult["rowsAfter"]; ackedTotal: number; ackedMessages: number }[] = [];
     for (const { name, job } of plan) {
       if (!PHASES.includes(name)) continue;
-      const label = { gateway: "gateway, closed loop", ingest: "Ingest RPC, closed loop", batch: "IngestBatch RPC, closed loop", paced: `gateway at ${PACED_RATE}/s` }[name]!;
+      const label = { gateway: "gateway, closed loop", ingest: "Ingest RPC, closed loop", batch: "IngestBatch RPC, closed loop", paced: `gateway at ${PACED_RATE}/s`, fanout: `Ingest RPC fan-out to ${FANOUT_WIDTH}, closed loop` }[name]!;
       let best: PhaseResult | undefined;
       for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
         const r = await runPhase(name, label, job, attempt);
-        lossChecks.push({ name: `${label} #${attempt}`, rowsAfter: r.rowsAfter, ackedTotal: r.ackedTotal });
+        lossChecks.push({ name: `${label} #${attempt}`, rowsAfter: r.rowsAfter, ackedTotal: r.ackedTotal, ackedMessages: r.ackedMessages });
         if (!best || better(r, best)) best = r;
         if (otherShare(r.cpu) <= MAX_OTHER_SHARE) break;
         console.log(`  other processes used ${f1(r.cpu.other)} CPU-s (${(100 * otherShare(r.cpu)).toFixed(0)}% of the machine)${attempt < ATTEMPTS ? "; measuring again" : ": this figure understates Kapsel"}`);
@@ -528,7 +546,7 @@ export default async function ingestBenchmark(): Promise<void> {
 
     const rawRate = raw?.eventsPerSecond ?? NaN;
     console.log(`\nraw limit: ${f0(rawRate)} events/s${raw ? ` (machine used by others meanwhile: ${(100 * otherShare(raw.cpu)).toFixed(0)}%)` : ""} (best of ${raws.map((r) => `${r.form} ${r.clients}×${r.rows}`).join(", ")}: ${raw ? `${raw.form} ${raw.clients}×${raw.rows}` : "–"}; ` +
-      `each event = 1 events + 1 delivery_jobs + 1 idempotency_keys row, 1 KiB payload)\n`);
+      `each event = 1 messages + 1 events + 1 delivery_jobs + 1 idempotency_keys row, 1 KiB payload)\n`);
     console.log("| path | concurrency | events/s | p50 ms | p99 ms | ratio to raw | machine used by others |");
     console.log("|---|---|---:|---:|---:|---:|---:|");
     const byMode = (mode: string) => phases.find((p) => p.load.mode === mode);
@@ -550,11 +568,28 @@ export default async function ingestBenchmark(): Promise<void> {
     console.log(`| IngestBatch ≥ 0.7 of raw | ${batch ? f3(batch.load.eventsPerSecond / rawRate) : "–"} | ${verdict(batch && raw && batch.load.eventsPerSecond / rawRate >= 0.7)} |`);
     console.log(`| gateway p99 ≤ 10 ms at 2 000/s | ${paced ? `${f2(paced.load.latencyMs.p99)} ms` : "–"} | ${verdict(paced && paced.load.latencyMs.p99 <= 10 && paced.load.eventsPerSecond >= PACED_RATE * 0.98)} |`);
     const last = lossChecks.at(-1);
-    const lossless = lossChecks.every((p) => p.rowsAfter.events === p.ackedTotal && p.rowsAfter.jobs === p.ackedTotal && p.rowsAfter.keys === p.ackedTotal);
+    const lossless = lossChecks.every((p) => p.rowsAfter.events === p.ackedTotal && p.rowsAfter.jobs === p.ackedTotal &&
+      p.rowsAfter.keys === p.ackedMessages && p.rowsAfter.messages === p.ackedMessages);
     console.log(`| events rows = acknowledged (no loss) | ${last ? `${f0(last.rowsAfter.events)} rows, ${f0(last.ackedTotal)} acknowledged` : "–"} | ${lossChecks.length ? (lossless ? "MET" : "NOT MET") : "not run"} |`);
     if (!lossless) {
-      for (const p of lossChecks) console.log(`  after ${p.name}: events ${p.rowsAfter.events}, delivery_jobs ${p.rowsAfter.jobs}, idempotency_keys ${p.rowsAfter.keys}, acknowledged ${p.ackedTotal}`);
+      for (const p of lossChecks) console.log(`  after ${p.name}: messages ${p.rowsAfter.messages}, events ${p.rowsAfter.events}, delivery_jobs ${p.rowsAfter.jobs}, idempotency_keys ${p.rowsAfter.keys}, acknowledged events ${p.ackedTotal}, messages ${p.ackedMessages}`);
       process.exitCode = 1;
+    }
+    const ingestPhase = byMode("ingest");
+    const fanout = byMode("fanout");
+    if (ingestPhase && fanout) {
+      // CPU (server + Postgres) per event, and what one message to FANOUT_WIDTH endpoints costs
+      // against FANOUT_WIDTH endpoint-targeted Ingest calls carrying the same payload.
+      const perEvent = (p: PhaseResult) => ((p.cpu.server + p.cpu.postgres) / p.load.acked) * 1e6;
+      const perEventPg = (p: PhaseResult) => (p.cpu.postgres / p.load.acked) * 1e6;
+      const targeted = perEvent(ingestPhase) * FANOUT_WIDTH;
+      const fanned = perEvent(fanout) * FANOUT_WIDTH;
+      console.log(`\nfan-out: one message to ${FANOUT_WIDTH} endpoints against ${FANOUT_WIDTH} endpoint-targeted Ingest calls (1 KiB payload, same connections):`);
+      console.log("| way in | messages/s | events/s | server+Postgres µs per event | Postgres µs per event | CPU µs for 10 deliveries' worth |");
+      console.log("|---|---:|---:|---:|---:|---:|");
+      console.log(`| ${FANOUT_WIDTH} × Ingest (endpoint) | ${f0(ingestPhase.load.eventsPerSecond)} | ${f0(ingestPhase.load.eventsPerSecond)} | ${f0(perEvent(ingestPhase))} | ${f0(perEventPg(ingestPhase))} | ${f0(targeted)} |`);
+      console.log(`| 1 × Ingest (fan-out) | ${f0(fanout.load.eventsPerSecond / FANOUT_WIDTH)} | ${f0(fanout.load.eventsPerSecond)} | ${f0(perEvent(fanout))} | ${f0(perEventPg(fanout))} | ${f0(fanned)} |`);
+      console.log(`ratio: ${FANOUT_WIDTH} endpoint-targeted ingests cost ${f1(targeted / fanned)}× one fan-out message to ${FANOUT_WIDTH} endpoints (payload written once).`);
     }
     if (paced) console.log(`\npaced gateway: p99 is measured from each request's scheduled send time (includes any queueing); offered ${f0(paced.load.offered?.ratePerSecond ?? NaN)}/s, completed ${f0(paced.load.eventsPerSecond)}/s, max ${f1(paced.load.latencyMs.max)} ms.`);
 
