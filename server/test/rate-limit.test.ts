@@ -77,6 +77,27 @@ describe("RateLimiter (token bucket, injected clock)", () => {
     expect(await rl.take("b")).toBe(0);
   });
 
+  it("a request that read the clock before a slow limit read does not drain tokens of the ones after it", async () => {
+    // The limit read is slow: a second request is answered meanwhile, and the first comes back
+    // with its older clock reading. Time must not run backwards for the bucket.
+    let now = 0;
+    let release!: () => void;
+    const slowRead = new Promise<void>((r) => (release = r));
+    let reads = 0;
+    const rl = new RateLimiter(async () => {
+      if (reads++ === 1) await slowRead;
+      return { perSecond: 1000, burst: 1000 };
+    }, { now: () => now, refreshMs: 10 });
+    expect(await rl.take("t", 1000)).toBe(0); // drains the bucket at t = 0
+    now = 20; // past the refresh interval: the next take re-reads the limit (slowly)
+    const first = rl.take("t", 1);
+    now = 1000; // the bucket is full again by now; a second request takes 999 of the 1000 tokens
+    expect(await rl.take("t", 999)).toBe(0);
+    release();
+    // One token is left, and the first request (clock read at t = 20) may have it.
+    expect(await first).toBe(0);
+  });
+
   it("re-reads a tenant's limit after the refresh interval or at once when invalidated", async () => {
     const limits = { t: { perSecond: 1, burst: 100 } };
     const { rl, reads, advance } = limiter(limits, 10_000);
