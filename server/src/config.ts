@@ -38,6 +38,10 @@ export interface IngestConfig {
   rateLimit: { perSecond: number; burst: number };
   /** Header names kept from every sender, besides the defaults and each endpoint's list. */
   keptHeaders: string[];
+  /** Failed source signatures allowed per sender address and endpoint or source… */
+  failedSignatureLimit: { perSecond: number; burst: number };
+  /** …and per sender address over all of them. */
+  failedSignatureAddressLimit: { perSecond: number; burst: number };
 }
 
 export interface DeliveryConfig {
@@ -92,6 +96,10 @@ export const ENVIRONMENT: readonly VarSpec[] = [
   { name: "KAPSEL_IDEMPOTENCY_WINDOW_MS", help: "deduplication window for idempotency keys", default: String(24 * 3600 * 1000) },
   { name: "KAPSEL_RATE_LIMIT_PER_SECOND", help: "default per-tenant ingest rate", default: "50000" },
   { name: "KAPSEL_RATE_LIMIT_BURST", help: "default per-tenant ingest burst", default: "100000" },
+  { name: "KAPSEL_FAILED_SIGNATURES_PER_SECOND", help: "failed source signatures allowed per sender address and endpoint/source (past it: 429 before the body is read; never charged to the tenant)", default: "5" },
+  { name: "KAPSEL_FAILED_SIGNATURES_BURST", help: "burst of failed source signatures per sender address and endpoint/source", default: "20" },
+  { name: "KAPSEL_FAILED_SIGNATURES_PER_ADDRESS_PER_SECOND", help: "failed source signatures allowed per sender address over all endpoints and sources", default: "20" },
+  { name: "KAPSEL_FAILED_SIGNATURES_PER_ADDRESS_BURST", help: "burst of failed source signatures per sender address", default: "100" },
   { name: "KAPSEL_KEPT_HEADERS", help: "extra inbound header names the gateway keeps for every endpoint (comma-separated)" },
   { name: "KAPSEL_CHECKPOINT_INTERVAL_MS", help: "how often the sequencer signs a checkpoint", default: "1000" },
   { name: "KAPSEL_DELIVERY_ENABLED", help: "false → this process only ingests and serves APIs; others deliver", default: "true" },
@@ -189,6 +197,11 @@ export function loadConfig(env: Env = process.env): Config {
       idempotencyWindowMs: int("KAPSEL_IDEMPOTENCY_WINDOW_MS", 1, 30 * 24 * 3600 * 1000),
       rateLimit: { perSecond: num("KAPSEL_RATE_LIMIT_PER_SECOND", 0.001, 1e9), burst: int("KAPSEL_RATE_LIMIT_BURST", 1, 1e9) },
       keptHeaders: list("KAPSEL_KEPT_HEADERS").map((h) => h.toLowerCase()),
+      failedSignatureLimit: { perSecond: num("KAPSEL_FAILED_SIGNATURES_PER_SECOND", 0.001, 1e6), burst: int("KAPSEL_FAILED_SIGNATURES_BURST", 1, 1e6) },
+      failedSignatureAddressLimit: {
+        perSecond: num("KAPSEL_FAILED_SIGNATURES_PER_ADDRESS_PER_SECOND", 0.001, 1e6),
+        burst: int("KAPSEL_FAILED_SIGNATURES_PER_ADDRESS_BURST", 1, 1e6),
+      },
     },
     delivery: {
       enabled: bool("KAPSEL_DELIVERY_ENABLED"),

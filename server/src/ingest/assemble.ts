@@ -9,6 +9,7 @@ import type { DatabasePool } from "../db/pool.ts";
 import type { PlainRoute } from "../http/plain-route.ts";
 import type { Logger } from "../logger.ts";
 import { EndpointCache } from "./endpoint-cache.ts";
+import { FailureLimiter } from "./failure-limiter.ts";
 import { DEFAULT_KEPT_HEADERS, gatewayRoutes } from "./gateway.ts";
 import { GroupCommit } from "./group-commit.ts";
 import { IngestMetrics } from "./ingest-metrics.ts";
@@ -57,7 +58,8 @@ export function assembleIngest(config: IngestConfig, deps: IngestDeps): IngestCa
       return accepted;
     },
   });
-  const ingestor = new Ingestor({ endpoints, sources, subscribers, limiter, commit }, {
+  const failures = new FailureLimiter({ limit: config.failedSignatureLimit, addressLimit: config.failedSignatureAddressLimit });
+  const ingestor = new Ingestor({ endpoints, sources, subscribers, limiter, failures, commit }, {
     maxPayloadBytes: config.maxPayloadBytes,
     keptHeaders: [...DEFAULT_KEPT_HEADERS, ...config.keptHeaders],
   });

@@ -50,7 +50,12 @@ export function gatewayRoutes(ingestor: Ingestor, metrics: IngestMetrics, option
         requestId: ctx.requestId,
         items: [{
           target,
-          body: { declaredBytes: declared === undefined ? undefined : Number(declared), read: (cap) => readBody(req, cap), headers: req.headers },
+          body: {
+            declaredBytes: declared === undefined ? undefined : Number(declared),
+            read: (cap) => readBody(req, cap),
+            headers: req.headers,
+            clientAddress: req.socket?.remoteAddress,
+          },
           contentType: req.headers["content-type"] ?? "application/octet-stream",
           idempotencyKey: Array.isArray(explicitKey) ? explicitKey[0] : explicitKey,
           headers: {},

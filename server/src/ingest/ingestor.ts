@@ -3,8 +3,10 @@
 //
 //   resolve each target: an endpoint (E1006 malformed id, E1003 unknown or another tenant's,
 //   E1007 disabled), a source (E1006, E2005), or fan-out within the caller's tenant
-//   → a sender's declared size (E1001) → the tenant's rate (E1005, for the whole call)
-//   → a sender's body, read under the cap (E1001) → its signature (E1002)
+//   → a sender's declared size (E1001) → its recent failed signatures (E1005, before its body is
+//   read) → its body, read under the cap (E1001) → its signature (E1002, counted against the
+//   sender's address, never against the tenant)
+//   → the tenant's rate (E1005, for the whole call)
 //   → each item's fields and event type (E1001, E1006) → its events: the one endpoint, or every
 //   enabled endpoint of the tenant subscribed to the type and channels
 //   → group commit → answered once durable.
@@ -17,6 +19,7 @@ import { BodyTooLarge } from "../http/body-reader.ts";
 import { isHeaderName, isReservedHeader } from "../http/header-names.ts";
 import { isUuid, uuidv7 } from "../uuid.ts";
 import type { EndpointCache, IngestEndpoint } from "./endpoint-cache.ts";
+import type { FailureLimiter } from "./failure-limiter.ts";
 import { eventTypeFrom, wellKnownEventType } from "./event-type-origin.ts";
 import type { GroupCommit } from "./group-commit.ts";
 import { TENANT_SCOPE, type Accepted, type NewMessage } from "./message-insert.ts";
@@ -34,6 +37,8 @@ export interface InboundBody {
   read(cap: number): Promise<Buffer>;
   /** The request headers: the signature, the sender's delivery id, its event type, kept headers. */
   headers: IncomingHttpHeaders;
+  /** The sender's network address, for limiting its failed signatures. */
+  clientAddress: string | undefined;
 }
 
 /** Where a message goes: one endpoint (its id exactly as the caller gave it), the caller's
@@ -72,6 +77,8 @@ export interface IngestorDeps {
   sources: SourceCache;
   subscribers: SubscriberCache;
   limiter: RateLimiter;
+  /** Failed source verifications, per target and per sender address. */
+  failures: FailureLimiter;
   commit: GroupCommit<NewMessage, Accepted>;
 }
 
@@ -86,6 +93,16 @@ interface Resolved {
   tenantId: string;
   endpoint?: IngestEndpoint;
   source?: IngestSource;
+}
+
+/** An item's content once received (and, from a sender, verified). */
+interface Received {
+  payload: Buffer;
+  contentType: string;
+  headers: Record<string, string>;
+  idempotencyKey: string | undefined;
+  eventType: string;
+  channels: readonly string[];
 }
 
 const KEY = /^[\x20-\x7e]{1,255}$/;
@@ -134,14 +151,26 @@ export class Ingestor {
     }));
     const tenantId = call.tenantId ?? targets.find((t) => t !== undefined)?.tenantId;
     if (tenantId === undefined) return results as ItemResult[];
-    // A batch takes one token per item, valid or not: a caller cannot send unlimited bad items.
-    await this.#rateLimit(tenantId, call.items.length);
 
-    const prepared: (NewMessage | undefined)[] = [];
+    const received: (Received | undefined)[] = [];
     for (const [i, item] of call.items.entries()) {
       const target = targets[i];
       try {
-        prepared.push(target ? await this.#prepare(target, item, call.requestId) : undefined);
+        received.push(target ? await this.#receive(target, item) : undefined);
+      } catch (err) {
+        itemError(i, err);
+        received.push(undefined);
+      }
+    }
+    // Only verified senders reach the tenant's budget. A batch takes one token per item, valid or
+    // not: a caller cannot send unlimited bad items.
+    if (received.every((r) => r === undefined) && call.tenantId === undefined) return results as ItemResult[];
+    await this.#rateLimit(tenantId, call.items.length);
+
+    const prepared: (NewMessage | undefined)[] = [];
+    for (const [i, r] of received.entries()) {
+      try {
+        prepared.push(r ? await this.#prepare(targets[i]!, r, call.requestId) : undefined);
       } catch (err) {
         itemError(i, err);
         prepared.push(undefined);
@@ -178,45 +207,51 @@ export class Ingestor {
     if (waitMs > 0) throw new KapselError("E1005", `rate limit exceeded; retry in ${Math.ceil(waitMs / 1000)} s`, { retryAfterMs: waitMs });
   }
 
-  async #prepare(target: Resolved, item: IngestItem, requestId: string): Promise<NewMessage> {
+  /** An item's content: a sender's request read under the cap and verified by the endpoint's or
+   * source's scheme (its idempotency key is the explicit header or else its own delivery id, so
+   * its retries of one delivery are stored once; headers that say what the event is are kept), or
+   * an RPC's fields checked. */
+  async #receive(target: Resolved, item: IngestItem): Promise<Received> {
     const { endpoint, source } = target;
-    let payload: Buffer;
-    let headers = item.headers;
-    let idempotencyKey = item.idempotencyKey;
-    let eventType = item.eventType;
-    let channels = item.channels;
-    if (isInbound(item.body)) {
-      // A sender's request: read under the cap and verified by the endpoint's or source's scheme.
-      // Its idempotency key is the explicit header or else its own delivery id (so its retries of
-      // one delivery are stored once); headers that say what the event is are kept.
-      const inbound = item.body;
-      payload = await this.#read(inbound);
-      const verification: SourceConfig = source?.verification ?? endpoint!.source;
-      const failure = verifySource(verification, inbound.headers, payload);
-      if (failure !== undefined) throw new KapselError("E1002", failure);
-      idempotencyKey ??= senderDeliveryId(verification.scheme, inbound.headers);
-      headers = this.#keptFrom(inbound.headers, endpoint?.keptHeaders ?? []);
-      eventType = source ? eventTypeFrom(source.eventType, inbound.headers, payload) : wellKnownEventType(inbound.headers, payload);
-      channels = source?.channels ?? [];
-    } else {
-      payload = item.body;
-      if (eventType !== "") checkEventType(eventType);
+    if (!isInbound(item.body)) {
+      if (item.eventType !== "") checkEventType(item.eventType);
       else if (!endpoint) throw new KapselError("E1006", "event_type is required when no endpoint_id is given");
-      channels = checkMessageChannels(channels);
+      return { payload: item.body, contentType: item.contentType, headers: item.headers, idempotencyKey: item.idempotencyKey, eventType: item.eventType, channels: checkMessageChannels(item.channels) };
     }
-
-    const id = uuidv7();
-    const endpointIds = endpoint ? [endpoint.id] : await this.#deps.subscribers.matching(target.tenantId, eventType, channels);
+    const inbound = item.body;
+    const targetId = endpoint?.id ?? source!.id;
+    const blockedMs = this.#deps.failures.blockedFor(inbound.clientAddress, targetId);
+    if (blockedMs > 0) throw new KapselError("E1005", "too many requests with a wrong signature; retry later", { retryAfterMs: blockedMs });
+    const payload = await this.#read(inbound);
+    const verification: SourceConfig = source?.verification ?? endpoint!.source;
+    const failure = verifySource(verification, inbound.headers, payload);
+    if (failure !== undefined) {
+      this.#deps.failures.failed(inbound.clientAddress, targetId);
+      throw new KapselError("E1002", failure);
+    }
     return {
-      id,
+      payload,
+      contentType: item.contentType,
+      headers: this.#keptFrom(inbound.headers, endpoint?.keptHeaders ?? []),
+      idempotencyKey: item.idempotencyKey ?? senderDeliveryId(verification.scheme, inbound.headers),
+      eventType: source ? eventTypeFrom(source.eventType, inbound.headers, payload) : wellKnownEventType(inbound.headers, payload),
+      channels: source?.channels ?? [],
+    };
+  }
+
+  async #prepare(target: Resolved, r: Received, requestId: string): Promise<NewMessage> {
+    const { endpoint, source } = target;
+    const endpointIds = endpoint ? [endpoint.id] : await this.#deps.subscribers.matching(target.tenantId, r.eventType, r.channels);
+    return {
+      id: uuidv7(),
       tenantId: target.tenantId,
       scopeId: endpoint?.id ?? source?.id ?? TENANT_SCOPE,
-      eventType,
-      channels: [...channels],
-      payload: this.#checkPayload(payload),
-      contentType: this.#checkContentType(item.contentType),
-      headers: this.#checkHeaders(headers),
-      idempotencyKey: this.#checkKey(idempotencyKey),
+      eventType: r.eventType,
+      channels: [...r.channels],
+      payload: this.#checkPayload(r.payload),
+      contentType: this.#checkContentType(r.contentType),
+      headers: this.#checkHeaders(r.headers),
+      idempotencyKey: this.#checkKey(r.idempotencyKey),
       sourceId: source?.id,
       requestId,
       events: endpointIds.map((endpointId) => ({ id: uuidv7(), endpointId })),
