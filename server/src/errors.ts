@@ -31,6 +31,7 @@ export const ERROR_CODES = {
   // Not in DESIGN.md's table: an attempt id that does not exist (or is another tenant's).
   E3003: { code: Code.NotFound, http: 404, text: "attempt not found" },
   E9001: { code: Code.Unavailable, http: 503, text: "database unavailable; nothing was accepted" },
+  E9002: { code: Code.Unavailable, http: 503, text: "overloaded: the ingest queue is full; nothing was accepted, retry after the hint" },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

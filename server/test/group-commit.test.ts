@@ -2,7 +2,7 @@
 // kept apart and in order, and what a failed write does. No database: the statement it normally
 // drives (ingest/event-insert.ts) is covered by the ingest tests.
 import { describe, expect, it } from "vitest";
-import { GroupCommit } from "../src/ingest/group-commit.ts";
+import { GroupCommit, QueueFull } from "../src/ingest/group-commit.ts";
 
 interface Item {
   id: number;
@@ -23,7 +23,7 @@ function controlledWrite() {
   return { batches, pending, write, tick };
 }
 
-function scheduler(write: (batch: Item[]) => Promise<string[]>, options: { writers?: number; maxRows?: number } = {}) {
+function scheduler(write: (batch: Item[]) => Promise<string[]>, options: { writers?: number; maxRows?: number; maxQueuedRows?: number } = {}) {
   return new GroupCommit<Item, string>({ write, keyOf: (i) => i.key, sizeOf: () => 1, ...options });
 }
 
@@ -93,5 +93,32 @@ describe("group commit scheduler", () => {
     expect(w.batches).toEqual([[0], [1, 2], [3, 4], [5]]);
     w.pending[3]!.resolve();
     expect(await Promise.all(all)).toHaveLength(5);
+  });
+
+  it("past its bound a submission is refused whole, at once, with a retry hint; an empty queue takes anything", async () => {
+    const w = controlledWrite();
+    const gc = scheduler(w.write, { writers: 1, maxQueuedRows: 3 });
+    gc.submit([{ id: 1 }]); // in flight: not queued
+    const queued = gc.submit([{ id: 2 }, { id: 3 }]);
+    expect(gc.full).toBe(false);
+    let refused: unknown;
+    try {
+      gc.submit([{ id: 4 }, { id: 5 }]);
+    } catch (err) {
+      refused = err;
+    }
+    expect(refused).toBeInstanceOf(QueueFull);
+    expect((refused as QueueFull).retryAfterMs).toBeGreaterThanOrEqual(100);
+    const one = gc.submit([{ id: 6 }]);
+    expect(gc.full).toBe(true);
+    w.pending[0]!.resolve();
+    await w.tick();
+    expect(w.batches).toEqual([[1], [2, 3, 6]]);
+    w.pending[1]!.resolve();
+    expect(await Promise.all([...queued, ...one])).toEqual(["ok-2", "ok-3", "ok-6"]);
+    // Empty again: a submission larger than the bound is taken.
+    const big = gc.submit([7, 8, 9, 10, 11].map((id) => ({ id })));
+    w.pending[2]!.resolve();
+    expect(await Promise.all(big)).toHaveLength(5);
   });
 });

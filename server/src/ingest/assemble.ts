@@ -51,6 +51,8 @@ export function assembleIngest(config: IngestConfig, deps: IngestDeps): IngestCa
     keyOf: idempotencyKeyOf,
     sizeOf: (m) => m.payload.length,
     rowsOf: (m) => 1 + m.events.length,
+    maxQueuedRows: config.queue.maxRows,
+    maxQueuedBytes: config.queue.maxBytes,
     write: async (batch) => {
       metrics.batchSize.observe(batch.length);
       const accepted = await insertMessages(deps.pool, batch, config.idempotencyWindowMs);

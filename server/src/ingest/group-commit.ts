@@ -8,7 +8,23 @@
 // key is already in a write in flight waits for that write: equal keys are written in arrival
 // order and never race each other.
 //
+// The queue is bounded (rows and bytes waiting): past the bound a submission is refused at once,
+// whole, with QueueFull — under overload callers hear "try again" in microseconds instead of
+// waiting seconds in a queue that only grows, and what is accepted keeps a bounded wait.
+//
 // The scheduler knows nothing of SQL: it is given the write (ingest/message-insert.ts for messages).
+
+/** The queue is over its bound: nothing of the submission was taken. */
+export class QueueFull extends Error {
+  /** A hint for when to try again: about how long the queue takes to drain. */
+  readonly retryAfterMs: number;
+
+  constructor(retryAfterMs: number) {
+    super("the ingest queue is full");
+    this.name = "QueueFull";
+    this.retryAfterMs = retryAfterMs;
+  }
+}
 
 export interface GroupCommitOptions<T, R> {
   /** Writes a batch; resolves with one result per item, in order. */
@@ -23,6 +39,10 @@ export interface GroupCommitOptions<T, R> {
   maxBytes?: number;
   /** Writes in flight at once (default 2). */
   writers?: number;
+  /** Rows and bytes that may wait in the queue (not counting writes in flight); a submission
+   * that would pass either is refused with QueueFull, unless the queue is empty. */
+  maxQueuedRows?: number;
+  maxQueuedBytes?: number;
 }
 
 interface Waiting<T, R> {
@@ -40,7 +60,13 @@ export class GroupCommit<T, R> {
   readonly #maxRows: number;
   readonly #maxBytes: number;
   readonly #writers: number;
+  readonly #maxQueuedRows: number;
+  readonly #maxQueuedBytes: number;
   #queue: Waiting<T, R>[] = [];
+  #queuedRows = 0;
+  #queuedBytes = 0;
+  /** Rows written per millisecond, smoothed over recent writes: how fast the queue drains. */
+  #drainPerMs = 0;
   #inFlight = 0;
   /** Keys of the items in writes in flight. */
   readonly #busyKeys = new Set<string>();
@@ -53,10 +79,35 @@ export class GroupCommit<T, R> {
     this.#maxRows = options.maxRows ?? 1000;
     this.#maxBytes = options.maxBytes ?? 16 * 1024 * 1024;
     this.#writers = options.writers ?? 2;
+    this.#maxQueuedRows = options.maxQueuedRows ?? Infinity;
+    this.#maxQueuedBytes = options.maxQueuedBytes ?? Infinity;
   }
 
-  /** Resolves per item once written; rejects (all of them) if their batch failed. */
+  /** Whether the queue is at its bound (a submission now would most likely be refused). */
+  get full(): boolean {
+    return this.#queuedRows >= this.#maxQueuedRows || this.#queuedBytes >= this.#maxQueuedBytes;
+  }
+
+  /** About how long the queue takes to drain, for a retry hint: 0.1 s to 5 s. */
+  #drainMs(): number {
+    const ms = this.#drainPerMs > 0 ? this.#queuedRows / this.#drainPerMs : 1000;
+    return Math.min(5000, Math.max(100, Math.ceil(ms)));
+  }
+
+  /** Resolves per item once written; rejects (all of them) if their batch failed. Throws
+   * QueueFull, taking none of them, when they would pass the queue's bound. */
   submit(items: readonly T[]): Promise<R>[] {
+    let rows = 0;
+    let bytes = 0;
+    for (const item of items) {
+      rows += this.#rowsOf(item);
+      bytes += this.#sizeOf(item);
+    }
+    if (this.#queue.length > 0 && (this.#queuedRows + rows > this.#maxQueuedRows || this.#queuedBytes + bytes > this.#maxQueuedBytes)) {
+      throw new QueueFull(this.#drainMs());
+    }
+    this.#queuedRows += rows;
+    this.#queuedBytes += bytes;
     const promises = items.map((item) => new Promise<R>((resolve, reject) => {
       this.#queue.push({ item, key: this.#keyOf(item), resolve, reject });
     }));
@@ -105,14 +156,21 @@ export class GroupCommit<T, R> {
       batch.push(w);
     }
     this.#queue = held ? held.concat(queue.slice(i)) : queue.slice(i);
+    this.#queuedRows -= rows;
+    this.#queuedBytes -= bytes;
     return batch;
   }
 
   async #run(batch: Waiting<T, R>[]): Promise<void> {
     for (const w of batch) if (w.key !== undefined) this.#busyKeys.add(w.key);
     let settle: () => void;
+    const started = performance.now();
     try {
       const results = await this.#write(batch.map((w) => w.item));
+      let rows = 0;
+      for (const w of batch) rows += this.#rowsOf(w.item);
+      const rate = rows / Math.max(1, performance.now() - started);
+      this.#drainPerMs = this.#drainPerMs === 0 ? rate : 0.8 * this.#drainPerMs + 0.2 * rate;
       settle = () => batch.forEach((w, i) => w.resolve(results[i]!));
     } catch (err) {
       settle = () => batch.forEach((w) => w.reject(err));

@@ -9,7 +9,7 @@
 //   → the tenant's rate (E1005, for the whole call)
 //   → each item's fields and event type (E1001, E1006) → its events: the one endpoint, or every
 //   enabled endpoint of the tenant subscribed to the type and channels
-//   → group commit → answered once durable.
+//   → group commit (E9002 at once when its queue is full: nothing accepted) → answered once durable.
 //
 // Item errors answer that item only (a batch goes on); call errors (rate limit, database outage)
 // are thrown. Nothing is acknowledged before it is durable.
@@ -21,7 +21,7 @@ import { isUuid, uuidv7 } from "../uuid.ts";
 import type { EndpointCache, IngestEndpoint } from "./endpoint-cache.ts";
 import type { FailureLimiter } from "./failure-limiter.ts";
 import { eventTypeFrom, wellKnownEventType } from "./event-type-origin.ts";
-import type { GroupCommit } from "./group-commit.ts";
+import { QueueFull, type GroupCommit } from "./group-commit.ts";
 import { TENANT_SCOPE, type Accepted, type NewMessage } from "./message-insert.ts";
 import type { RateLimiter } from "./rate-limiter.ts";
 import type { IngestSource, SourceCache } from "./source-cache.ts";
@@ -110,6 +110,11 @@ export const MAX_HEADER_BYTES = 16 * 1024;
 /** Never kept from a sender, whatever the lists say: they were for us. */
 const NEVER_KEPT = new Set(["authorization", "cookie"]);
 
+/** E9002: the queue is full; nothing of the call was accepted. */
+function overloaded(retryAfterMs: number): KapselError {
+  return new KapselError("E9002", "overloaded: the ingest queue is full; nothing was accepted, retry after the hint", { retryAfterMs });
+}
+
 function isInbound(body: Buffer | InboundBody): body is InboundBody {
   return !Buffer.isBuffer(body);
 }
@@ -128,6 +133,8 @@ export class Ingestor {
   /** Accepts a call's items; resolves once every accepted item is durable, with one result per
    * item in order. Throws for what fails the whole call (E1005, E9001, a sender gone mid-body). */
   async accept(call: IngestCall): Promise<ItemResult[]> {
+    // Overloaded: say so before any work, a sender's body unread.
+    if (this.#deps.commit.full) throw overloaded(1000);
     const results: (ItemResult | undefined)[] = new Array(call.items.length);
     // Item errors are answers; anything else (an outage) fails the call.
     const itemError = (i: number, err: unknown): void => {
@@ -178,7 +185,14 @@ export class Ingestor {
     }
 
     const messages = prepared.filter((m): m is NewMessage => m !== undefined);
-    const accepted = await Promise.all(this.#deps.commit.submit(messages));
+    let submitted: Promise<Accepted>[];
+    try {
+      submitted = this.#deps.commit.submit(messages);
+    } catch (err) {
+      if (err instanceof QueueFull) throw overloaded(err.retryAfterMs);
+      throw err;
+    }
+    const accepted = await Promise.all(submitted);
     let next = 0;
     for (const [i, m] of prepared.entries()) if (m) results[i] = accepted[next++];
     return results as ItemResult[];
