@@ -158,8 +158,10 @@ export interface LoadResult {
   eventsPerSecond: number;
   /** Requests (calls) completed inside the window. */
   windowRequests: number;
-  /** Per-request latency inside the window, milliseconds. */
+  /** Per-request latency of acknowledged requests inside the window, milliseconds. */
   latencyMs: { p50: number; p90: number; p99: number; max: number; mean: number };
+  /** Requests refused as overloaded (503) inside the window, and how fast the refusal came. */
+  refused: { count: number; latencyMs: { p50: number; p99: number; max: number } };
   /** Non-2xx / failed requests by status or error, whole run. */
   failures: Record<string, number>;
   /** Batch items answered DUPLICATE or ERROR (should be none). */
@@ -208,6 +210,7 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
     }
     latencies[nLat++] = ms;
   };
+  let refusedLatencies: number[] = [];
   const failures: Record<string, number> = {};
   const fail = (why: string) => (failures[why] = (failures[why] ?? 0) + 1);
   let acked = 0;
@@ -250,7 +253,7 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
       const ok = job.mode === "gateway" || job.mode === "gateway-paced" ? 202 : 200;
       if (r.status !== ok) {
         fail(String(r.status));
-        return 0;
+        return r.status === 503 ? -1 : 0;
       }
       if (job.mode === "fanout") return fromBinary(IngestResponseSchema, r.body).eventIds.length;
       if (job.mode !== "batch") return 1;
@@ -272,8 +275,13 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   const t0 = performance.now();
   const windowStart = t0 + job.warmupMs;
   const deadline = windowStart + job.durationMs;
+  /** `n` events acknowledged; -1 for an overload refusal (503). */
   const done = (started: number, n: number) => {
     const now = performance.now();
+    if (n < 0) {
+      if (now >= windowStart && now <= deadline) refusedLatencies.push(now - started);
+      return;
+    }
     acked += n;
     if (n > 0) ackedRequests++;
     if (now >= windowStart && now <= deadline) {
@@ -318,6 +326,8 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   for (const c of conns) c.close();
 
   const sorted = latencies.slice(0, nLat).sort();
+  refusedLatencies = refusedLatencies.sort((a, b) => a - b);
+  const refusedSorted = Float64Array.from(refusedLatencies);
   let sum = 0;
   for (const v of sorted) sum += v;
   const windowSeconds = job.durationMs / 1000;
@@ -332,6 +342,10 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
     latencyMs: {
       p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99),
       max: sorted.length ? sorted[sorted.length - 1]! : NaN, mean: sorted.length ? sum / sorted.length : NaN,
+    },
+    refused: {
+      count: refusedSorted.length,
+      latencyMs: { p50: percentile(refusedSorted, 50), p99: percentile(refusedSorted, 99), max: refusedSorted.length ? refusedSorted[refusedSorted.length - 1]! : NaN },
     },
     failures,
     itemsNotAccepted,

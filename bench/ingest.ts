@@ -18,7 +18,7 @@
 // disturbed measurement is repeated.
 //
 // Environment knobs (all optional): KAPSEL_BENCH_SECONDS (measured seconds per phase, default
-// 20), KAPSEL_BENCH_PHASES (comma list of raw,gateway,ingest,batch,paced,fanout), KAPSEL_BENCH_PROFILE=1
+// 20), KAPSEL_BENCH_PHASES (comma list of raw,gateway,ingest,batch,paced,fanout,overload), KAPSEL_BENCH_PROFILE=1
 // (runs the server under `node --cpu-prof` and prints where its CPU time went),
 // KAPSEL_BENCH_SERVER_NODE_FLAGS (extra node flags for the server, e.g. --perf-basic-prof),
 // KAPSEL_BENCH_GATEWAY_CONNECTIONS, KAPSEL_BENCH_INGEST_CONNECTIONS, KAPSEL_BENCH_BATCH_CONNECTIONS,
@@ -50,7 +50,7 @@ const PAYLOAD_BYTES = 1024;
 const env = process.env;
 const SECONDS = Number(env.KAPSEL_BENCH_SECONDS ?? 20);
 const WARMUP_MS = 2_000;
-const PHASES = (env.KAPSEL_BENCH_PHASES ?? "raw,gateway,ingest,batch,paced,fanout").split(",");
+const PHASES = (env.KAPSEL_BENCH_PHASES ?? "raw,gateway,ingest,batch,paced,fanout,overload").split(",");
 const PROFILE = env.KAPSEL_BENCH_PROFILE === "1";
 const GATEWAY_CONNECTIONS = Number(env.KAPSEL_BENCH_GATEWAY_CONNECTIONS ?? 256);
 const INGEST_CONNECTIONS = Number(env.KAPSEL_BENCH_INGEST_CONNECTIONS ?? 128);
@@ -340,6 +340,8 @@ function runLoader(job: LoadJob): Promise<LoadResult> {
 }
 
 interface PhaseResult {
+  /** The phase's short name (gateway, paced, overload, …). */
+  key: string;
   name: string;
   load: LoadResult;
   cpu: CpuSplit;
@@ -461,6 +463,9 @@ export default async function ingestBenchmark(): Promise<void> {
       { name: "batch", job: { mode: "batch", connections: BATCH_CONNECTIONS, batchSize: BATCH_SIZE } },
       { name: "paced", job: { mode: "gateway-paced", connections: 64, rate: PACED_RATE } },
       { name: "fanout", job: { mode: "fanout", connections: INGEST_CONNECTIONS, eventType: "invoice.paid" } },
+      // Offered three times what the gateway sustained above: the queue's bound must refuse the
+      // excess at once while what is accepted keeps a bounded latency.
+      { name: "overload", job: { mode: "gateway-paced", connections: 2048, rate: 0 } },
     ];
     const runPhase = async (name: string, label: string, job: (typeof plan)[number]["job"], attempt: number): Promise<PhaseResult> => {
       await waitQuiet();
@@ -495,6 +500,7 @@ export default async function ingestBenchmark(): Promise<void> {
         `${failures ? `, failures: ${failures}` : ""}; rows ${f0(rowsAfter.events)} / acknowledged ${f0(ackedTotal)}`);
       await db.query("CHECKPOINT");
       return {
+        key: name,
         name: label,
         load,
         cpu: {
@@ -514,9 +520,21 @@ export default async function ingestBenchmark(): Promise<void> {
     const better = (a: PhaseResult, b: PhaseResult) =>
       a.load.mode === "gateway-paced" ? a.load.latencyMs.p99 < b.load.latencyMs.p99 : a.load.eventsPerSecond > b.load.eventsPerSecond;
     const lossChecks: { name: string; rowsAfter: PhaseResult["rowsAfter"]; ackedTotal: number; ackedMessages: number }[] = [];
+    const byName = (name: string) => phases.find((p) => p.key === name);
     for (const { name, job } of plan) {
       if (!PHASES.includes(name)) continue;
-      const label = { gateway: "gateway, closed loop", ingest: "Ingest RPC, closed loop", batch: "IngestBatch RPC, closed loop", paced: `gateway at ${PACED_RATE}/s`, fanout: `Ingest RPC fan-out to ${FANOUT_WIDTH}, closed loop` }[name]!;
+      const label = {
+        gateway: "gateway, closed loop", ingest: "Ingest RPC, closed loop", batch: "IngestBatch RPC, closed loop",
+        paced: `gateway at ${PACED_RATE}/s`, fanout: `Ingest RPC fan-out to ${FANOUT_WIDTH}, closed loop`, overload: "gateway at 3× its sustained rate",
+      }[name]!;
+      if (name === "overload") {
+        const sustained = byName("gateway")?.load.eventsPerSecond;
+        if (!sustained) {
+          console.log("overload: needs the gateway phase's sustained rate; skipped");
+          continue;
+        }
+        job.rate = Math.round(3 * sustained);
+      }
       let best: PhaseResult | undefined;
       for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
         const r = await runPhase(name, label, job, attempt);
@@ -549,7 +567,7 @@ export default async function ingestBenchmark(): Promise<void> {
       `each event = 1 messages + 1 events + 1 delivery_jobs + 1 idempotency_keys row, 1 KiB payload)\n`);
     console.log("| path | concurrency | events/s | p50 ms | p99 ms | ratio to raw | machine used by others |");
     console.log("|---|---|---:|---:|---:|---:|---:|");
-    const byMode = (mode: string) => phases.find((p) => p.load.mode === mode);
+    const byMode = (mode: string) => phases.find((p) => p.load.mode === mode && p.key !== "overload");
     for (const p of phases) {
       const conc = p.load.mode === "batch" ? `${BATCH_CONNECTIONS} calls × ${BATCH_SIZE} events` :
         p.load.mode === "gateway-paced" ? `offered ${f0(p.load.offered?.ratePerSecond ?? NaN)}/s` :
@@ -574,6 +592,16 @@ export default async function ingestBenchmark(): Promise<void> {
     if (!lossless) {
       for (const p of lossChecks) console.log(`  after ${p.name}: messages ${p.rowsAfter.messages}, events ${p.rowsAfter.events}, delivery_jobs ${p.rowsAfter.jobs}, idempotency_keys ${p.rowsAfter.keys}, acknowledged events ${p.ackedTotal}, messages ${p.ackedMessages}`);
       process.exitCode = 1;
+    }
+    const overload = byName("overload");
+    if (overload) {
+      const o = overload.load;
+      const offered = o.offered?.ratePerSecond ?? NaN;
+      console.log(`\noverload: offered ${f0(offered)} events/s (3× the gateway's sustained ${f0(offered / 3)}/s) for ${SECONDS} s:`);
+      console.log("| accepted/s | accepted p50 ms | accepted p99 ms | refused (E9002) | refused p50 ms | refused p99 ms | other failures |");
+      console.log("|---:|---:|---:|---:|---:|---:|---|");
+      const others = Object.entries(o.failures).filter(([k]) => k !== "503").map(([k, v]) => `${k}×${v}`).join(", ") || "none";
+      console.log(`| ${f0(o.eventsPerSecond)} | ${f1(o.latencyMs.p50)} | ${f1(o.latencyMs.p99)} | ${f0(o.refused.count)} | ${f2(o.refused.latencyMs.p50)} | ${f2(o.refused.latencyMs.p99)} | ${others} |`);
     }
     const ingestPhase = byMode("ingest");
     const fanout = byMode("fanout");

@@ -43,7 +43,7 @@ export interface IngestConfig {
   /** …and per sender address over all of them. */
   failedSignatureAddressLimit: { perSecond: number; burst: number };
   /** What may wait for the group commit (rows: messages plus their events); past it, E9002. */
-  queue: { maxRows: number; maxBytes: number };
+  queue: { maxRows: number; maxBytes: number; maxInFlight: number };
 }
 
 export interface DeliveryConfig {
@@ -102,6 +102,7 @@ export const ENVIRONMENT: readonly VarSpec[] = [
   { name: "KAPSEL_FAILED_SIGNATURES_BURST", help: "burst of failed source signatures per sender address and endpoint/source", default: "20" },
   { name: "KAPSEL_FAILED_SIGNATURES_PER_ADDRESS_PER_SECOND", help: "failed source signatures allowed per sender address over all endpoints and sources", default: "20" },
   { name: "KAPSEL_FAILED_SIGNATURES_PER_ADDRESS_BURST", help: "burst of failed source signatures per sender address", default: "100" },
+  { name: "KAPSEL_INGEST_MAX_IN_FLIGHT", help: "messages being accepted at once (from a request's first byte to its answer); past it ingest answers E9002 at once", default: "512" },
   { name: "KAPSEL_INGEST_QUEUE_MAX_ROWS", help: "rows (messages plus their events) that may wait for a database write; past it ingest answers E9002 at once", default: "5000" },
   { name: "KAPSEL_INGEST_QUEUE_MAX_BYTES", help: "payload bytes that may wait for a database write; past it ingest answers E9002 at once", default: String(64 * 1024 * 1024) },
   { name: "KAPSEL_KEPT_HEADERS", help: "extra inbound header names the gateway keeps for every endpoint (comma-separated)" },
@@ -206,7 +207,11 @@ export function loadConfig(env: Env = process.env): Config {
         perSecond: num("KAPSEL_FAILED_SIGNATURES_PER_ADDRESS_PER_SECOND", 0.001, 1e6),
         burst: int("KAPSEL_FAILED_SIGNATURES_PER_ADDRESS_BURST", 1, 1e6),
       },
-      queue: { maxRows: int("KAPSEL_INGEST_QUEUE_MAX_ROWS", 1, 10_000_000), maxBytes: int("KAPSEL_INGEST_QUEUE_MAX_BYTES", 1024, 16 * 1024 * 1024 * 1024) },
+      queue: {
+        maxRows: int("KAPSEL_INGEST_QUEUE_MAX_ROWS", 1, 10_000_000),
+        maxBytes: int("KAPSEL_INGEST_QUEUE_MAX_BYTES", 1024, 16 * 1024 * 1024 * 1024),
+        maxInFlight: int("KAPSEL_INGEST_MAX_IN_FLIGHT", 1, 10_000_000),
+      },
     },
     delivery: {
       enabled: bool("KAPSEL_DELIVERY_ENABLED"),

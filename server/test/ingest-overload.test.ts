@@ -64,3 +64,28 @@ describe("overload", () => {
     expect(stored.rows.map((r) => r.k)).toEqual(["k-0", "k-1", "k-2", "k-3"]);
   });
 });
+
+describe("in-flight bound", () => {
+  it("past KAPSEL_INGEST_MAX_IN_FLIGHT messages being accepted, the next request is refused at once with E9002", async () => {
+    const small = await startTestServer({ KAPSEL_DELIVERY_ENABLED: "false", KAPSEL_INGEST_MAX_IN_FLIGHT: "2" });
+    const blocker = await connect(small.databaseUrl);
+    try {
+      const tenant = await createTenant(small.url, ADMIN_TOKEN, "in-flight");
+      const { endpointId } = await addEndpoint(small.url, tenant.apiKey, "https://93.184.216.34/");
+      await blocker.query("BEGIN");
+      await blocker.query("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE");
+      const send = () => fetch(`${small.url}/ingest/${endpointId}`, { method: "POST", body: "{}" });
+      const held = [send(), send()];
+      await new Promise((r) => setTimeout(r, 200));
+      const third = await send();
+      expect([third.status, ((await third.json()) as { code: string }).code]).toEqual([503, "E9002"]);
+      await blocker.query("COMMIT");
+      expect((await Promise.all(held)).map((r) => r.status)).toEqual([202, 202]);
+      // Room again.
+      expect((await send()).status).toBe(202);
+    } finally {
+      await blocker.end();
+      await small.stop();
+    }
+  });
+});

@@ -63,6 +63,7 @@ export function assembleIngest(config: IngestConfig, deps: IngestDeps): IngestCa
   const failures = new FailureLimiter({ limit: config.failedSignatureLimit, addressLimit: config.failedSignatureAddressLimit });
   const ingestor = new Ingestor({ endpoints, sources, subscribers, limiter, failures, commit }, {
     maxPayloadBytes: config.maxPayloadBytes,
+    maxInFlight: config.queue.maxInFlight,
     keptHeaders: [...DEFAULT_KEPT_HEADERS, ...config.keptHeaders],
   });
   return {

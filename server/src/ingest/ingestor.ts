@@ -84,6 +84,9 @@ export interface IngestorDeps {
 
 export interface IngestorOptions {
   maxPayloadBytes: number;
+  /** Items (messages) being accepted at once, from the first byte of their call to its answer;
+   * past it E9002 at once. Bounds the wait of what is accepted, and the memory of bodies held. */
+  maxInFlight: number;
   /** Header names kept from every sender (besides each endpoint's own list). */
   keptHeaders: readonly string[];
 }
@@ -122,19 +125,33 @@ function isInbound(body: Buffer | InboundBody): body is InboundBody {
 export class Ingestor {
   readonly #deps: IngestorDeps;
   readonly #keptHeaders: readonly string[];
+  readonly #maxInFlight: number;
+  #inFlight = 0;
   readonly maxPayloadBytes: number;
 
   constructor(deps: IngestorDeps, options: IngestorOptions) {
     this.#deps = deps;
     this.#keptHeaders = options.keptHeaders;
+    this.#maxInFlight = options.maxInFlight;
     this.maxPayloadBytes = options.maxPayloadBytes;
   }
 
   /** Accepts a call's items; resolves once every accepted item is durable, with one result per
    * item in order. Throws for what fails the whole call (E1005, E9001, a sender gone mid-body). */
   async accept(call: IngestCall): Promise<ItemResult[]> {
-    // Overloaded: say so before any work, a sender's body unread.
-    if (this.#deps.commit.full) throw overloaded(1000);
+    // Overloaded (too much being accepted, or the database write falling behind): say so before
+    // any work, a sender's body unread.
+    const n = call.items.length;
+    if (this.#deps.commit.full || (this.#inFlight > 0 && this.#inFlight + n > this.#maxInFlight)) throw overloaded(1000);
+    this.#inFlight += n;
+    try {
+      return await this.#accept(call);
+    } finally {
+      this.#inFlight -= n;
+    }
+  }
+
+  async #accept(call: IngestCall): Promise<ItemResult[]> {
     const results: (ItemResult | undefined)[] = new Array(call.items.length);
     // Item errors are answers; anything else (an outage) fails the call.
     const itemError = (i: number, err: unknown): void => {
