@@ -64,8 +64,9 @@ const monitor = (url: string, ...extra: string[]) =>
 
 describe("kapsel-verify monitor on a running Kapsel server", () => {
   it("publishes the key the test derived from KAPSEL_SIGNING_KEY", async () => {
-    const keys = await rpc(server.url, "GetPublicKeys", {}, dest.apiKey);
-    expect(keys.body.keys.map((k: { vkey: string }) => k.vkey)).toEqual([logKey.vkey]);
+    // The key is recorded when the sequencer first runs, which a busy machine may delay.
+    const keys = await until("the log's key to be published", async () => (await rpc(server.url, "GetPublicKeys", {}, dest.apiKey)).body.keys);
+    expect(keys.map((k: { vkey: string }) => k.vkey)).toEqual([logKey.vkey]);
   });
 
   it("follows the log cleanly as deliveries are appended, and proves the tenant's attempts are in it", async () => {

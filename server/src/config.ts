@@ -102,7 +102,7 @@ export const ENVIRONMENT: readonly VarSpec[] = [
   { name: "KAPSEL_FAILED_SIGNATURES_BURST", help: "burst of failed source signatures per sender address and endpoint/source", default: "20" },
   { name: "KAPSEL_FAILED_SIGNATURES_PER_ADDRESS_PER_SECOND", help: "failed source signatures allowed per sender address over all endpoints and sources", default: "20" },
   { name: "KAPSEL_FAILED_SIGNATURES_PER_ADDRESS_BURST", help: "burst of failed source signatures per sender address", default: "100" },
-  { name: "KAPSEL_INGEST_MAX_IN_FLIGHT", help: "messages being accepted at once (from a request's first byte to its answer); past it ingest answers E9002 at once", default: "512" },
+  { name: "KAPSEL_INGEST_MAX_IN_FLIGHT", help: "ingest requests being accepted at once (from a request's first byte to its answer); past it ingest answers E9002 at once", default: "512" },
   { name: "KAPSEL_INGEST_QUEUE_MAX_ROWS", help: "rows (messages plus their events) that may wait for a database write; past it ingest answers E9002 at once", default: "5000" },
   { name: "KAPSEL_INGEST_QUEUE_MAX_BYTES", help: "payload bytes that may wait for a database write; past it ingest answers E9002 at once", default: String(64 * 1024 * 1024) },
   { name: "KAPSEL_KEPT_HEADERS", help: "extra inbound header names the gateway keeps for every endpoint (comma-separated)" },

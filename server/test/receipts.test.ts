@@ -109,7 +109,7 @@ describe("receipts of real deliveries", () => {
     ] as const;
     const d = await createDestination(server.url, ok.url);
     for (const c of cases) {
-      const ep = await rpc(server.url, "CreateEndpoint", { url: c.url, allowHttp: true, timeoutMs: 300 }, d.apiKey);
+      const ep = await rpc(server.url, "CreateEndpoint", { url: c.url, allowHttp: true, timeoutMs: c.outcome === "timeout" ? 300 : 5000 }, d.apiKey);
       const body = JSON.stringify({ type: "receipt", outcome: c.outcome, note: "é\u2028" });
       const attempt = await firstAttempt(server.url, d.apiKey, await ingest(server.url, ep.body.endpoint.id, body));
       const proof = await until(`the ${c.outcome} attempt in the log`, async () => {

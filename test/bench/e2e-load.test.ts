@@ -39,7 +39,8 @@ describe("the e2e load generator", () => {
     expect(received).toBe(r.sent);
     // The second request was due 20 ms after the first but waited for the connection.
     expect(r.ackMs.p99).toBeGreaterThan(300);
-    expect(r.endedAt - r.startedAt).toBeGreaterThanOrEqual(1_000);
+    // The step ran its whole second although the system fell behind (timers may fire a little early).
+    expect(r.endedAt - r.startedAt).toBeGreaterThanOrEqual(990);
     expect(await load.idle(5_000)).toBe(0);
   });
 });

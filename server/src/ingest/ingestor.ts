@@ -84,8 +84,9 @@ export interface IngestorDeps {
 
 export interface IngestorOptions {
   maxPayloadBytes: number;
-  /** Items (messages) being accepted at once, from the first byte of their call to its answer;
-   * past it E9002 at once. Bounds the wait of what is accepted, and the memory of bodies held. */
+  /** Calls (requests) being accepted at once, from their first byte to their answer; past it
+   * E9002 at once. Bounds the wait of what is accepted, and the memory of bodies held. A batch is
+   * one call: its size is bounded on its own, and the group commit's queue bounds its rows. */
   maxInFlight: number;
   /** Header names kept from every sender (besides each endpoint's own list). */
   keptHeaders: readonly string[];
@@ -141,13 +142,12 @@ export class Ingestor {
   async accept(call: IngestCall): Promise<ItemResult[]> {
     // Overloaded (too much being accepted, or the database write falling behind): say so before
     // any work, a sender's body unread.
-    const n = call.items.length;
-    if (this.#deps.commit.full || (this.#inFlight > 0 && this.#inFlight + n > this.#maxInFlight)) throw overloaded(1000);
-    this.#inFlight += n;
+    if (this.#deps.commit.full || this.#inFlight >= this.#maxInFlight) throw overloaded(1000);
+    this.#inFlight++;
     try {
       return await this.#accept(call);
     } finally {
-      this.#inFlight -= n;
+      this.#inFlight--;
     }
   }
 
