@@ -13,15 +13,16 @@
 // that every delivery attempt made it into the signed log.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmod, mkdtemp, readFile, rm } from "node:fs/promises";
+import { chmod, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import pg from "pg";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../server/src/db/embedded.ts";
 import { freePort } from "../server/src/free-port.ts";
 import { createLogger } from "../server/src/logger.ts";
 import { createTenant, rpc } from "../test/support/rpc.ts";
 import { waitUntilReady } from "../test/support/server.ts";
-import { ROOT, sleep, startKapsel, type KapselProcess } from "./_delivery-support.ts";
+import { ROOT, sleep, startKapsel, summariseProfile, type KapselProcess } from "./_delivery-support.ts";
 
 export const SYSTEM_KINDS = ["kapsel", "fanout", "graphile", "pgboss", "split-1+1", "split-2+2"] as const;
 export type SystemKind = (typeof SYSTEM_KINDS)[number];
@@ -49,7 +50,16 @@ export interface RunningSystem {
   postmaster: number;
   /** What else to report about the run (the attestation check for Kapsel). */
   finalCheck(sinkRequests: number): Promise<string>;
+  /** With --profile: the Postgres statements that took the time (before stop). */
+  statementReport(): Promise<string>;
+  /** With --profile: where the server processes' CPU went (after stop, when profiles are written). */
+  cpuProfileReport(): Promise<string>;
   stop(): Promise<void>;
+}
+
+export interface LaunchOptions {
+  /** pg_stat_statements in Postgres and `--cpu-prof` for Kapsel's processes. */
+  profile?: boolean;
 }
 
 export class NotAvailable extends Error {}
@@ -61,10 +71,17 @@ function passThroughEnv(): Record<string, string> {
   return Object.fromEntries(Object.entries(process.env).filter(([k, v]) => k.startsWith("KAPSEL_") && !k.startsWith("KAPSEL_BENCH_") && v !== undefined)) as Record<string, string>;
 }
 
-async function freshPostgres(): Promise<{ db: EmbeddedDatabase; dir: string; postmaster: number; drop(): Promise<void> }> {
+async function freshPostgres(profile = false): Promise<{ db: EmbeddedDatabase; dir: string; postmaster: number; drop(): Promise<void> }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "kapsel-bench-e2e-"));
   await chmod(dir, 0o755);
-  const db = await startEmbeddedPostgres({ dataDir: dir, log: createLogger("warn") });
+  const settings = profile ? { shared_preload_libraries: "pg_stat_statements", "pg_stat_statements.track": "all", track_io_timing: "on" } : undefined;
+  const db = await startEmbeddedPostgres({ dataDir: dir, log: createLogger("warn"), settings });
+  if (profile) {
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    await client.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+    await client.end();
+  }
   const postmaster = Number((await readFile(path.join(dir, "pg", "postmaster.pid"), "utf8")).split("\n")[0]);
   return {
     db, dir, postmaster,
@@ -75,11 +92,11 @@ async function freshPostgres(): Promise<{ db: EmbeddedDatabase; dir: string; pos
   };
 }
 
-export async function launchSystem(kind: SystemKind, sinkBase: string): Promise<RunningSystem> {
-  const pg = await freshPostgres();
+export async function launchSystem(kind: SystemKind, sinkBase: string, options: LaunchOptions = {}): Promise<RunningSystem> {
+  const pg = await freshPostgres(options.profile);
   try {
     if (kind === "graphile" || kind === "pgboss") return await launchRelay(kind, pg, sinkBase);
-    return await launchKapsel(kind, pg, sinkBase);
+    return await launchKapsel(kind, pg, sinkBase, options);
   } catch (err) {
     await pg.drop();
     throw err;
@@ -89,7 +106,9 @@ export async function launchSystem(kind: SystemKind, sinkBase: string): Promise<
 // ---------------------------------------------------------------------------------------------
 // Kapsel.
 
-async function launchKapsel(kind: SystemKind, pg: Awaited<ReturnType<typeof freshPostgres>>, sinkBase: string): Promise<RunningSystem> {
+async function launchKapsel(kind: SystemKind, pg: Awaited<ReturnType<typeof freshPostgres>>, sinkBase: string, options: LaunchOptions): Promise<RunningSystem> {
+  const profileDir = options.profile ? await mkdtemp(path.join(os.tmpdir(), "kapsel-bench-prof-")) : undefined;
+  const nodeArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
   const env = {
     ...passThroughEnv(),
     DATABASE_URL: pg.db.url,
@@ -112,17 +131,17 @@ async function launchKapsel(kind: SystemKind, pg: Awaited<ReturnType<typeof fres
       // One after the other: the first applies the migrations.
       ingest = [];
       for (let i = 0; i < layout.ingest; i++) {
-        const s = await startKapsel({ ...env, KAPSEL_DELIVERY_ENABLED: "false" });
+        const s = await startKapsel({ ...env, KAPSEL_DELIVERY_ENABLED: "false" }, nodeArgs);
         servers.push(s);
         names.push(`ingest ${i + 1}`);
         ingest.push(s);
       }
       for (let i = 0; i < layout.delivery; i++) {
-        servers.push(await startKapsel({ ...env, KAPSEL_DELIVERY_ENABLED: "true" }));
+        servers.push(await startKapsel({ ...env, KAPSEL_DELIVERY_ENABLED: "true" }, nodeArgs));
         names.push(`delivery ${i + 1}`);
       }
     } else {
-      servers.push(await startKapsel(env));
+      servers.push(await startKapsel(env, nodeArgs));
       names.push("kapsel");
       ingest = servers;
     }
@@ -148,6 +167,14 @@ async function launchKapsel(kind: SystemKind, pg: Awaited<ReturnType<typeof fres
       processes: servers.map((s, i) => ({ name: names[i]!, pid: s.child.pid! })),
       postmaster: pg.postmaster,
       finalCheck: (sinkRequests) => attestationCheck(url, tenant.apiKey, sinkRequests),
+      statementReport: () => statementReport(pg.db.url),
+      cpuProfileReport: async () => {
+        if (!profileDir) return "";
+        const files = (await readdir(profileDir)).filter((f) => f.endsWith(".cpuprofile"));
+        const parts = await Promise.all(files.map(async (f) => `server CPU profile (${f}):\n${await summariseProfile(path.join(profileDir, f), 25)}`));
+        await rm(profileDir, { recursive: true, force: true });
+        return parts.join("\n");
+      },
       async stop() {
         await stopServers();
         await pg.drop();
@@ -233,6 +260,30 @@ async function launchRelay(kind: "graphile" | "pgboss", pg: Awaited<ReturnType<t
     processes: [{ name: "relay", pid: child.pid! }],
     postmaster: pg.postmaster,
     finalCheck: async () => (child.exitCode === null ? "" : `relay exited early:\n${output}`),
+    statementReport: () => statementReport(pg.db.url),
+    cpuProfileReport: async () => "",
     stop,
   };
+}
+
+/** The statements that took Postgres's time, from pg_stat_statements (a run with --profile). */
+async function statementReport(url: string): Promise<string> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ ms: number; calls: string; rows: string; mean: number; wal: string; query: string }>(`
+      SELECT total_exec_time AS ms, calls::text, rows::text, mean_exec_time AS mean, wal_bytes::text AS wal,
+        regexp_replace(query, '\\s+', ' ', 'g') AS query
+      FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 20`);
+    const total = rows.reduce((a, r) => a + r.ms, 0);
+    const lines = ["Postgres statements by execution time (pg_stat_statements; top 20):", "| ms | share | calls | rows | mean ms | WAL MiB | statement |", "|---:|---:|---:|---:|---:|---:|---|"];
+    for (const r of rows) {
+      lines.push(`| ${r.ms.toFixed(0)} | ${((100 * r.ms) / total).toFixed(1)} % | ${r.calls} | ${r.rows} | ${r.mean.toFixed(2)} | ${(Number(r.wal) / 2 ** 20).toFixed(1)} | ${r.query.slice(0, 160)} |`);
+    }
+    return lines.join("\n");
+  } catch (err) {
+    return `pg_stat_statements unavailable: ${(err as Error).message}`;
+  } finally {
+    await client.end();
+  }
 }

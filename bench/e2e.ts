@@ -30,6 +30,8 @@
 //   --rates a,b            fixed offered rates instead of the search (for quick checks)
 //   --connections N        keep-alive connections of the load generator per system (default 256)
 //   --no-readme            do not write bench/README.md and the chart even after a full run
+//   --profile              where the time goes (Kapsel systems): Postgres statements from
+//                          pg_stat_statements (time, calls, rows, WAL), and the server's CPU profile
 // A run with --systems or --rates writes its chart to a temp folder and leaves the README alone.
 import { fork, type ChildProcess } from "node:child_process";
 import { writeFile, mkdtemp } from "node:fs/promises";
@@ -69,6 +71,8 @@ interface Options {
   connections: number;
   /** A full run: the layout's systems, searched; it writes the README section and the chart. */
   full: boolean;
+  /** Report where Kapsel's time went (pg_stat_statements, server CPU profile). */
+  profile: boolean;
 }
 
 function parseOptions(args: string[]): Options {
@@ -84,6 +88,7 @@ function parseOptions(args: string[]): Options {
       rates: { type: "string" },
       connections: { type: "string", default: "256" },
       "no-readme": { type: "boolean", default: false },
+      profile: { type: "boolean", default: false },
     },
   });
   const layout = values.layout!;
@@ -104,7 +109,8 @@ function parseOptions(args: string[]): Options {
     fine: Number.isInteger(Number(values.fine)) && Number(values.fine) >= 0 ? Number(values.fine) : positive("fine", values.fine!),
     rates: values.rates?.split(",").map((r) => positive("rates", r)),
     connections: Math.floor(positive("connections", values.connections!)),
-    full: values.systems === undefined && values.rates === undefined && !values["no-readme"],
+    full: values.systems === undefined && values.rates === undefined && !values["no-readme"] && !values.profile,
+    profile: values.profile!,
   };
 }
 
@@ -283,7 +289,7 @@ async function measureSystem(kind: SystemKind, sink: SinkProcess, load: LoadGene
   console.log(`\n${run.label}: starting (fresh embedded Postgres)…`);
   let sys: RunningSystem;
   try {
-    sys = await launchSystem(kind, `http://127.0.0.1:${sink.port}`);
+    sys = await launchSystem(kind, `http://127.0.0.1:${sink.port}`, { profile: opts.profile });
   } catch (err) {
     if (!(err instanceof NotAvailable)) throw err;
     run.unavailable = kind === "fanout" ? "fan-out: not available on this build" : "not available on this build";
@@ -344,9 +350,11 @@ async function measureSystem(kind: SystemKind, sink: SinkProcess, load: LoadGene
       run.notes.push(check);
       console.log(`  ${check}`);
     }
+    if (opts.profile) console.log(await sys.statementReport());
   } finally {
     current.sys = undefined;
     await sys.stop();
+    if (opts.profile) console.log(await sys.cpuProfileReport());
   }
   return run;
 }
