@@ -37,7 +37,7 @@ afterAll(async () => {
   }
 });
 
-async function spawn(env: Record<string, string>, options?: { waitReady?: boolean }): Promise<ServerProcess> {
+async function spawn(env: Record<string, string>, options?: { waitReady?: boolean; detached?: boolean }): Promise<ServerProcess> {
   const p = await spawnServer(env, options);
   started.push(p);
   return p;
@@ -158,10 +158,36 @@ describe("after kapsel itself is killed", () => {
     expect(alive(postmaster)).toBe(true);
 
     const second = await spawn({ KAPSEL_DATA_DIR: dataDir });
-    expect(second.output()).toMatch(/"msg":"using the embedded Postgres already running on this data folder"/);
+    expect(second.output()).toMatch(/"msg":"adopting the embedded Postgres already running on this data folder"/);
     const me = await rpc(second.url, "GetTenant", {}, tenant.apiKey);
     expect(me.body.tenant).toMatchObject({ id: tenant.id, name: "crash-proof" });
     expect(await second.stop("SIGTERM")).toBe(0);
+    // The adopted Postgres is stopped on shutdown like one the server started.
+    expect(alive(postmaster)).toBe(false);
+  });
+
+  it("the embedded Postgres keeps its port across restarts, so other local processes find it", { timeout: 240_000 }, async () => {
+    const dataDir = await freshDataDir();
+    const first = await spawn({ KAPSEL_DATA_DIR: dataDir });
+    const port = Number((await readFile(path.join(dataDir, "pg-port"), "utf8")).trim());
+    expect(Number((await readFile(path.join(dataDir, "pg/postmaster.pid"), "utf8")).split("\n")[3])).toBe(port);
+    expect(await first.stop("SIGTERM")).toBe(0);
+    const second = await spawn({ KAPSEL_DATA_DIR: dataDir });
+    expect(Number((await readFile(path.join(dataDir, "pg/postmaster.pid"), "utf8")).split("\n")[3])).toBe(port);
+    expect(await second.stop("SIGTERM")).toBe(0);
+  });
+
+  it("Ctrl-C in a terminal (SIGINT to the whole process group) drains first and stops Postgres after", { timeout: 240_000 }, async () => {
+    const dataDir = await freshDataDir();
+    const p = await spawn({ KAPSEL_DATA_DIR: dataDir, KAPSEL_LOG_LEVEL: "info" }, { detached: true });
+    const tenant = await createTenant(p.url, ADMIN_TOKEN, "ctrl-c");
+    expect(tenant.id).toBeTruthy();
+    process.kill(-p.child.pid!, "SIGINT");
+    expect(await p.exited).toBe(0);
+    const out = p.output();
+    // Postgres was still there while the server shut down: no step failed, and it stopped last.
+    expect(out).not.toMatch(/shutdown step failed|database unavailable/);
+    expect(out.indexOf('"msg":"embedded Postgres stopped"')).toBeGreaterThan(out.indexOf('"msg":"shutting down'));
   });
 });
 

