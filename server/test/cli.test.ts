@@ -1,5 +1,8 @@
 // `kapsel tenant create NAME` is how an operator bootstraps a tenant without an RPC client: the key
 // it prints must work against a server on the same database.
+import { mkdtemp, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase } from "../../test/support/database.ts";
 import { runCli } from "../../test/support/kapsel-cli.ts";
@@ -40,17 +43,91 @@ describe("kapsel tenant create", () => {
     expect(r.stdout).toMatch(/^tenant [0-9a-f-]{36} \(Acme Corp\)\n/);
   });
 
-  it("without a name, or with another subcommand, prints the usage and exits 2", async () => {
-    for (const args of [["tenant", "create"], ["tenant"], ["tenant", "delete", "x"]]) {
+  it("without a name prints its usage, and an unknown subcommand the whole usage; both exit 2", async () => {
+    const noName = await runCli(["tenant", "create"], { DATABASE_URL: databaseUrl });
+    expect([noName.code, noName.stderr.split("\n")[0]]).toEqual([2, "Usage: kapsel tenant create NAME [--json]"]);
+    for (const args of [["tenant"], ["tenant", "delete", "x"]]) {
       const r = await runCli(args, { DATABASE_URL: databaseUrl });
-      expect([args.join(" "), r.code, r.stderr]).toEqual([args.join(" "), 2, "usage: kapsel tenant create NAME\n"]);
+      expect([args.join(" "), r.code, r.stderr.split("\n")[0]]).toEqual([args.join(" "), 2, `kapsel: unknown command ${args.slice(0, 2).join(" ")}`]);
     }
   });
 
-  it("an unreachable database is a clean failure, not a hang", async () => {
-    const r = await runCli(["tenant", "create", "x"], { DATABASE_URL: "postgres://kapsel:x@127.0.0.1:1/none" });
-    expect(r.code).toBe(1);
-    expect(r.stdout).toBe("");
-    expect(r.stderr).toMatch(/ECONNREFUSED/);
+  it("an unreachable database is one clear line, not a stack trace or a hang", async () => {
+    const r = await runCli(["tenant", "create", "x"], { DATABASE_URL: "postgres://kapsel:secret-pw@127.0.0.1:1/none" });
+    expect([r.code, r.stdout]).toEqual([1, ""]);
+    expect(r.stderr).toBe("kapsel: cannot reach the database (127.0.0.1:1/none): ECONNREFUSED; is it running? Check DATABASE_URL\n");
+  });
+});
+
+describe("the kapsel command", () => {
+  it("--version prints the package version; COMMAND --help prints help and starts nothing", async () => {
+    const version = await runCli(["--version"]);
+    expect([version.code, version.stdout]).toEqual([0, `${(await import("../package.json", { with: { type: "json" } })).default.version}\n`]);
+    const help = await runCli(["serve", "--help"], { KAPSEL_PORT: "1" });
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: kapsel serve\n/);
+    expect(help.stderr).toBe(""); // nothing started: no log line, no console URL
+    for (const c of [["migrate"], ["tenant", "list"], ["event", "recover"], ["log", "status"]]) {
+      const r = await runCli([...c, "--help"]);
+      expect([c.join(" "), r.code, r.stdout.startsWith(`Usage: kapsel ${c.join(" ")}`)]).toEqual([c.join(" "), 0, true]);
+    }
+  });
+
+  it("a taken port and an unusable data folder are one clear line each", async () => {
+    const busy = await runCli(["serve"], { DATABASE_URL: databaseUrl, KAPSEL_ADMIN_TOKEN: ADMIN_TOKEN, KAPSEL_HOST: "127.0.0.1", KAPSEL_PORT: String(server.port) });
+    expect([busy.code, busy.stderr.trim().split("\n").at(-1)]).toEqual([1, `kapsel: port ${server.port} on 127.0.0.1 is in use by another program; choose another with KAPSEL_PORT`]);
+    // A data folder inside a file cannot be made.
+    const file = path.join(await mkdtemp(path.join(os.tmpdir(), "kapsel-cli-")), "a-file");
+    await writeFile(file, "");
+    const folder = await runCli(["migrate"], { KAPSEL_DATA_DIR: path.join(file, "data") });
+    expect(folder.code).toBe(1);
+    expect(folder.stderr).toBe(`kapsel: cannot use ${path.join(file, "data")} (ENOTDIR): check KAPSEL_DATA_DIR (now ${path.join(file, "data")}) and its permissions\n`);
+  });
+
+  it("migrate says what it applied", async () => {
+    const fresh = await createTestDatabase({ migrated: false });
+    const first = await runCli(["migrate"], { DATABASE_URL: fresh });
+    expect([first.code, first.stdout]).toEqual([0, expect.stringMatching(/^applied 0001_tenancy.sql, 0002_events.sql, .*\n$/)]);
+    const again = await runCli(["migrate", "--json"], { DATABASE_URL: fresh });
+    expect(JSON.parse(again.stdout)).toEqual({ applied: [], current: expect.any(Number) });
+  });
+
+  it("operator commands list tenants, endpoints, events and the log, and retry and recover failed events, with --json", async () => {
+    const created = JSON.parse((await runCli(["tenant", "create", "ops", "--json"], { DATABASE_URL: databaseUrl })).stdout);
+    const tenantId = created.tenant.id as string;
+    const apiKey = created.apiKey as string;
+    const endpoint = await rpc(server.url, "CreateEndpoint", { url: "https://93.184.216.34/ops" }, apiKey);
+    const endpointId = endpoint.body.endpoint.id as string;
+    const ingested = await rpc(server.url, "Ingest", { endpointId, payload: Buffer.from("{}").toString("base64") }, apiKey);
+    const eventId = ingested.body.eventId as string;
+
+    const tenants = JSON.parse((await runCli(["tenant", "list", "--json"], { DATABASE_URL: databaseUrl })).stdout);
+    expect(tenants.tenants.map((t: { id: string }) => t.id)).toContain(tenantId);
+    const endpoints = JSON.parse((await runCli(["endpoint", "list", "--tenant", tenantId, "--json"], { DATABASE_URL: databaseUrl })).stdout);
+    expect(endpoints.endpoints.map((e: { id: string }) => e.id)).toEqual([endpointId]);
+    const text = await runCli(["endpoint", "list", "--tenant", tenantId], { DATABASE_URL: databaseUrl });
+    expect(text.stdout).toBe(`${endpointId}  enabled   https://93.184.216.34/ops\n`);
+
+    // Not failed yet: retry is refused with the API's code.
+    const early = await runCli(["event", "retry", eventId, "--tenant", tenantId], { DATABASE_URL: databaseUrl });
+    expect([early.code, early.stderr]).toEqual([1, expect.stringMatching(/^kapsel: E2003: event is (pending|delivering); only failed events can be retried\n$/)]);
+    const db = new (await import("pg")).default.Client({ connectionString: databaseUrl });
+    await db.connect();
+    await db.query("UPDATE events SET status = 'failed' WHERE id = $1", [eventId]);
+    await db.query("DELETE FROM delivery_jobs WHERE event_id = $1", [eventId]);
+    const failed = JSON.parse((await runCli(["event", "list", "--tenant", tenantId, "--status", "failed", "--json"], { DATABASE_URL: databaseUrl })).stdout);
+    expect(failed.events.map((e: { id: string }) => e.id)).toEqual([eventId]);
+    const retried = await runCli(["event", "retry", eventId, "--tenant", tenantId], { DATABASE_URL: databaseUrl });
+    expect(retried.stdout).toMatch(/^event [0-9a-f-]{36} is (pending|delivering)\n$/);
+    await db.query("UPDATE events SET status = 'failed' WHERE id = $1", [eventId]);
+    await db.query("DELETE FROM delivery_jobs WHERE event_id = $1", [eventId]);
+    await db.end();
+    const recovered = JSON.parse((await runCli(["event", "recover", "--tenant", tenantId, "--endpoint", endpointId, "--since", "2000-01-01T00:00:00Z", "--json"], { DATABASE_URL: databaseUrl })).stdout);
+    expect(recovered).toEqual({ count: 1 });
+
+    const status = JSON.parse((await runCli(["log", "status", "--json"], { DATABASE_URL: databaseUrl })).stdout);
+    expect(status).toMatchObject({ treeSize: expect.any(Number), queued: expect.any(Number), keys: [expect.stringMatching(/^kapsel\.localhost\/log\+/)] });
+    const missing = await runCli(["endpoint", "list"], { DATABASE_URL: databaseUrl });
+    expect([missing.code, missing.stderr]).toEqual([2, "kapsel: configuration error: --tenant ID is required (kapsel tenant list shows the ids)\n"]);
   });
 });

@@ -43,7 +43,7 @@ describe("kapsel --help", () => {
   it("lists every environment variable the server reads, with defaults", async () => {
     const r = await runCli(["--help"]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^kapsel — /);
+    expect(r.stdout).toMatch(/^kapsel \d+\.\d+\.\d+ — /);
     for (const v of ENVIRONMENT) {
       const line = r.stdout.split("\n").find((l) => l.trim().startsWith(`${v.name} `));
       expect(line, v.name).toBeDefined();

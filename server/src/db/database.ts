@@ -10,6 +10,8 @@ export interface Database {
   url: string;
   pool: DatabasePool;
   migrations: Migration[];
+  /** The migrations this open applied (none when the schema was current). */
+  applied: Migration[];
   close(): Promise<void>;
 }
 
@@ -21,10 +23,12 @@ export async function openDatabase(config: DatabaseConfig, dataDir: string, log:
     const applied = await migrate(url);
     if (applied.length > 0) log.info({ applied }, "migrations applied");
     const pool = await createDatabasePool(url, { maximumPoolSize: config.poolSize });
+    const migrations = await readMigrations();
     return {
       url,
       pool,
-      migrations: await readMigrations(),
+      migrations,
+      applied: migrations.filter((m) => applied.includes(m.version)),
       close: async () => {
         // Ending the pool fails when its connections are already broken; Postgres is stopped anyway.
         try {

@@ -85,7 +85,7 @@ interface AppliedRow {
   checksum: string;
 }
 
-function fileName(m: Migration): string {
+export function fileName(m: Migration): string {
   return `${String(m.version).padStart(4, "0")}_${m.name}.sql`;
 }
 

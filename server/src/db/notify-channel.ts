@@ -22,6 +22,8 @@ export class NotifyChannel {
   readonly #subscribers = new Set<() => void>();
   #lastSentMs = 0;
   #scheduled = false;
+  /** The NOTIFY on its way (or waiting out the gap), for flush(). */
+  #pending: Promise<void> | undefined;
   #listener: pg.Client | undefined;
   #listening: Promise<void> | undefined;
 
@@ -39,8 +41,15 @@ export class NotifyChannel {
     if (this.#scheduled) return;
     this.#scheduled = true;
     const wait = this.#lastSentMs + this.#minGapMs - Date.now();
-    if (wait <= 0) void this.#send();
-    else setTimeout(() => void this.#send(), wait);
+    const sent = (wait <= 0 ? this.#send() : new Promise((r) => setTimeout(r, wait)).then(() => this.#send())).finally(() => {
+      if (this.#pending === sent) this.#pending = undefined;
+    });
+    this.#pending = sent;
+  }
+
+  /** Resolves once a notice asked for has been sent to other processes (before closing the pool). */
+  async flush(): Promise<void> {
+    await this.#pending;
   }
 
   /** Calls `wake` on every notice, from this process or another, until the returned function is
