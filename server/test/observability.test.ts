@@ -113,3 +113,26 @@ describe("/metrics", () => {
     }
   });
 });
+
+describe("log lines", () => {
+  it("are JSON with an ISO time and the level's name when not on a terminal, and readable lines on one", async () => {
+    const { createLogger } = await import("../src/logger.ts");
+    const { PassThrough } = await import("node:stream");
+    const capture = () => {
+      const stream = new PassThrough();
+      let text = "";
+      stream.on("data", (d: Buffer) => (text += d.toString()));
+      return { stream, text: () => text };
+    };
+    const json = capture();
+    const pretty = capture();
+    createLogger("info", { pretty: false, destination: json.stream }).warn({ event_id: "e1" }, "attempt failed");
+    createLogger("info", { pretty: true, destination: pretty.stream }).warn({ event_id: "e1" }, "attempt failed");
+    await new Promise((r) => setImmediate(r));
+    const line = JSON.parse(json.text());
+    expect(line).toMatchObject({ level: "warn", msg: "attempt failed", event_id: "e1" });
+    expect(new Date(line.time).toISOString()).toBe(line.time);
+    expect(pretty.text()).toMatch(/WARN.*attempt failed/);
+    expect(pretty.text()).not.toMatch(/^\{/);
+  });
+});
