@@ -11,6 +11,7 @@ import * as grpc from "@grpc/grpc-js";
 import { afterAll, describe, expect, it } from "vitest";
 import { createTestDatabase } from "../../test/support/database.ts";
 import { healthClient } from "../../test/support/grpc.ts";
+import { runCli } from "../../test/support/kapsel-cli.ts";
 import { createTenant, errorCode, rpc } from "../../test/support/rpc.ts";
 import { ADMIN_TOKEN, spawnServer, startTestServer, type ServerProcess } from "../../test/support/server.ts";
 
@@ -164,6 +165,15 @@ describe("after kapsel itself is killed", () => {
     expect(await second.stop("SIGTERM")).toBe(0);
     // The adopted Postgres is stopped on shutdown like one the server started.
     expect(alive(postmaster)).toBe(false);
+  });
+
+  it("a command run beside a running server uses its embedded Postgres and leaves it running", { timeout: 240_000 }, async () => {
+    const dataDir = await freshDataDir();
+    const p = await spawn({ KAPSEL_DATA_DIR: dataDir });
+    const keys = await runCli(["keys", "list"], { KAPSEL_DATA_DIR: dataDir });
+    expect([keys.code, keys.stdout]).toEqual([0, expect.stringMatching(/^kapsel\.localhost\/log\+/)]);
+    expect((await fetch(`${p.url}/readyz`)).status).toBe(200);
+    expect(await p.stop("SIGTERM")).toBe(0);
   });
 
   it("the embedded Postgres keeps its port across restarts, so other local processes find it", { timeout: 240_000 }, async () => {

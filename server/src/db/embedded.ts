@@ -54,11 +54,19 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   const password = await readOrCreateSecret(path.join(dataDir, "pg-password"), () => randomBytes(24).toString("hex"));
   const log = options.log.child({ component: "embedded-postgres" });
 
-  // A server left running by a process that was killed keeps the data folder locked; it is ours,
-  // so we adopt it rather than fail — and stop it on shutdown like one we started.
+  // A Postgres already running on this folder belongs to a live Kapsel process (a server, while
+  // this is a command such as `kapsel keys list`): use it and leave it running. Left behind by a
+  // process that was killed, it is ours: adopt it, and stop it on shutdown like one we started.
+  const ownerFile = path.join(dataDir, "pg-owner");
   const running = await runningPostmaster(pgDir);
   if (running !== undefined) {
+    const owner = Number((await readFile(ownerFile, "utf8").catch(() => "")).trim());
+    if (owner > 0 && owner !== process.pid && isAlive(owner)) {
+      log.debug({ port: running.port, owner }, "using the embedded Postgres of the Kapsel process running on this data folder");
+      return { url: urlFor(password, running.port), stop: async () => {} };
+    }
     log.info({ port: running.port, pid: running.pid }, "adopting the embedded Postgres already running on this data folder");
+    await writeFile(ownerFile, `${process.pid}\n`);
     return { url: urlFor(password, running.port), stop: () => stopPostmaster(running.pid, log) };
   }
 
@@ -114,6 +122,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     }
     await new Promise((r) => setTimeout(r, 100));
   }
+  await writeFile(ownerFile, `${process.pid}\n`);
   log.info({ port }, "embedded Postgres started");
   return {
     url: urlFor(password, port),
@@ -158,6 +167,15 @@ async function postgresUser(): Promise<{ uid: number; gid: number }> {
   const run = promisify(execFile);
   const [uid, gid] = await Promise.all([run("id", ["-u", "postgres"]), run("id", ["-g", "postgres"])]);
   return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 /** Stops a postmaster this process did not start (adopted after a crash) by its pid. */
