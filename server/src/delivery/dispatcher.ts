@@ -265,7 +265,7 @@ export class Dispatcher {
       });
       const now = Date.now();
       const decision = decide(
-        { outcome: result.outcome, statusCode: result.statusCode, retryAfter: result.retryAfter },
+        { outcome: result.outcome, statusCode: result.statusCode, retryAfter: result.retryAfter, refusedLocally: result.refusedLocally },
         job.attempt - job.round_start,
         job.max_attempts,
         now,

@@ -226,10 +226,14 @@ export class JobQueue {
       const decidedKeys = new Set(decided.map((r) => `${r.event_id}/${r.lease_id}`));
       const isDecided = (o: Outcome) => decidedKeys.has(`${o.job.event_id}/${o.job.lease_id}`);
 
+      // Attempt ids are made once per attempt, so writing a batch again (after a commit whose
+      // answer was lost) inserts nothing new; only attempts inserted now count below, which keeps
+      // breakers, disabling and operational events from counting a replayed batch twice. (The
+      // decisions above already match nothing on a replay: the lease they key on is gone.)
       const column = <T>(pick: (o: Outcome) => T) => outcomes.map(pick);
-      await tx.query(sql.unsafe`
+      const inserted = await tx.any(sql.type(z.object({ id: z.string() }))`
         INSERT INTO delivery_attempts (id, event_id, tenant_id, endpoint_id, url, attempt, payload_sha256, started_at,
-          duration_ms, outcome, status_code, response_sha256, error, response_excerpt, request_id, decided)
+          duration_ms, outcome, status_code, response_sha256, error, response_excerpt, request_id, decided, refused_locally)
         SELECT * FROM unnest(
           ${sql.array(column((o) => o.attemptId), "uuid")}, ${ids},
           ${sql.array(column((o) => o.job.tenant_id), "uuid")}, ${sql.array(column((o) => o.job.endpoint_id), "uuid")},
@@ -239,19 +243,29 @@ export class JobQueue {
           ${sql.array(column((o) => o.result.statusCode ?? null), "int4")}, ${sql.array(column((o) => o.result.responseSha256 ?? null), "text")},
           ${sql.array(column((o) => o.result.error.slice(0, 2000).replaceAll("\0", "")), "text")},
           ${sql.array(column((o) => o.result.excerpt.replaceAll("\0", "")), "text")},
-          ${sql.array(column((o) => o.job.request_id), "text")}, ${sql.array(column(isDecided), "bool")})`);
+          ${sql.array(column((o) => o.job.request_id), "text")}, ${sql.array(column(isDecided), "bool")},
+          ${sql.array(column((o) => o.result.refusedLocally !== undefined), "bool")})
+        ON CONFLICT (id) DO NOTHING
+        RETURNING id`);
+      const insertedIds = new Set(inserted.map((r) => r.id));
+      const fresh = outcomes.filter((o) => insertedIds.has(o.attemptId));
 
       const tenantOf = new Map(outcomes.map((o) => [o.job.endpoint_id, o.job.tenant_id]));
       const goneReason = "destination answered 410 Gone";
-      const gone = [...new Set(outcomes.filter((o) => o.decision.kind === "disable" && isDecided(o)).map((o) => o.job.endpoint_id))];
+      const gone = [...new Set(fresh.filter((o) => o.decision.kind === "disable" && isDecided(o)).map((o) => o.job.endpoint_id))];
       if (gone.length > 0) await this.#disableEndpoints(tx, gone, goneReason);
-      const circuits = await this.#circuits.applyOutcomes(tx, outcomes.map((o) => ({ endpointId: o.job.endpoint_id, success: o.result.outcome === "delivered", wasProbe: o.job.probe })), nowMs);
+      const circuits = await this.#circuits.applyOutcomes(tx, fresh.map((o) => ({
+        endpointId: o.job.endpoint_id,
+        success: o.result.outcome === "delivered",
+        wasProbe: o.job.probe,
+        refusedLocally: o.result.refusedLocally !== undefined,
+      })), nowMs);
       await this.#emit(tx, [
         ...gone.map((endpointId) => ({ type: "kapsel.endpoint.disabled" as const, tenantId: tenantOf.get(endpointId)!, endpointId, reason: goneReason })),
         ...circuits.map((c) => c.to === "open"
           ? { type: "kapsel.endpoint.circuit_opened" as const, tenantId: tenantOf.get(c.endpointId)!, endpointId: c.endpointId, consecutiveFailures: c.state.consecutiveFailures, retryAt: c.state.retryAtMs === undefined ? undefined : new Date(c.state.retryAtMs) }
           : { type: "kapsel.endpoint.circuit_closed" as const, tenantId: tenantOf.get(c.endpointId)!, endpointId: c.endpointId }),
-        ...outcomes.filter((o) => o.decision.kind === "failed" && isDecided(o)).map((o) => ({
+        ...fresh.filter((o) => o.decision.kind === "failed" && isDecided(o)).map((o) => ({
           type: "kapsel.event.failed" as const,
           tenantId: o.job.tenant_id,
           endpointId: o.job.endpoint_id,
