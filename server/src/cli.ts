@@ -1,6 +1,6 @@
 // `kapsel` command line: serve (what `npm start` runs), migrate, tenant create, and help.
 import { ConfigError, environmentHelp, loadConfig, type Config } from "./config.ts";
-import { openDatabase } from "./db/database.ts";
+import { DurabilityError, openDatabase } from "./db/database.ts";
 import { MigrationError } from "./db/migrate.ts";
 import { createLogger } from "./logger.ts";
 import { startServer } from "./main.ts";
@@ -138,7 +138,7 @@ async function serve(config: Config, log: ReturnType<typeof createLogger>): Prom
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    const known = err instanceof MigrationError || err instanceof ConfigError;
+    const known = err instanceof MigrationError || err instanceof ConfigError || err instanceof DurabilityError;
     process.stderr.write(`kapsel: ${known ? (err as Error).message : (err as Error)?.stack ?? String(err)}\n`);
     process.exit(1);
   },

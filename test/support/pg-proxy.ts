@@ -43,7 +43,27 @@ export interface PgProxy {
   close(): Promise<void>;
 }
 
-export async function startPgProxy(upstreamUrl: string): Promise<PgProxy> {
+export interface PgProxyOptions {
+  /** Drop the `options` parameter from each connection's startup message, as a connection pooler
+   * that does not pass it on would. */
+  dropStartupOptions?: boolean;
+}
+
+/** A startup message without its `options` parameter (other messages pass unchanged). */
+function withoutStartupOptions(chunk: Buffer): Buffer {
+  if (chunk.length < 8 || chunk.readUInt32BE(0) !== chunk.length || chunk.readUInt32BE(4) !== 196608) return chunk;
+  const fields = chunk.subarray(8, chunk.length - 1).toString("utf8").split("\0");
+  const kept: string[] = [];
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] !== "options") kept.push(fields[i]!, fields[i + 1]!);
+  const body = Buffer.from(kept.map((f) => `${f}\0`).join("") + "\0");
+  const out = Buffer.alloc(8 + body.length);
+  out.writeUInt32BE(out.length, 0);
+  out.writeUInt32BE(196608, 4);
+  body.copy(out, 8);
+  return out;
+}
+
+export async function startPgProxy(upstreamUrl: string, proxyOptions: PgProxyOptions = {}): Promise<PgProxy> {
   const upstream = new URL(upstreamUrl);
   const armings: Arming[] = [];
   const sockets = new Set<net.Socket>();
@@ -75,7 +95,10 @@ export async function startPgProxy(upstreamUrl: string): Promise<PgProxy> {
       armed!.done();
     };
 
-    client.on("data", (chunk: Buffer) => {
+    let first = true;
+    client.on("data", (received: Buffer) => {
+      const chunk = first && proxyOptions.dropStartupOptions ? withoutStartupOptions(received) : received;
+      first = false;
       const seen = Buffer.concat([tail, chunk]);
       // Only a marker that ends in this chunk counts (one wholly in the tail was seen before).
       const before = tail.length;
