@@ -1,5 +1,6 @@
 // One typed configuration object, read from the environment once at start. Nothing else reads
 // process.env: a bad value stops the process with a message naming the variable.
+import { keptNameProblem } from "./http/header-names.ts";
 
 /** The configuration, nested by capability; each capability's assembler takes its own slice. */
 export interface Config {
@@ -180,6 +181,11 @@ export function loadConfig(env: Env = process.env): Config {
   if (adminToken !== undefined && adminToken.length < 16) {
     throw new ConfigError("KAPSEL_ADMIN_TOKEN: must be at least 16 characters");
   }
+  const keptHeaders = list("KAPSEL_KEPT_HEADERS").map((h) => h.toLowerCase());
+  for (const name of keptHeaders) {
+    const problem = keptNameProblem(name);
+    if (problem !== undefined) throw new ConfigError(`KAPSEL_KEPT_HEADERS: ${problem}`);
+  }
   const allowList = list("KAPSEL_DESTINATION_ALLOWLIST");
   const signingKey = raw("KAPSEL_SIGNING_KEY");
   if (signingKey !== undefined && (!/^[A-Za-z0-9+/]{43}=$/.test(signingKey) || Buffer.from(signingKey, "base64").length !== 32)) {
@@ -201,7 +207,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxPayloadBytes: int("KAPSEL_MAX_PAYLOAD_BYTES", 1, 1024 * 1024 * 1024),
       idempotencyWindowMs: int("KAPSEL_IDEMPOTENCY_WINDOW_MS", 1, 30 * 24 * 3600 * 1000),
       rateLimit: { perSecond: num("KAPSEL_RATE_LIMIT_PER_SECOND", 0.001, 1e9), burst: int("KAPSEL_RATE_LIMIT_BURST", 1, 1e9) },
-      keptHeaders: list("KAPSEL_KEPT_HEADERS").map((h) => h.toLowerCase()),
+      keptHeaders,
       failedSignatureLimit: { perSecond: num("KAPSEL_FAILED_SIGNATURES_PER_SECOND", 0.001, 1e6), burst: int("KAPSEL_FAILED_SIGNATURES_BURST", 1, 1e6) },
       failedSignatureAddressLimit: {
         perSecond: num("KAPSEL_FAILED_SIGNATURES_PER_ADDRESS_PER_SECOND", 0.001, 1e6),

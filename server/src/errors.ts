@@ -32,6 +32,10 @@ export const ERROR_CODES = {
   E3003: { code: Code.NotFound, http: 404, text: "attempt not found" },
   E9001: { code: Code.Unavailable, http: 503, text: "database unavailable; nothing was accepted" },
   E9002: { code: Code.Unavailable, http: 503, text: "overloaded: the ingest queue is full; nothing was accepted, retry after the hint" },
+  // Not in DESIGN.md's table: E9001 promises that nothing was accepted, which Kapsel cannot say
+  // when the connection was lost while a commit was under way and the database could not be asked
+  // afterwards. Retrying with the same idempotency key is always safe.
+  E9003: { code: Code.Unavailable, http: 503, text: "database connection lost during the commit; the request may have been accepted: retry with the same idempotency key" },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

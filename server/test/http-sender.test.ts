@@ -76,3 +76,50 @@ describe("destination check at connect time", () => {
     expect(req!.body.equals(body)).toBe(true);
   });
 });
+
+describe("failures before anything is sent", () => {
+  const loopback = () => sender(async () => [{ address: "127.0.0.1", family: 4 }], { allowPrivate: true, allowList: [] });
+
+  it("a destination refused by the policy is marked as refused locally (destination), so it is no sign of the destination's health", async () => {
+    const s = sender(async () => [{ address: "10.1.2.3", family: 4 }]);
+    const result = await s.send({ url: `http://internal.example.com:${sink.port}/hook`, body, headers: {}, timeoutMs: 2_000 });
+    await s.close();
+    expect(result.outcome).toBe("network_error");
+    expect(result.refusedLocally).toBe("destination");
+  });
+
+  it.each([
+    ["an expect header", { expect: "100-continue" }],
+    ["a value beyond Latin-1", { "x-note": "price in \u20ac" }],
+    ["a control character in a value", { "x-note": "a\u0001b" }],
+    ["a transfer-encoding header", { "transfer-encoding": "chunked" }],
+    ["an upgrade header", { upgrade: "websocket" }],
+  ])("a request with %s is refused by the client before any connection and marked as refused locally (request)", async (_kind, headers) => {
+    const s = loopback();
+    const before = sink.requests.length;
+    const result = await s.send({ url: `${sink.url}`, body, headers, timeoutMs: 2_000 });
+    await s.close();
+    expect(result.outcome).toBe("network_error");
+    expect(result.refusedLocally).toBe("request");
+    expect(result.error).toMatch(/^not sent: the request cannot be written as HTTP/);
+    expect(sink.requests.length).toBe(before);
+  });
+
+  it("a refused connection and a reset are the destination's failures, not local ones", async () => {
+    const s = loopback();
+    const closed = await s.send({ url: "http://127.0.0.1:1/hook", body, headers: {}, timeoutMs: 2_000 });
+    const behaviour = sink.behaviour;
+    sink.behaviour = () => ({ reset: true });
+    try {
+      const reset = await s.send({ url: sink.url, body, headers: {}, timeoutMs: 2_000 });
+      expect(reset.outcome).toBe("network_error");
+      expect(reset.refusedLocally).toBeUndefined();
+    } finally {
+      sink.behaviour = behaviour;
+      await s.close();
+    }
+    expect(closed.outcome).toBe("network_error");
+    expect(closed.error).toMatch(/ECONNREFUSED/);
+    expect(closed.refusedLocally).toBeUndefined();
+  });
+});

@@ -85,7 +85,13 @@ describe("POST /ingest/{endpoint_id}", () => {
   });
 
   it("an endpoint's kept_headers cannot keep credentials, transport or webhook-* headers", async () => {
-    const endpointId = await createEndpoint(server.url, tenant.apiKey, { keptHeaders: ["authorization", "cookie", "webhook-id", "webhook-signature", "x-fine"] });
+    // Names that could never be forwarded are refused outright; credentials are dropped at ingest.
+    for (const name of ["webhook-id", "webhook-signature", "transfer-encoding", "expect"]) {
+      const refused = await rpc(server.url, "CreateEndpoint", { url: "https://93.184.216.34/hook", keptHeaders: ["x-fine", name] }, tenant.apiKey);
+      expect(refused.status, name).toBe(400);
+      expect(refused.body.message).toContain(name);
+    }
+    const endpointId = await createEndpoint(server.url, tenant.apiKey, { keptHeaders: ["authorization", "cookie", "x-fine"] });
     const r = await postIngest(server.url, endpointId, "{}", {
       authorization: "Bearer secret",
       cookie: "a=b",

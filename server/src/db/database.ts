@@ -1,6 +1,8 @@
 // Opens the database the configuration names (or the embedded default), applies migrations and
 // hands back the pool. The one place that knows where Postgres comes from.
 import type { Logger } from "pino";
+import { sql } from "slonik";
+import { z } from "zod";
 import type { DatabaseConfig } from "../config.ts";
 import { startEmbeddedPostgres } from "./embedded.ts";
 import { migrate, readMigrations, type Migration } from "./migrate.ts";
@@ -15,6 +17,19 @@ export interface Database {
   close(): Promise<void>;
 }
 
+/** The database would not honour the synchronous_commit the pool asks for. */
+export class DurabilityError extends Error {}
+
+/** A connection pooler that drops the `options` startup parameter would leave commits
+ * asynchronous without a word: refuse to run on such a connection rather than acknowledge ingest
+ * before it is on disk. */
+async function assertDurableCommits(pool: DatabasePool): Promise<void> {
+  const value = await pool.oneFirst(sql.type(z.object({ synchronous_commit: z.string() }))`SHOW synchronous_commit`);
+  if (value === "off") {
+    throw new DurabilityError("the database connection has synchronous_commit = off although Kapsel asks for on at connection start (a connection pooler that ignores the `options` parameter?); acknowledged events could be lost in a crash");
+  }
+}
+
 /** The configured database, or the embedded one kept under `dataDir`, migrated. */
 export async function openDatabase(config: DatabaseConfig, dataDir: string, log: Logger): Promise<Database> {
   const embedded = config.url === undefined ? await startEmbeddedPostgres({ dataDir, log }) : undefined;
@@ -23,6 +38,10 @@ export async function openDatabase(config: DatabaseConfig, dataDir: string, log:
     const applied = await migrate(url);
     if (applied.length > 0) log.info({ applied }, "migrations applied");
     const pool = await createDatabasePool(url, { maximumPoolSize: config.poolSize });
+    await assertDurableCommits(pool).catch(async (err: unknown) => {
+      await pool.end();
+      throw err;
+    });
     const migrations = await readMigrations();
     return {
       url,

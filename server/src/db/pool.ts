@@ -3,6 +3,7 @@
 // no code here leaves session state behind.
 import { createPgDriverFactory } from "@slonik/pg-driver";
 import { createPool, type DatabasePool } from "slonik";
+import { resilientDriverFactory } from "./resilient-driver.ts";
 
 export type { DatabasePool };
 
@@ -12,9 +13,20 @@ export interface PoolOptions {
   connectionTimeoutMs?: number;
 }
 
+/** The connection URL with `synchronous_commit = on` asked for at connection start (the `options`
+ * startup parameter, which outranks the database's and the role's defaults and costs nothing per
+ * statement). Ingest acknowledges a request once its statement returns, so that must mean the
+ * commit is on disk, whatever the database's own default says. */
+export function withDurableCommits(url: string): string {
+  const u = new URL(url);
+  const options = u.searchParams.get("options");
+  u.searchParams.set("options", [options, "-c synchronous_commit=on"].filter((o) => o).join(" "));
+  return u.toString();
+}
+
 export async function createDatabasePool(url: string, options: PoolOptions): Promise<DatabasePool> {
-  return createPool(url, {
-    driverFactory: createPgDriverFactory(),
+  return createPool(withDurableCommits(url), {
+    driverFactory: resilientDriverFactory(createPgDriverFactory()),
     maximumPoolSize: options.maximumPoolSize,
     connectionTimeout: options.connectionTimeoutMs ?? 5_000,
     statementTimeout: 60_000,

@@ -49,6 +49,9 @@ export interface BreakerOutcome {
   endpointId: string;
   success: boolean;
   wasProbe: boolean;
+  /** Failed before anything was sent (LocalRefusal): not the destination's doing, so it counts
+   * neither way; a probe that was refused gives its slot back. */
+  refusedLocally: boolean;
 }
 
 export class CircuitStore {
@@ -80,13 +83,14 @@ export class CircuitStore {
       SELECT ${BREAKER_COLUMNS} FROM circuit_breakers cb
       WHERE cb.endpoint_id = ANY(${sql.array(endpointIds, "uuid")}) ORDER BY cb.endpoint_id FOR UPDATE`);
     const current = new Map(rows.map((r) => [r.endpoint_id, toState(r)]));
-    const failing = endpointIds.filter((id) => outcomes.some((o) => o.endpointId === id && !o.success));
+    const failing = endpointIds.filter((id) => outcomes.some((o) => o.endpointId === id && !o.success && !o.refusedLocally));
     const windows = new Map<string, { attempts: number; failures: number }>();
     if (failing.length > 0) {
       const stats = await tx.any(sql.type(z.object({ endpoint_id: z.string(), attempts: z.number(), failures: z.number() }))`
         SELECT endpoint_id, count(*)::int AS attempts, count(*) FILTER (WHERE outcome <> 'delivered')::int AS failures
         FROM delivery_attempts
         WHERE endpoint_id = ANY(${sql.array(failing, "uuid")}) AND started_at > now() - ${this.config.windowMs} * interval '1 millisecond'
+          AND NOT refused_locally
         GROUP BY endpoint_id`);
       for (const s of stats) windows.set(s.endpoint_id, s);
     }
@@ -96,6 +100,10 @@ export class CircuitStore {
       let state = before;
       for (const o of outcomes) {
         if (o.endpointId !== id) continue;
+        if (o.refusedLocally) {
+          if (o.wasProbe) state = probeReleased(state);
+          continue;
+        }
         state = afterOutcome(state, o.success, o.wasProbe, windows.get(id) ?? { attempts: 0, failures: 0 }, nowMs, this.config);
       }
       if (JSON.stringify(state) !== JSON.stringify(before)) await this.write(tx, id, state);

@@ -11,7 +11,8 @@
 //   #waiting          claimed jobs held back because their endpoint is at its per-endpoint limit;
 //                     each starts when one of that endpoint's deliveries ends (#waitingCount total).
 //   #outcomes         finished attempts not yet written; #flushing is the write in progress (one
-//                     at a time, taking everything queued meanwhile).
+//                     at a time, taking everything queued meanwhile). A failed write waits in
+//                     #retryTimers, then #retriesDue, for a bounded number of further tries.
 //   #dueTimes         when retries this process scheduled fall due, so it wakes for them rather
 //                     than at the next poll.
 //   #claimPausedUntil after a failed claim (database trouble), no claim before this time.
@@ -36,6 +37,17 @@ import { decide, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry-policy.t
 import { signingHeaders } from "./webhook-signature.ts";
 
 const MAX_CLAIMS = 2;
+/** How often one batch of outcomes is tried before it is given up to lease expiry, and the
+ * pauses between tries (doubling): about 24 s in all, long enough to ride out a failover. */
+const OUTCOME_WRITE_TRIES = 8;
+const OUTCOME_RETRY_BASE_MS = 250;
+const OUTCOME_RETRY_MAX_MS = 8_000;
+
+/** A batch of outcomes on its way to the database, with the tries it has had. */
+interface OutcomeWrite {
+  outcomes: Outcome[];
+  tries: number;
+}
 
 /** Why in-flight deliveries are aborted when stop() runs out of time. */
 export class ShuttingDown extends Error {
@@ -87,6 +99,9 @@ export class Dispatcher {
   #waitingCount = 0;
   #outcomes: Outcome[] = [];
   #flushing: Promise<void> | undefined;
+  /** Failed writes whose next try is due, and those still waiting for it. */
+  #retriesDue: OutcomeWrite[] = [];
+  readonly #retryTimers = new Map<NodeJS.Timeout, OutcomeWrite>();
   #lastProbeMs = 0;
   /** Claims under way, and the room they have reserved. */
   readonly #claims = new Set<Promise<void>>();
@@ -141,6 +156,12 @@ export class Dispatcher {
     const timer = setTimeout(() => this.#abort.abort(new ShuttingDown()), timeoutMs);
     await settled;
     clearTimeout(timer);
+    // Writes waiting to be retried get their last tries now.
+    for (const [retry, write] of this.#retryTimers) {
+      clearTimeout(retry);
+      this.#retriesDue.push(write);
+    }
+    this.#retryTimers.clear();
     await this.#flush();
     await this.#release(waiting);
     await this.#unsubscribe?.();
@@ -265,7 +286,7 @@ export class Dispatcher {
       });
       const now = Date.now();
       const decision = decide(
-        { outcome: result.outcome, statusCode: result.statusCode, retryAfter: result.retryAfter },
+        { outcome: result.outcome, statusCode: result.statusCode, retryAfter: result.retryAfter, refusedLocally: result.refusedLocally },
         job.attempt - job.round_start,
         job.max_attempts,
         now,
@@ -312,36 +333,58 @@ export class Dispatcher {
     }
   }
 
-  /** Writes whatever outcomes queued while the previous write was in flight, in one transaction.
-   * A failed write keeps its outcomes for the next try; if the process dies first, the leases expire
-   * and the deliveries are redone (at-least-once). */
+  /** Writes whatever outcomes queued while the previous write was in flight, in one transaction,
+   * then any batch whose retry is due. A write that fails is retried on a timer, a few times with
+   * growing pauses, while later batches go ahead: one batch never holds up the others. Writes are
+   * idempotent (JobQueue.complete), so retrying a batch whose commit did happen but whose answer
+   * was lost records nothing twice. A batch that still fails is given up: its leases expire and its
+   * deliveries are redone (at-least-once). */
   #flush(): Promise<void> {
     if (this.#flushing) return this.#flushing;
     this.#flushing = (async () => {
-      let failures = 0;
       try {
-        while (this.#outcomes.length > 0) {
-          const batch = this.#outcomes.splice(0, 500);
-          try {
-            const { disabledEndpoints } = await this.#queue.complete(batch, Date.now());
-            if (disabledEndpoints.length > 0) this.#onEndpointsDisabled(disabledEndpoints);
-            this.#changes.changed(batch.map((o) => o.job.event_id));
-            this.#onRecorded(batch.length);
-            for (const o of batch) if (o.decision.kind === "retry" && this.#dueTimes.length < 1024) this.#dueTimes.push(o.decision.atMs);
-            // Closed circuits and rescheduled jobs may have made work claimable.
-            this.wake();
-          } catch (err) {
-            this.#outcomes.unshift(...batch);
-            this.#log.warn({ err, outcomes: batch.length }, "writing delivery outcomes failed; retrying");
-            // While stopping, give up after a few tries: the leases will expire and the work is redone.
-            if (!this.#running && ++failures >= 3) break;
-            await new Promise((r) => setTimeout(r, 500));
-          }
+        for (;;) {
+          const write = this.#retriesDue.shift() ?? (this.#outcomes.length > 0 ? { outcomes: this.#outcomes.splice(0, 500), tries: 0 } : undefined);
+          if (!write) break;
+          await this.#write(write);
         }
       } finally {
         this.#flushing = undefined;
       }
     })();
     return this.#flushing;
+  }
+
+  async #write(write: OutcomeWrite): Promise<void> {
+    const batch = write.outcomes;
+    try {
+      const { disabledEndpoints } = await this.#queue.complete(batch, Date.now());
+      if (disabledEndpoints.length > 0) this.#onEndpointsDisabled(disabledEndpoints);
+      this.#changes.changed(batch.map((o) => o.job.event_id));
+      this.#onRecorded(batch.length);
+      for (const o of batch) if (o.decision.kind === "retry" && this.#dueTimes.length < 1024) this.#dueTimes.push(o.decision.atMs);
+      // Closed circuits and rescheduled jobs may have made work claimable.
+      this.wake();
+    } catch (err) {
+      write.tries++;
+      // While stopping there is no time to wait long: a few quick tries, then the leases decide.
+      const limit = this.#running ? OUTCOME_WRITE_TRIES : Math.min(OUTCOME_WRITE_TRIES, 3);
+      if (write.tries >= limit) {
+        this.#log.error({ err, outcomes: batch.length, tries: write.tries }, "giving up writing delivery outcomes; their leases will expire and the deliveries will be redone");
+        return;
+      }
+      this.#log.warn({ err, outcomes: batch.length, tries: write.tries }, "writing delivery outcomes failed; retrying");
+      if (!this.#running) {
+        await new Promise((r) => setTimeout(r, 200));
+        this.#retriesDue.push(write);
+        return;
+      }
+      const timer = setTimeout(() => {
+        this.#retryTimers.delete(timer);
+        this.#retriesDue.push(write);
+        void this.#flush();
+      }, Math.min(OUTCOME_RETRY_MAX_MS, OUTCOME_RETRY_BASE_MS * 2 ** (write.tries - 1)));
+      this.#retryTimers.set(timer, write);
+    }
   }
 }

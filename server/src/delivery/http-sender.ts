@@ -8,7 +8,7 @@ import net from "node:net";
 import { Agent, buildConnector } from "undici";
 import { KapselError } from "../errors.ts";
 import { assertAddressAllowed, type DestinationPolicy } from "./destination-policy.ts";
-import type { AttemptOutcome } from "./attempt-outcome.ts";
+import type { AttemptOutcome, LocalRefusal } from "./attempt-outcome.ts";
 
 export const USER_AGENT = "Kapsel-Webhooks/0.1 (+https://github.com/kapsel)";
 /** How much of a response is read (and hashed); the rest is discarded. */
@@ -35,6 +35,8 @@ export interface SendResult {
   excerpt: string;
   error: string;
   retryAfter: string | undefined;
+  /** Set when the attempt failed before sending anything (its outcome is network_error). */
+  refusedLocally: LocalRefusal | undefined;
 }
 
 export interface SenderOptions {
@@ -61,6 +63,8 @@ class AttemptTimedOut extends Error {
 }
 
 const TIMEOUT_CODES = new Set(["UND_ERR_CONNECT_TIMEOUT", "UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT"]);
+/** undici's refusals of a request it will not write (checked before any connection is used). */
+const INVALID_REQUEST_CODES = new Set(["UND_ERR_INVALID_ARG", "UND_ERR_NOT_SUPPORTED", "ERR_INVALID_URL"]);
 
 export class HttpSender {
   readonly #agent: Agent;
@@ -138,18 +142,28 @@ export class HttpSender {
         excerpt: Buffer.concat(kept).toString("utf8"),
         error: status >= 300 && status < 400 ? `redirect to ${String(res.headers.location ?? "?")} not followed` : "",
         retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
+        refusedLocally: undefined,
       });
     } catch (err) {
       const e = err as Error & { code?: string; cause?: Error & { code?: string } };
       timedOut ||= TIMEOUT_CODES.has(e.code ?? "") || TIMEOUT_CODES.has(e.cause?.code ?? "");
       const blocked = err instanceof KapselError || e.cause instanceof KapselError;
+      const invalid = !timedOut && !blocked && INVALID_REQUEST_CODES.has(e.code ?? "");
+      const refusedLocally: LocalRefusal | undefined = timedOut ? undefined : blocked ? "destination" : invalid ? "request" : undefined;
       return done({
         outcome: timedOut ? "timeout" : "network_error",
         statusCode: undefined,
         responseSha256: undefined,
         excerpt: "",
-        error: timedOut ? `no complete response within ${req.timeoutMs} ms` : blocked ? (e instanceof KapselError ? e.message : e.cause!.message) : describe(e),
+        error: timedOut
+          ? `no complete response within ${req.timeoutMs} ms`
+          : blocked
+            ? (e instanceof KapselError ? e.message : e.cause!.message)
+            : invalid
+              ? `not sent: the request cannot be written as HTTP (${describe(e)})`
+              : describe(e),
         retryAfter: undefined,
+        refusedLocally,
       });
     } finally {
       clearTimeout(timer);

@@ -124,7 +124,11 @@ export class JobQueue {
    * the endpoint's timeout plus the configured lease, so it cannot run out while its attempt may
    * still be in flight (which would hand the job to another claim and deliver it twice). The event
    * row is not touched: it reads as delivering while its job is leased (eventStatusSql), which
-   * spares a write of the whole row, payload included, per attempt. */
+   * spares a write of the whole row, payload included, per attempt.
+   *
+   * Due jobs whose endpoint was deleted (an ingest or a retry that raced the deletion) are taken in
+   * the same walk and ended: the job goes and the event is failed, as deleting the endpoint does
+   * for the jobs it finds. Left alone they would wait forever, since no claim takes them. */
   async claim(limit: number): Promise<ClaimedJob[]> {
     const sendByMs = Date.now() + this.#leaseMs;
     const rows = await this.#pool.any(sql.type(claimedJob)`
@@ -134,9 +138,11 @@ export class JobQueue {
           -- Per-row look-ups, not EXISTS: the planner turns EXISTS into joins, and with the tiny
           -- endpoints and circuit_breakers tables unanalysed (autovacuum may never analyse a table
           -- of a few rows) it estimated a handful of due jobs and sorted the whole queue on every
-          -- claim instead of walking the run_at index and stopping at the limit.
-          AND (SELECT p.enabled AND p.deleted_at IS NULL FROM endpoints p WHERE p.id = j.endpoint_id)
-          AND NOT coalesce((SELECT cb.state <> 'closed' FROM circuit_breakers cb WHERE cb.endpoint_id = j.endpoint_id), false)
+          -- claim instead of walking the run_at index and stopping at the limit. A deleted (or
+          -- missing) endpoint's job is taken whatever its circuit, to be ended below.
+          AND coalesce((SELECT p.deleted_at IS NOT NULL OR (p.enabled AND NOT coalesce(
+                (SELECT cb.state <> 'closed' FROM circuit_breakers cb WHERE cb.endpoint_id = j.endpoint_id), false))
+              FROM endpoints p WHERE p.id = j.endpoint_id), true)
         ORDER BY j.run_at
         LIMIT ${limit}
         FOR UPDATE SKIP LOCKED
@@ -144,8 +150,19 @@ export class JobQueue {
       c AS (
         UPDATE delivery_jobs j SET lease_until = now() + (${this.#leaseMs} + p.timeout_ms) * interval '1 millisecond',
           lease_id = ${randomUUID()}, attempt = j.attempt + 1
-        FROM endpoints p WHERE j.event_id = ANY(ARRAY(SELECT event_id FROM due)) AND p.id = j.endpoint_id
+        FROM endpoints p
+        WHERE j.event_id = ANY(ARRAY(SELECT event_id FROM due)) AND p.id = j.endpoint_id AND p.deleted_at IS NULL
         RETURNING j.event_id, j.endpoint_id, j.attempt, j.round_start, j.lease_id
+      ),
+      orphaned AS (
+        DELETE FROM delivery_jobs j
+        WHERE j.event_id = ANY(ARRAY(SELECT event_id FROM due))
+          AND NOT EXISTS (SELECT 1 FROM endpoints p WHERE p.id = j.endpoint_id AND p.deleted_at IS NULL)
+        RETURNING j.event_id
+      ),
+      ended AS (
+        UPDATE events SET status = 'failed', next_attempt_at = NULL, updated_at = now()
+        FROM orphaned WHERE events.id = orphaned.event_id
       )
       SELECT ${claimColumns} FROM c JOIN events e ON e.id = c.event_id JOIN messages m ON m.id = e.message_id JOIN endpoints p ON p.id = c.endpoint_id`);
     return rows.map((r) => ({ ...r, probe: false, sendByMs }));
@@ -226,10 +243,14 @@ export class JobQueue {
       const decidedKeys = new Set(decided.map((r) => `${r.event_id}/${r.lease_id}`));
       const isDecided = (o: Outcome) => decidedKeys.has(`${o.job.event_id}/${o.job.lease_id}`);
 
+      // Attempt ids are made once per attempt, so writing a batch again (after a commit whose
+      // answer was lost) inserts nothing new; only attempts inserted now count below, which keeps
+      // breakers, disabling and operational events from counting a replayed batch twice. (The
+      // decisions above already match nothing on a replay: the lease they key on is gone.)
       const column = <T>(pick: (o: Outcome) => T) => outcomes.map(pick);
-      await tx.query(sql.unsafe`
+      const inserted = await tx.any(sql.type(z.object({ id: z.string() }))`
         INSERT INTO delivery_attempts (id, event_id, tenant_id, endpoint_id, url, attempt, payload_sha256, started_at,
-          duration_ms, outcome, status_code, response_sha256, error, response_excerpt, request_id, decided)
+          duration_ms, outcome, status_code, response_sha256, error, response_excerpt, request_id, decided, refused_locally)
         SELECT * FROM unnest(
           ${sql.array(column((o) => o.attemptId), "uuid")}, ${ids},
           ${sql.array(column((o) => o.job.tenant_id), "uuid")}, ${sql.array(column((o) => o.job.endpoint_id), "uuid")},
@@ -239,19 +260,29 @@ export class JobQueue {
           ${sql.array(column((o) => o.result.statusCode ?? null), "int4")}, ${sql.array(column((o) => o.result.responseSha256 ?? null), "text")},
           ${sql.array(column((o) => o.result.error.slice(0, 2000).replaceAll("\0", "")), "text")},
           ${sql.array(column((o) => o.result.excerpt.replaceAll("\0", "")), "text")},
-          ${sql.array(column((o) => o.job.request_id), "text")}, ${sql.array(column(isDecided), "bool")})`);
+          ${sql.array(column((o) => o.job.request_id), "text")}, ${sql.array(column(isDecided), "bool")},
+          ${sql.array(column((o) => o.result.refusedLocally !== undefined), "bool")})
+        ON CONFLICT (id) DO NOTHING
+        RETURNING id`);
+      const insertedIds = new Set(inserted.map((r) => r.id));
+      const fresh = outcomes.filter((o) => insertedIds.has(o.attemptId));
 
       const tenantOf = new Map(outcomes.map((o) => [o.job.endpoint_id, o.job.tenant_id]));
       const goneReason = "destination answered 410 Gone";
-      const gone = [...new Set(outcomes.filter((o) => o.decision.kind === "disable" && isDecided(o)).map((o) => o.job.endpoint_id))];
+      const gone = [...new Set(fresh.filter((o) => o.decision.kind === "disable" && isDecided(o)).map((o) => o.job.endpoint_id))];
       if (gone.length > 0) await this.#disableEndpoints(tx, gone, goneReason);
-      const circuits = await this.#circuits.applyOutcomes(tx, outcomes.map((o) => ({ endpointId: o.job.endpoint_id, success: o.result.outcome === "delivered", wasProbe: o.job.probe })), nowMs);
+      const circuits = await this.#circuits.applyOutcomes(tx, fresh.map((o) => ({
+        endpointId: o.job.endpoint_id,
+        success: o.result.outcome === "delivered",
+        wasProbe: o.job.probe,
+        refusedLocally: o.result.refusedLocally !== undefined,
+      })), nowMs);
       await this.#emit(tx, [
         ...gone.map((endpointId) => ({ type: "kapsel.endpoint.disabled" as const, tenantId: tenantOf.get(endpointId)!, endpointId, reason: goneReason })),
         ...circuits.map((c) => c.to === "open"
           ? { type: "kapsel.endpoint.circuit_opened" as const, tenantId: tenantOf.get(c.endpointId)!, endpointId: c.endpointId, consecutiveFailures: c.state.consecutiveFailures, retryAt: c.state.retryAtMs === undefined ? undefined : new Date(c.state.retryAtMs) }
           : { type: "kapsel.endpoint.circuit_closed" as const, tenantId: tenantOf.get(c.endpointId)!, endpointId: c.endpointId }),
-        ...outcomes.filter((o) => o.decision.kind === "failed" && isDecided(o)).map((o) => ({
+        ...fresh.filter((o) => o.decision.kind === "failed" && isDecided(o)).map((o) => ({
           type: "kapsel.event.failed" as const,
           tenantId: o.job.tenant_id,
           endpointId: o.job.endpoint_id,
@@ -279,9 +310,13 @@ export class JobQueue {
   }
 
   /** Puts a tenant's failed events back to pending with a job each: a new round of attempts that
-   * continues the event's attempt count. Returns the ids requeued. */
+   * continues the event's attempt count. Events of deleted endpoints stay failed (their jobs could
+   * never be claimed). Returns the ids requeued. */
   async requeueFailed(tenantId: string, selector: RequeueSelector): Promise<string[]> {
-    const conditions = [sql.fragment`events.tenant_id = ${tenantId}`, sql.fragment`events.status = 'failed'`, sql.fragment`m.id = events.message_id`];
+    const conditions = [
+      sql.fragment`events.tenant_id = ${tenantId}`, sql.fragment`events.status = 'failed'`, sql.fragment`m.id = events.message_id`,
+      sql.fragment`EXISTS (SELECT 1 FROM endpoints p WHERE p.id = events.endpoint_id AND p.deleted_at IS NULL)`,
+    ];
     if ("eventId" in selector) conditions.push(sql.fragment`events.id = ${selector.eventId}`);
     else {
       if (selector.endpointId !== undefined) conditions.push(sql.fragment`events.endpoint_id = ${selector.endpointId}`);

@@ -3,7 +3,7 @@
 // 1 s · 2^(n-1), capped at 512 s), so retries from many events spread out instead of arriving at
 // the destination together.
 
-import type { AttemptOutcome } from "./attempt-outcome.ts";
+import type { AttemptOutcome, LocalRefusal } from "./attempt-outcome.ts";
 
 export interface RetryPolicy {
   baseMs: number;
@@ -24,6 +24,8 @@ export interface AttemptResult {
   statusCode: number | undefined;
   /** The Retry-After header, when the destination sent one. */
   retryAfter: string | undefined;
+  /** "request": the request could not be written at all (it never will be). */
+  refusedLocally?: LocalRefusal | undefined;
 }
 
 /** The upper bound of the jittered delay before attempt n+1, after n attempts (n ≥ 1). */
@@ -65,6 +67,8 @@ export function decide(
 ): Decision {
   if (result.outcome === "delivered") return { kind: "delivered" };
   if (result.statusCode === 410) return { kind: "disable", reason: "destination answered 410 Gone" };
+  // Retrying cannot help: the same stored request would be refused the same way.
+  if (result.refusedLocally === "request") return { kind: "failed", reason: "the event's request cannot be sent as HTTP (see the attempt's error)" };
   if (attemptInRound >= maxAttempts) {
     return { kind: "failed", reason: `no success after ${attemptInRound} attempt${attemptInRound === 1 ? "" : "s"}` };
   }

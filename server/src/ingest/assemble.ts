@@ -15,7 +15,8 @@ import { GroupCommit } from "./group-commit.ts";
 import { IngestMetrics } from "./ingest-metrics.ts";
 import { ingestService } from "./ingest-service.ts";
 import { Ingestor } from "./ingestor.ts";
-import { idempotencyKeyOf, insertMessages, type Accepted, type NewMessage } from "./message-insert.ts";
+import { insertSettled } from "./ambiguous-commit.ts";
+import { idempotencyKeyOf, type Accepted, type NewMessage } from "./message-insert.ts";
 import { RateLimiter } from "./rate-limiter.ts";
 import { SourceCache } from "./source-cache.ts";
 import { SubscriberCache } from "./subscriber-cache.ts";
@@ -55,7 +56,7 @@ export function assembleIngest(config: IngestConfig, deps: IngestDeps): IngestCa
     maxQueuedBytes: config.queue.maxBytes,
     write: async (batch) => {
       metrics.batchSize.observe(batch.length);
-      const accepted = await insertMessages(deps.pool, batch, config.idempotencyWindowMs);
+      const accepted = await insertSettled(deps.pool, batch, config.idempotencyWindowMs, deps.log);
       if (accepted.some((a) => !a.duplicate && a.eventIds.length > 0)) deps.jobs.notify();
       return accepted;
     },

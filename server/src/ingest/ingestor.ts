@@ -16,7 +16,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { KapselError, toKapselError } from "../errors.ts";
 import { BodyTooLarge } from "../http/body-reader.ts";
-import { isHeaderName, isReservedHeader } from "../http/header-names.ts";
+import { headerProblem, isReservedHeader } from "../http/header-names.ts";
 import { isUuid, uuidv7 } from "../uuid.ts";
 import type { EndpointCache, IngestEndpoint } from "./endpoint-cache.ts";
 import type { FailureLimiter } from "./failure-limiter.ts";
@@ -331,8 +331,9 @@ export class Ingestor {
     const headers: Record<string, string> = {};
     for (const [rawName, value] of Object.entries(raw)) {
       const name = rawName.toLowerCase();
-      if (!isHeaderName(name) || isReservedHeader(name)) throw new KapselError("E1006", `header ${JSON.stringify(rawName)} may not be set`);
-      if (/[\r\n\0]/.test(value)) throw new KapselError("E1006", `header ${name} has a control character`);
+      // What the delivery client could not send would fail every attempt: refuse it now.
+      const problem = headerProblem(name, value);
+      if (problem !== undefined) throw new KapselError("E1006", problem);
       bytes += name.length + value.length;
       headers[name] = value;
     }

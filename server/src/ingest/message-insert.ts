@@ -55,9 +55,14 @@ export class IdempotencyKeyLost extends Error {
 const idRow = z.object({ id: z.string() });
 const keyRow = z.object({ tenant_id: z.string(), scope_id: z.string(), key: z.string(), message_id: z.string(), event_ids: z.array(z.string()) });
 
-/** Stores messages with their events and jobs in one statement. Duplicates — within the batch or
- * against earlier messages — get the first message and its events. */
-export async function insertMessages(db: CommonQueryMethods, messages: readonly NewMessage[], idempotencyWindowMs: number): Promise<Accepted[]> {
+/** A batch with its duplicates resolved in memory: the messages to write, and for each message of
+ * the batch the index of the first one with its key (its own index when it is first). */
+interface Plan {
+  unique: NewMessage[];
+  sameAs: number[];
+}
+
+function plan(messages: readonly NewMessage[]): Plan {
   const firstByKey = new Map<string, number>();
   const unique: NewMessage[] = [];
   const sameAs: number[] = messages.map((m, i) => {
@@ -72,7 +77,39 @@ export async function insertMessages(db: CommonQueryMethods, messages: readonly 
     unique.push(m);
     return i;
   });
+  return { unique, sameAs };
+}
 
+/** Stores messages with their events and jobs in one statement. Duplicates — within the batch or
+ * against earlier messages — get the first message and its events. `marker` leads the statement's
+ * text as a comment, so that the statement can be found among the database's sessions
+ * (ingest/ambiguous-commit.ts). */
+export async function insertMessages(db: CommonQueryMethods, messages: readonly NewMessage[], idempotencyWindowMs: number, marker?: string): Promise<Accepted[]> {
+  const batch = plan(messages);
+  const stored = await writeMessages(db, batch.unique, idempotencyWindowMs, marker);
+  return answer(db, messages, batch, stored);
+}
+
+/** What a batch's statement left behind, read afresh: the answers if any of its messages is
+ * stored (the statement committed), or if every one lost to an earlier message with its key (the
+ * statement wrote nothing either way); undefined when it cannot have committed. For the moment
+ * after a lost connection, once no session can still be running the statement. */
+export async function answerFromStored(db: CommonQueryMethods, messages: readonly NewMessage[]): Promise<Accepted[] | undefined> {
+  const batch = plan(messages);
+  const ids = batch.unique.map((m) => m.id);
+  const stored = new Set(await db.anyFirst(sql.type(idRow)`SELECT id FROM messages WHERE id = ANY(${sql.array(ids, "uuid")})`));
+  if (stored.size === 0 && batch.unique.some((m) => m.idempotencyKey === undefined)) return undefined;
+  try {
+    return await answer(db, messages, batch, stored);
+  } catch (err) {
+    // Nothing stored and a key that no message holds: the statement did not commit.
+    if (err instanceof IdempotencyKeyLost && stored.size === 0) return undefined;
+    throw err;
+  }
+}
+
+/** The one statement; returns the ids of the messages it stored. */
+async function writeMessages(db: CommonQueryMethods, unique: readonly NewMessage[], idempotencyWindowMs: number, marker: string | undefined): Promise<Set<string>> {
   // One row per message (and per event) as parallel arrays, so the statement text and its bind
   // parameters stay the same whatever the batch size. Payloads travel as one binary parameter
   // sliced by offset, not as a bytea[] that would go as hex text.
@@ -88,6 +125,7 @@ export async function insertMessages(db: CommonQueryMethods, messages: readonly 
   // escaped element by element by the driver.
   const plain = (values: (string | number)[]) => `{${values.join(",")}}`;
   const inserted = await db.any(sql.type(idRow)`
+    ${marker === undefined ? sql.fragment`` : sql.fragment`/* ${sql.literalValue(marker)} */`}
     WITH input AS (
       SELECT id, tenant_id, scope_id, event_type, channels::text[] AS channels,
         substring(${sql.binary(Buffer.concat(column((m) => m.payload), bytes))}::bytea FROM payload_start FOR payload_length) AS payload,
@@ -133,8 +171,11 @@ export async function insertMessages(db: CommonQueryMethods, messages: readonly 
     ),
     jobs AS (${enqueueJobsSql("fanned")})
     SELECT id FROM stored`);
-  const stored = new Set(inserted.map((r) => r.id));
+  return new Set(inserted.map((r) => r.id));
+}
 
+/** One answer per message of the batch, given which of its messages are stored. */
+async function answer(db: CommonQueryMethods, messages: readonly NewMessage[], { unique, sameAs }: Plan, stored: Set<string>): Promise<Accepted[]> {
   // Keys that lost: read the winner's message and events in a new statement, which also sees keys
   // that another process committed while ours waited on them.
   const lost = unique.filter((m) => !stored.has(m.id));

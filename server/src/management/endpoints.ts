@@ -10,7 +10,7 @@ import type { DatabasePool } from "../db/pool.ts";
 import { validateDestination, type DestinationPolicy } from "../delivery/destination-policy.ts";
 import { cancelForEndpoint } from "../delivery/job-queue.ts";
 import { KapselError } from "../errors.ts";
-import { isHeaderName } from "../http/header-names.ts";
+import { keptNameProblem } from "../http/header-names.ts";
 import {
   EndpointSchema,
   type CreateEndpointRequest, type DeleteEndpointRequest, type Endpoint, type GetEndpointRequest,
@@ -80,7 +80,11 @@ export function endpointToProto(row: EndpointRow): Endpoint {
 
 function checkHeaders(names: readonly string[]): string[] {
   const lower = [...new Set(names.map((n) => n.toLowerCase()))];
-  if (lower.length > 50 || lower.some((n) => !isHeaderName(n))) throw new KapselError("E1006", "kept_headers must be at most 50 valid header names");
+  if (lower.length > 50) throw new KapselError("E1006", "kept_headers must be at most 50 header names");
+  for (const name of lower) {
+    const problem = keptNameProblem(name);
+    if (problem !== undefined) throw new KapselError("E1006", `kept_headers: ${problem}`);
+  }
   return lower;
 }
 

@@ -169,7 +169,12 @@ export class Events {
     const tenantId = tenantOf(ctx);
     const current = await this.#find(tenantId, req.eventId);
     const [requeued] = await this.#queue.requeueFailed(tenantId, { eventId: current.id });
-    if (!requeued) throw new KapselError("E2003", `event is ${current.status}; only failed events can be retried`);
+    if (!requeued) {
+      // Its endpoint is gone for good: a job for it would never be claimed.
+      const deleted = await this.#pool.maybeOne(sql.unsafe`SELECT 1 FROM endpoints WHERE id = ${current.endpoint_id} AND deleted_at IS NOT NULL`);
+      if (deleted) throw new KapselError("E2003", "the event's endpoint was deleted; it cannot be retried");
+      throw new KapselError("E2003", `event is ${current.status}; only failed events can be retried`);
+    }
     const row = await this.#find(tenantId, requeued);
     this.#changes.changed([row.id]);
     this.#jobs.notify();
