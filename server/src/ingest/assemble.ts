@@ -54,7 +54,7 @@ export function assembleIngest(config: IngestConfig, deps: IngestDeps): IngestCa
     maxQueuedRows: config.queue.maxRows,
     maxQueuedBytes: config.queue.maxBytes,
     write: async (batch) => {
-      metrics.batchSize.observe(batch.length);
+      metrics.groupCommitMessages.observe(batch.length);
       const accepted = await insertMessages(deps.pool, batch, config.idempotencyWindowMs);
       if (accepted.some((a) => !a.duplicate && a.eventIds.length > 0)) deps.jobs.notify();
       return accepted;
