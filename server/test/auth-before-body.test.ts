@@ -190,7 +190,7 @@ describe("gzip bombs, against a server in its own process", () => {
         const res = await fetch(`${proc.url}${LIST_ENDPOINTS}`, {
           method: "POST",
           headers: { "content-type": "application/json", "content-encoding": "gzip" },
-          body,
+          body: new Uint8Array(body),
         });
         statuses.add(res.status);
         await res.arrayBuffer();
