@@ -23,6 +23,7 @@ import { errorInterceptor } from "./http/error-interceptor.ts";
 import { consoleRoutes, loadConsole } from "./http/console-route.ts";
 import { healthRoutes, healthService, Readiness } from "./http/health.ts";
 import { listen } from "./http/listener.ts";
+import { streamLimits } from "./http/stream-limits.ts";
 import { HttpMetrics, listenForMetrics, metricsRoutes, type MetricsListener } from "./http/metrics.ts";
 import { assembleIngest } from "./ingest/assemble.ts";
 import { emitOperationalEvents } from "./ingest/operational-events.ts";
@@ -85,7 +86,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
       registerReflection(router);
     },
     gate: authGate(authenticator),
-    interceptors: [errorInterceptor(log)],
+    interceptors: [errorInterceptor(log), streamLimits(config.http.streams)],
     readLimits: { batchBytes: config.http.maxRpcBytes, payloadBytes: config.ingest.maxPayloadBytes },
     shutdownSignal: shutdown.signal,
   });

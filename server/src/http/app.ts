@@ -64,7 +64,8 @@ export function createApp(options: AppOptions): App {
     active++;
     const header = req.headers["x-request-id"];
     const requestId = typeof header === "string" && REQUEST_ID.test(header) ? header : randomUUID();
-    const ctx: RequestContext = { requestId, log };
+    const session = (req as unknown as { stream?: { session?: object } }).stream?.session;
+    const ctx: RequestContext = { requestId, log, connection: session ?? req.socket };
     contexts.set(req, ctx);
     res.setHeader("x-request-id", requestId);
     const url = req.url ?? "/";
