@@ -5,8 +5,14 @@
 // configured timeout), never how fast. Also the caps: connections, HTTP/2 streams per connection,
 // and long-lived RPC streams (their lifetime, and how many one connection, one tenant, or
 // everyone without a credential may hold).
+import { execFile } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
 import http2 from "node:http2";
 import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import tls from "node:tls";
+import { promisify } from "node:util";
 import { ConnectError, Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AttestationService } from "@kapsel/contracts/attestation";
@@ -233,5 +239,51 @@ describe("caps", () => {
       abort.abort();
       await Promise.allSettled(held);
     }
+  });
+});
+
+describe("with TLS", () => {
+  let dir: string;
+  let secure: TestServer;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), "kapsel-slow-tls-"));
+    const key = path.join(dir, "k.pem");
+    const cert = path.join(dir, "c.pem");
+    await promisify(execFile)("openssl", [
+      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=localhost",
+      "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-days", "1", "-keyout", key, "-out", cert,
+    ]);
+    secure = await startTestServer({ ...TIMEOUTS, KAPSEL_DELIVERY_ENABLED: "false", KAPSEL_TLS_CERT: cert, KAPSEL_TLS_KEY: key });
+  });
+  afterAll(async () => {
+    await secure?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("a connection that never starts its handshake is closed", async () => {
+    const r = await untilClosed(secure.port, () => {});
+    expect(r.received).toBe("");
+  });
+
+  it("partial HTTP/1.1 headers after the handshake are closed", async () => {
+    await new Promise<void>((resolve, reject) => {
+      const socket = tls.connect({ host: "127.0.0.1", port: secure.port, servername: "localhost", rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] }, () => {
+        socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\n");
+      });
+      const timer = setTimeout(() => reject(new Error("still open")), SLACK_MS);
+      socket.on("data", () => {});
+      socket.on("error", () => {});
+      socket.on("close", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  });
+
+  it("an idle HTTP/2 connection is closed", async () => {
+    const session = http2.connect(secure.url, { rejectUnauthorized: false });
+    session.on("error", () => {});
+    const closed = new Promise<void>((resolve) => session.on("close", () => resolve()));
+    await Promise.race([closed, new Promise((_, reject) => setTimeout(() => reject(new Error("session still open")), SLACK_MS))]);
   });
 });
