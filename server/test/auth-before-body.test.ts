@@ -245,6 +245,27 @@ describe("read limits with a valid key", () => {
     expect(h["grpc-status"]).toBe("8");
   });
 
+  it("over HTTP/2, a body still coming after the answer is declined (RST_STREAM NO_ERROR): the client gets its status and the stream closes", async () => {
+    const session = http2.connect(server.url);
+    session.on("error", () => {});
+    try {
+      const message = Buffer.alloc(2_500_000, 0x41);
+      const result = await new Promise<{ status?: string; rst?: number }>((resolve, reject) => {
+        const stream = session.request({ ":method": "POST", ":path": LIST_ENDPOINTS, "content-type": "application/grpc", te: "trailers", authorization: `Bearer ${apiKey}` });
+        let status: string | undefined;
+        stream.on("trailers", (t) => (status = String(t["grpc-status"])));
+        stream.on("data", () => {});
+        stream.on("error", () => {});
+        stream.on("close", () => resolve({ status, rst: stream.rstCode }));
+        setTimeout(() => reject(new Error(`the stream stayed open (status ${status})`)), 15_000);
+        stream.end(envelope(message, false));
+      });
+      expect(result).toEqual({ status: "8", rst: http2.constants.NGHTTP2_NO_ERROR });
+    } finally {
+      session.destroy();
+    }
+  });
+
   it("a body that is not gzip at all is InvalidArgument, not Internal", async () => {
     const res = await fetch(`${server.url}${LIST_ENDPOINTS}`, {
       method: "POST",

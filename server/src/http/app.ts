@@ -8,6 +8,7 @@ import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "pino";
 import { toKapselError } from "../errors.ts";
 import { corsHeaders, isPreflight, preflightHeaders } from "./cors.ts";
+import { withParseFailuresAsInvalidArgument } from "./binary-parse-errors.ts";
 import { gateErrors } from "./error-interceptor.ts";
 import type { HttpMetrics } from "./metrics.ts";
 import { sendError, sendJson, type PlainRoute, type Req, type Res } from "./plain-route.ts";
@@ -44,6 +45,7 @@ export function createApp(options: AppOptions): App {
   const rpc = connectNodeAdapter({
     routes: (router) => {
       options.rpc(withReadLimits(router, (method) => readLimitOf(method, options.readLimits)));
+      router.handlers.splice(0, router.handlers.length, ...router.handlers.map(withParseFailuresAsInvalidArgument));
       for (const handler of router.handlers) rpcPaths.add(handler.requestPath);
     },
     requestGate: gateErrors(options.gate, log),
@@ -112,7 +114,24 @@ export function createApp(options: AppOptions): App {
     }
     // Unknown paths get the adapter's 404.
     routeName = rpcPaths.has(pathname) ? pathname : "unmatched";
-    rpc(req as never, res as never);
+    // The adapter builds a URL from the request's authority and throws (outside any handler, which
+    // would end the process) when there is none or it is not a host: an HTTP/1.0 request may omit
+    // Host, and anyone may send any bytes in it. The authority only completes that URL; nothing is
+    // routed or trusted by it.
+    const h2 = "authority" in req;
+    const authority = h2 ? (req as unknown as { authority?: string }).authority : req.headers.host;
+    if (!authority || !URL.canParse(`http://${authority}/`)) {
+      if (h2) Object.defineProperty(req, "authority", { value: "kapsel.invalid" });
+      else req.headers.host = "kapsel.invalid";
+    }
+    try {
+      rpc(req as never, res as never);
+    } catch (err) {
+      log.error({ err, request_id: requestId }, "unexpected error");
+      ctx.code = "internal";
+      if (!res.headersSent) sendJson(res, 500, { code: "internal", message: "internal error", request_id: requestId });
+      else res.destroy();
+    }
   };
   return { handle, active: () => active };
 }

@@ -168,7 +168,8 @@ export async function listen(options: ListenOptions, handler: RequestHandler): P
  * Bounds the time a request body may take: at most `bodyIdleMs` between two of its pieces and
  * `requestMs` in all (HTTP/1.1 keeps the total itself). A body that breaks either is cut off:
  * the HTTP/1.1 connection closes, the HTTP/2 stream is reset. Nothing is read here, so a handler
- * that never reads the body still decides when it is read.
+ * that never reads the body still decides when it is read; an HTTP/2 body still coming when the
+ * answer is complete is declined.
  */
 function guardRequestBodies(handler: RequestHandler, timeouts: HttpTimeouts): RequestHandler {
   return (req, res) => {
@@ -186,6 +187,11 @@ function guardRequestBodies(handler: RequestHandler, timeouts: HttpTimeouts): Re
         };
         req.once("end", done);
         stream.once("close", done);
+        // Answered before the body was read (refused early, or over a limit): tell the client to
+        // stop sending rather than let it wait on a flow-control window that will never open.
+        stream.once("finish", () => {
+          if (!req.complete) declineRestOfBody(stream);
+        });
       } else {
         const socket = req.socket;
         const cut = () => socket.destroy();
@@ -200,4 +206,24 @@ function guardRequestBodies(handler: RequestHandler, timeouts: HttpTimeouts): Re
     }
     handler(req, res);
   };
+}
+
+/**
+ * RST_STREAM NO_ERROR once the complete answer is out (RFC 9113 §8.1: the server may ask a client
+ * to stop sending a request it has answered). The reset must follow the trailers on the wire —
+ * sent earlier it discards them — and Node signals no such moment, so this looks at the stream's
+ * state (END_STREAM sent) on a short, bounded backoff.
+ */
+function declineRestOfBody(stream: http2.ServerHttp2Stream): void {
+  let waitMs = 1;
+  const look = () => {
+    if (stream.destroyed) return;
+    if (stream.state.localClose || waitMs > 512) {
+      stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      return;
+    }
+    setTimeout(look, waitMs);
+    waitMs *= 2;
+  };
+  look();
 }

@@ -47,13 +47,21 @@ const SCOPE_ENUMS: Record<Scope, ScopeEnum> = { ingest: ScopeEnum.INGEST, manage
 
 function checkName(name: string): string {
   const trimmed = name.trim();
-  if (trimmed.length < 1 || trimmed.length > 200) throw new KapselError("E1006", "name must be 1 to 200 characters");
+  // Postgres text cannot hold NUL; other control characters have no place in a name either.
+  if (trimmed.length < 1 || trimmed.length > 200 || /[\u0000-\u001f\u007f]/.test(trimmed)) {
+    throw new KapselError("E1006", "name must be 1 to 200 characters, without control characters");
+  }
   return trimmed;
 }
 
+/** The largest rate and burst a tenant may be given (the configuration's own bounds). */
+const MAX_RATE = 1e9;
+
 function checkRate(perSecond: number | undefined, burst: number | undefined): void {
-  if (perSecond !== undefined && (!Number.isFinite(perSecond) || perSecond < 0)) throw new KapselError("E1006", "rate_limit_per_second must be ≥ 0");
-  if (burst !== undefined && burst < 0) throw new KapselError("E1006", "rate_limit_burst must be ≥ 0");
+  if (perSecond !== undefined && (!Number.isFinite(perSecond) || perSecond < 0 || perSecond > MAX_RATE)) {
+    throw new KapselError("E1006", `rate_limit_per_second must be 0 to ${MAX_RATE}`);
+  }
+  if (burst !== undefined && (burst < 0 || burst > MAX_RATE)) throw new KapselError("E1006", `rate_limit_burst must be 0 to ${MAX_RATE}`);
 }
 
 export class Tenants {
