@@ -190,7 +190,11 @@ function edgeValues(field: DescField): unknown[] {
  */
 export function edgeCases(desc: DescMessage, byField: Record<string, string>, depth = 0): Record<string, unknown>[] {
   const base: Record<string, unknown> = {};
-  for (const f of desc.fields) if (byField[f.jsonName] !== undefined && f.fieldKind === "scalar") base[f.jsonName] = byField[f.jsonName];
+  for (const f of desc.fields) {
+    if (byField[f.jsonName] !== undefined && f.fieldKind === "scalar") base[f.jsonName] = byField[f.jsonName];
+    // Lists of enums are usually required (an API key's scopes): one valid value gets past that.
+    if (f.fieldKind === "list" && f.listKind === "enum" && f.enum.values.length > 1) base[f.jsonName] = [f.enum.values[1]!.name];
+  }
   const out: Record<string, unknown>[] = [];
   for (const f of desc.fields) {
     // One level down: a nested message (or the first of a list of them) at each of its own edges.

@@ -45,10 +45,12 @@ type KeyRow = z.infer<typeof keyRow>;
 const SCOPE_NAMES: Record<number, Scope> = { [ScopeEnum.INGEST]: "ingest", [ScopeEnum.MANAGE]: "manage", [ScopeEnum.READ]: "read" };
 const SCOPE_ENUMS: Record<Scope, ScopeEnum> = { ingest: ScopeEnum.INGEST, manage: ScopeEnum.MANAGE, read: ScopeEnum.READ };
 
+/** Postgres text cannot hold NUL; other control characters have no place in a name either. */
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
 function checkName(name: string): string {
   const trimmed = name.trim();
-  // Postgres text cannot hold NUL; other control characters have no place in a name either.
-  if (trimmed.length < 1 || trimmed.length > 200 || /[\u0000-\u001f\u007f]/.test(trimmed)) {
+  if (trimmed.length < 1 || trimmed.length > 200 || CONTROL.test(trimmed)) {
     throw new KapselError("E1006", "name must be 1 to 200 characters, without control characters");
   }
   return trimmed;
@@ -168,6 +170,7 @@ export class Tenants {
     const tenantId = await this.#keyTenant(req.tenantId, ctx);
     const scopes = [...new Set(req.scopes.map((s) => SCOPE_NAMES[s]))];
     if (scopes.length === 0 || scopes.some((s) => s === undefined)) throw new KapselError("E1006", "scopes must list at least one of SCOPE_INGEST, SCOPE_MANAGE, SCOPE_READ");
+    if (CONTROL.test(req.name)) throw new KapselError("E1006", "name must be without control characters");
     const key = generateApiKey();
     const row = await this.#pool.one(sql.type(keyRow)`
       INSERT INTO api_keys (tenant_id, name, secret_sha256, prefix, scopes)
