@@ -29,7 +29,7 @@ export async function startKapsel(env: Record<string, string>, nodeArgs: string[
   const port = await freePort();
   const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, "server/src/cli.ts"), "serve"], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, KAPSEL_HOST: "127.0.0.1", KAPSEL_LOG_LEVEL: "warn", ...env, KAPSEL_PORT: String(port) },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, KAPSEL_HOST: "127.0.0.1", KAPSEL_LOG_LEVEL: "warn", KAPSEL_METRICS_LISTEN: "off", ...env, KAPSEL_PORT: String(port) },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

@@ -129,6 +129,7 @@ async function serve(databaseUrl: string, dataDir: string, extraEnv: Record<stri
       KAPSEL_ADMIN_TOKEN: ADMIN_TOKEN,
       KAPSEL_DATA_DIR: dataDir,
       KAPSEL_LOG_LEVEL: "info",
+      KAPSEL_METRICS_LISTEN: "off",
       ...extraEnv,
     },
     stdio: ["ignore", "pipe", "pipe"],

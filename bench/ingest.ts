@@ -290,6 +290,9 @@ async function spawnServer(databaseUrl: string, dataDir: string, profileDir: str
       KAPSEL_DELIVERY_ENABLED: env.KAPSEL_BENCH_DELIVERY === "1" ? "true" : "false",
       KAPSEL_DELIVERY_CONCURRENCY: "1",
       KAPSEL_DATA_DIR: dataDir,
+      // Scraped through the main port with a token (group-commit sizes), no metrics port to clash.
+      KAPSEL_METRICS_LISTEN: "off",
+      KAPSEL_METRICS_TOKEN: METRICS_TOKEN,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -358,10 +361,12 @@ const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : "–");
 const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : "–");
 const f3 = (n: number) => (Number.isFinite(n) ? n.toFixed(3) : "–");
 
+const METRICS_TOKEN = "bench-metrics-token-0123456789";
+
 async function groupCommitRows(url: string): Promise<{ sum: number; count: number }> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const sum = Number(/^kapsel_ingest_group_commit_rows_sum (\S+)$/m.exec(text)?.[1] ?? NaN);
-  const count = Number(/^kapsel_ingest_group_commit_rows_count (\S+)$/m.exec(text)?.[1] ?? NaN);
+  const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
+  const sum = Number(/^kapsel_ingest_group_commit_messages_sum (\S+)$/m.exec(text)?.[1] ?? NaN);
+  const count = Number(/^kapsel_ingest_group_commit_messages_count (\S+)$/m.exec(text)?.[1] ?? NaN);
   return { sum, count };
 }
 

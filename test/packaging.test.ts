@@ -58,6 +58,8 @@ async function startPackedServer(): Promise<PackedServer> {
     KAPSEL_PORT: String(port),
     KAPSEL_ALLOW_PRIVATE_DESTINATIONS: "true",
     KAPSEL_CHECKPOINT_INTERVAL_MS: "200",
+    // Not the default metrics port: another test (or session) on this machine may hold it.
+    KAPSEL_METRICS_LISTEN: "127.0.0.1:0",
   });
   const child = spawn("npx", ["kapsel", "serve"], { cwd: app, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";

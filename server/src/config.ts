@@ -12,6 +12,7 @@ export interface Config {
   adminToken: string | undefined;
   database: DatabaseConfig;
   http: HttpConfig;
+  metrics: MetricsConfig;
   ingest: IngestConfig;
   delivery: DeliveryConfig;
   attestation: AttestationConfig;
@@ -27,9 +28,55 @@ export interface HttpConfig {
   host: string;
   port: number;
   tls: { certFile: string; keyFile: string } | undefined;
-  /** Cap for one RPC message (Connect readMaxBytes); a batch of payloads needs room. */
+  /** Cap for one IngestBatch message (a batch of payloads needs room); other RPCs have smaller
+   * limits of their own (http/rpc-limits.ts). */
   maxRpcBytes: number;
   shutdownTimeoutMs: number;
+  timeouts: HttpTimeouts;
+  /** Open connections on the main port; more are closed at once. */
+  maxConnections: number;
+  /** HTTP/2 streams one connection may have open at once (the SETTINGS value). */
+  maxConcurrentStreams: number;
+  streams: StreamLimits;
+}
+
+/** How long a client may take: each bound closes what a silent or slow client holds open. */
+export interface HttpTimeouts {
+  /** From accepting a connection to its first bytes (the protocol is told from them; with TLS,
+   * the handshake). */
+  firstBytesMs: number;
+  /** From the first byte of an HTTP/1.1 request to the end of its headers. */
+  headersMs: number;
+  /** Longest pause between two pieces of a request body. */
+  bodyIdleMs: number;
+  /** From the start of a request to the end of its body. */
+  requestMs: number;
+  /** An HTTP/1.1 connection between requests, or an HTTP/2 connection without open streams. */
+  idleMs: number;
+}
+
+/** Long-lived server streams (WatchEvent(s), WatchCheckpoints, Health/Watch, reflection). */
+export interface StreamLimits {
+  /** A stream ends (normally, so the client reopens it) after this long, or at the client's
+   * deadline if that comes first. */
+  maxLifetimeMs: number;
+  /** Streams open at once on one connection. */
+  perConnection: number;
+  /** Streams open at once for one tenant in this process. */
+  perTenant: number;
+  /** Streams open at once, in this process, on the RPCs that need no credential. */
+  unauthenticated: number;
+}
+
+/** Prometheus metrics: never on the public port without a token. */
+export interface MetricsConfig {
+  /** The separate metrics listener; undefined when turned off. */
+  listen: { host: string; port: number } | undefined;
+  /** With a token, /metrics also answers on the main port to `Authorization: Bearer <token>`
+   * (and the separate listener asks for it too). */
+  token: string | undefined;
+  /** How often database-derived gauges are read in the background. */
+  refreshMs: number;
 }
 
 export interface IngestConfig {
@@ -93,7 +140,21 @@ export const ENVIRONMENT: readonly VarSpec[] = [
   { name: "KAPSEL_ALLOW_PRIVATE_DESTINATIONS", help: "true → endpoints may point at private or loopback addresses", default: "false" },
   { name: "KAPSEL_DESTINATION_ALLOWLIST", help: "comma-separated CIDRs or host names allowed although private" },
   { name: "KAPSEL_MAX_PAYLOAD_BYTES", help: "largest event payload", default: String(10 * 1024 * 1024) },
-  { name: "KAPSEL_MAX_RPC_BYTES", help: "largest RPC message", default: String(64 * 1024 * 1024) },
+  { name: "KAPSEL_MAX_RPC_BYTES", help: "largest IngestBatch message (Ingest takes a payload's worth, other RPCs 64 KiB)", default: String(64 * 1024 * 1024) },
+  { name: "KAPSEL_METRICS_LISTEN", help: "HOST:PORT of the separate /metrics listener, or off", default: "127.0.0.1:9464" },
+  { name: "KAPSEL_METRICS_TOKEN", help: "bearer token for /metrics (at least 16 characters); set → /metrics also answers on the main port, to this token only" },
+  { name: "KAPSEL_METRICS_REFRESH_MS", help: "how often database-derived gauges (queue, circuits, log) are read in the background", default: "5000" },
+  { name: "KAPSEL_HTTP_FIRST_BYTES_TIMEOUT_MS", help: "a new connection must send its first bytes (or finish TLS) within this", default: "10000" },
+  { name: "KAPSEL_HTTP_HEADERS_TIMEOUT_MS", help: "an HTTP/1.1 request's headers must arrive within this", default: "20000" },
+  { name: "KAPSEL_HTTP_BODY_IDLE_TIMEOUT_MS", help: "longest pause between pieces of a request body", default: "30000" },
+  { name: "KAPSEL_HTTP_REQUEST_TIMEOUT_MS", help: "a request (headers and body) must arrive within this", default: "300000" },
+  { name: "KAPSEL_HTTP_IDLE_TIMEOUT_MS", help: "an idle connection (HTTP/1.1 keep-alive, HTTP/2 without open streams) closes after this", default: "65000" },
+  { name: "KAPSEL_HTTP_MAX_CONNECTIONS", help: "open connections on the main port; more are refused", default: "10000" },
+  { name: "KAPSEL_HTTP2_MAX_CONCURRENT_STREAMS", help: "HTTP/2 streams open at once per connection", default: "256" },
+  { name: "KAPSEL_STREAM_MAX_LIFETIME_MS", help: "a server stream (watches, reflection) ends after this unless the client's deadline is sooner", default: "600000" },
+  { name: "KAPSEL_STREAMS_PER_CONNECTION", help: "server streams open at once on one connection", default: "32" },
+  { name: "KAPSEL_STREAMS_PER_TENANT", help: "server streams open at once per tenant in one process", default: "100" },
+  { name: "KAPSEL_STREAMS_UNAUTHENTICATED", help: "server streams open at once without a credential (Health/Watch, reflection) in one process", default: "1000" },
   { name: "KAPSEL_DB_POOL_SIZE", help: "Postgres connections per process", default: "8" },
   { name: "KAPSEL_SHUTDOWN_TIMEOUT_MS", help: "how long SIGTERM waits for in-flight work", default: "10000" },
   { name: "KAPSEL_IDEMPOTENCY_WINDOW_MS", help: "deduplication window for idempotency keys", default: String(24 * 3600 * 1000) },
@@ -187,6 +248,14 @@ export function loadConfig(env: Env = process.env): Config {
     if (problem !== undefined) throw new ConfigError(`KAPSEL_KEPT_HEADERS: ${problem}`);
   }
   const allowList = list("KAPSEL_DESTINATION_ALLOWLIST");
+  const metricsToken = raw("KAPSEL_METRICS_TOKEN");
+  if (metricsToken !== undefined && (metricsToken.length < 16 || !/^[\x21-\x7e]+$/.test(metricsToken))) {
+    throw new ConfigError("KAPSEL_METRICS_TOKEN: must be at least 16 printable characters without spaces");
+  }
+  const metricsListen = listenAddress("KAPSEL_METRICS_LISTEN", str("KAPSEL_METRICS_LISTEN"));
+  const headersMs = int("KAPSEL_HTTP_HEADERS_TIMEOUT_MS", 100, 600_000);
+  const requestMs = int("KAPSEL_HTTP_REQUEST_TIMEOUT_MS", 100, 3_600_000);
+  if (requestMs < headersMs) throw new ConfigError("KAPSEL_HTTP_REQUEST_TIMEOUT_MS: must be at least KAPSEL_HTTP_HEADERS_TIMEOUT_MS");
   const signingKey = raw("KAPSEL_SIGNING_KEY");
   if (signingKey !== undefined && (!/^[A-Za-z0-9+/]{43}=$/.test(signingKey) || Buffer.from(signingKey, "base64").length !== 32)) {
     throw new ConfigError("KAPSEL_SIGNING_KEY: expected the base64 of a 32-byte Ed25519 seed");
@@ -202,6 +271,26 @@ export function loadConfig(env: Env = process.env): Config {
       tls: tlsCert !== undefined && tlsKey !== undefined ? { certFile: tlsCert, keyFile: tlsKey } : undefined,
       maxRpcBytes: int("KAPSEL_MAX_RPC_BYTES", 1024, 1024 * 1024 * 1024),
       shutdownTimeoutMs: int("KAPSEL_SHUTDOWN_TIMEOUT_MS", 0, 600_000),
+      timeouts: {
+        firstBytesMs: int("KAPSEL_HTTP_FIRST_BYTES_TIMEOUT_MS", 100, 600_000),
+        headersMs,
+        bodyIdleMs: int("KAPSEL_HTTP_BODY_IDLE_TIMEOUT_MS", 100, 600_000),
+        requestMs,
+        idleMs: int("KAPSEL_HTTP_IDLE_TIMEOUT_MS", 100, 3_600_000),
+      },
+      maxConnections: int("KAPSEL_HTTP_MAX_CONNECTIONS", 1, 1_000_000),
+      maxConcurrentStreams: int("KAPSEL_HTTP2_MAX_CONCURRENT_STREAMS", 1, 10_000),
+      streams: {
+        maxLifetimeMs: int("KAPSEL_STREAM_MAX_LIFETIME_MS", 100, 86_400_000),
+        perConnection: int("KAPSEL_STREAMS_PER_CONNECTION", 1, 10_000),
+        perTenant: int("KAPSEL_STREAMS_PER_TENANT", 1, 100_000),
+        unauthenticated: int("KAPSEL_STREAMS_UNAUTHENTICATED", 0, 100_000),
+      },
+    },
+    metrics: {
+      listen: metricsListen,
+      token: metricsToken,
+      refreshMs: int("KAPSEL_METRICS_REFRESH_MS", 10, 3_600_000),
     },
     ingest: {
       maxPayloadBytes: int("KAPSEL_MAX_PAYLOAD_BYTES", 1, 1024 * 1024 * 1024),
@@ -241,6 +330,15 @@ export function loadConfig(env: Env = process.env): Config {
       checkpointIntervalMs: int("KAPSEL_CHECKPOINT_INTERVAL_MS", 10, 3_600_000),
     },
   };
+}
+
+/** `HOST:PORT` (an IPv6 host in brackets), or `off`. */
+function listenAddress(name: string, value: string): { host: string; port: number } | undefined {
+  if (value.toLowerCase() === "off") return undefined;
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/.exec(value);
+  const port = Number(m?.[3]);
+  if (!m || port > 65535) throw new ConfigError(`${name}=${JSON.stringify(value)}: expected HOST:PORT (IPv6 in brackets) or off`);
+  return { host: m[1] ?? m[2]!, port };
 }
 
 /** The help text listing every variable. */

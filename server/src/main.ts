@@ -11,7 +11,8 @@ import { Registry } from "prom-client";
 import { assembleAttestation } from "./attestation/assemble.ts";
 import { adminToken } from "./auth/admin-token.ts";
 import { ApiKeyStore } from "./auth/api-keys.ts";
-import { authInterceptor, createAuthenticator } from "./auth/auth-interceptor.ts";
+import { authGate } from "./auth/auth-gate.ts";
+import { createAuthenticator } from "./auth/authenticator.ts";
 import type { Config } from "./config.ts";
 import { openDatabase } from "./db/database.ts";
 import { NotifyChannel } from "./db/notify-channel.ts";
@@ -22,7 +23,8 @@ import { errorInterceptor } from "./http/error-interceptor.ts";
 import { consoleRoutes, loadConsole } from "./http/console-route.ts";
 import { healthRoutes, healthService, Readiness } from "./http/health.ts";
 import { listen } from "./http/listener.ts";
-import { HttpMetrics, metricsRoute } from "./http/metrics.ts";
+import { streamLimits } from "./http/stream-limits.ts";
+import { HttpMetrics, listenForMetrics, metricsRoutes, type MetricsListener } from "./http/metrics.ts";
 import { assembleIngest } from "./ingest/assemble.ts";
 import { emitOperationalEvents } from "./ingest/operational-events.ts";
 import type { Logger } from "./logger.ts";
@@ -33,6 +35,8 @@ import { registerReflection } from "./reflection/server-reflection.ts";
 export interface Server {
   port: number;
   url: string;
+  /** The separate metrics listener's base URL (its one path is /metrics); undefined when off. */
+  metricsUrl: string | undefined;
   adminToken: string;
   /** Graceful stop: not ready → stop accepting → finish in-flight work (bounded) → close the database. */
   stop(): Promise<void>;
@@ -50,10 +54,11 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   const jobs = new NotifyChannel(pool, db.url, "kapsel_jobs");
   const changes = new EventChanges();
 
+  const metricsRefreshMs = config.metrics.refreshMs;
   const ingest = assembleIngest(config.ingest, { pool, jobs, registry, log });
-  const attestation = assembleAttestation(config.attestation, { db, registry, log, authenticator });
+  const attestation = assembleAttestation(config.attestation, { db, registry, metricsRefreshMs, log, authenticator });
   const delivery = assembleDelivery(config.delivery, {
-    pool, jobs, changes, registry, log, disableEndpoints, emitOperationalEvents,
+    pool, jobs, changes, registry, metricsRefreshMs, log, disableEndpoints, emitOperationalEvents,
     onEndpointsDisabled: (gone) => gone.forEach((e) => ingest.endpointChanged(e.endpointId, e.tenantId)),
     onRecorded: attestation.recorded,
   });
@@ -71,7 +76,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   const app = createApp({
     log,
     metrics: new HttpMetrics(registry),
-    routes: [...healthRoutes(readiness), metricsRoute(registry), ...ingest.routes, ...attestation.routes, ...consoleRoutes(await loadConsole())],
+    routes: [...healthRoutes(readiness), ...metricsRoutes(registry, config.metrics.token), ...ingest.routes, ...attestation.routes, ...consoleRoutes(await loadConsole())],
     rpc: (router: ConnectRouter) => {
       router.service(Health, healthService(readiness));
       router.service(IngestService, ingest.service);
@@ -80,17 +85,26 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
       // Last: it describes the services registered above.
       registerReflection(router);
     },
-    interceptors: [errorInterceptor(log), authInterceptor(authenticator)],
-    readMaxBytes: config.http.maxRpcBytes,
+    gate: authGate(authenticator),
+    interceptors: [errorInterceptor(log), streamLimits(config.http.streams)],
+    readLimits: { batchBytes: config.http.maxRpcBytes, payloadBytes: config.ingest.maxPayloadBytes },
     shutdownSignal: shutdown.signal,
   });
-  const listener = await listen(config.http, app.handle).catch(async (err: unknown) => {
+  let metricsListener: MetricsListener | undefined;
+  const listener = await (async () => {
+    if (config.metrics.listen) metricsListener = await listenForMetrics(config.metrics.listen, registry, config.metrics.token);
+    return listen(config.http, app.handle);
+  })().catch(async (err: unknown) => {
+    await metricsListener?.close();
     await db.close();
     throw err;
   });
+  // Database-derived gauges are read only when someone can scrape them.
+  const gauges = metricsListener || config.metrics.token ? [delivery.gauges, attestation.gauges] : [];
+  for (const g of gauges) g.start();
   delivery.start();
   attestation.start();
-  log.info({ port: listener.port, tls: config.http.tls !== undefined, delivery: config.delivery.enabled }, "kapsel listening");
+  log.info({ port: listener.port, metrics_port: metricsListener?.port, tls: config.http.tls !== undefined, delivery: config.delivery.enabled }, "kapsel listening");
 
   let stopping: Promise<void> | undefined;
   const stop = () => (stopping ??= (async () => {
@@ -110,6 +124,10 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
     const step = async (name: string, run: () => Promise<void>) => {
       await run().catch((err: unknown) => log.warn({ err, step: name }, "shutdown step failed"));
     };
+    await step("metrics", async () => {
+      for (const g of gauges) g.stop();
+      await metricsListener?.close();
+    });
     await step("delivery", () => delivery.stop(Math.max(0, deadline - Date.now())));
     // After the last deliveries are recorded: the leader signs a final checkpoint covering them.
     await step("sequencer", () => attestation.stop());
@@ -119,5 +137,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
 
   const scheme = config.http.tls ? "https" : "http";
   const host = config.http.host === "0.0.0.0" || config.http.host === "::" ? "127.0.0.1" : config.http.host;
-  return { port: listener.port, url: `${scheme}://${host}:${listener.port}`, adminToken: token, stop };
+  const metricsHost = (h: string) => (h === "0.0.0.0" ? "127.0.0.1" : h === "::" ? "[::1]" : h.includes(":") ? `[${h}]` : h);
+  const metricsUrl = metricsListener && config.metrics.listen ? `http://${metricsHost(config.metrics.listen.host)}:${metricsListener.port}` : undefined;
+  return { port: listener.port, url: `${scheme}://${host}:${listener.port}`, metricsUrl, adminToken: token, stop };
 }

@@ -180,7 +180,7 @@ describe("serving a build folder", () => {
       const pathname = (req.url ?? "/").split("?")[0]!;
       const route = routes.find((r) => r.match(req.method ?? "GET", pathname));
       if (!route) return res.writeHead(418).end();
-      void route.handle(req, res, route.match(req.method ?? "GET", pathname)!, { requestId: "t", log: undefined as never });
+      void route.handle(req, res, route.match(req.method ?? "GET", pathname)!, { requestId: "t", log: undefined as never, connection: req.socket });
     });
     await new Promise<void>((r) => site.listen(0, "127.0.0.1", r));
     base = `http://127.0.0.1:${(site.address() as { port: number }).port}`;

@@ -6,6 +6,7 @@ import { createDestination, eventReaching, getEvent, ingest, until } from "../..
 import { startTestServer, spawnServer, type ServerProcess, type TestServer } from "../../test/support/server.ts";
 import { startSink, type Sink } from "../../test/support/sink.ts";
 
+const METRICS_TOKEN = "metrics-token-0123456789";
 const processes: ServerProcess[] = [];
 const sinks: Sink[] = [];
 let inProcess: TestServer | undefined;
@@ -31,7 +32,8 @@ describe("two server processes on one database", () => {
     const databaseUrl = await createTestDatabase();
     const sink = await startSink();
     sinks.push(sink);
-    const env = { DATABASE_URL: databaseUrl, KAPSEL_LOG_LEVEL: "warn" };
+    // Scraped through the main port with a metrics token (each process's own metrics port is off).
+    const env = { DATABASE_URL: databaseUrl, KAPSEL_LOG_LEVEL: "warn", KAPSEL_METRICS_TOKEN: METRICS_TOKEN };
     const [a, b] = await Promise.all([serve(env), serve(env)]);
     const d = await createDestination(a.url, sink.url);
 
@@ -61,7 +63,12 @@ describe("two server processes on one database", () => {
     expect(ids.every((id) => perEvent.get(id) === 1)).toBe(true);
 
     // Both processes took part, and between them made exactly one attempt per event.
-    const [ma, mb] = await Promise.all([a, b].map(async (p) => deliveredBy(await (await fetch(`${p.url}/metrics`)).text())));
+    const scrape = async (p: ServerProcess) => {
+      const res = await fetch(`${p.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+      expect(res.status).toBe(200);
+      return res.text();
+    };
+    const [ma, mb] = await Promise.all([a, b].map(async (p) => deliveredBy(await scrape(p))));
     expect(ma + mb).toBe(300);
     expect(ma).toBeGreaterThan(0);
     expect(mb).toBeGreaterThan(0);

@@ -4,7 +4,8 @@ import { createHash } from "node:crypto";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect } from "../../test/support/database.ts";
-import { createDestination, eventReaching, getEvent, ingest } from "../../test/support/delivery.ts";
+import { createDestination, eventReaching, getEvent, ingest, until } from "../../test/support/delivery.ts";
+import { sample, scrape } from "../../test/support/metrics.ts";
 import { rpc } from "../../test/support/rpc.ts";
 import { startTestServer, type TestServer } from "../../test/support/server.ts";
 import { alwaysFail, failTimes, gone, hang, redirect, reset, startSink, succeed, throttle, type Sink } from "../../test/support/sink.ts";
@@ -251,35 +252,44 @@ describe("outcomes that are not a plain success", () => {
 });
 
 describe("metrics", () => {
-  function sample(text: string, name: string, labels = ""): number {
-    const line = text.split("\n").find((l) => l.startsWith(`${name}${labels} `) || (labels === "" && l.startsWith(`${name} `)));
-    return line === undefined ? 0 : Number(line.split(" ").at(-1));
-  }
-  const scrape = async () => (await fetch(`${server.url}/metrics`)).text();
+  const value = (text: string, name: string, labels: Record<string, string> = {}) => sample(text, name, labels) ?? 0;
 
-  it("/metrics counts attempts by outcome, times them, and reports queue depth, oldest due job and circuit state", async () => {
-    const before = await scrape();
+  it("count attempts by outcome, time them and the whole way from ingest to delivered, and report the queue and circuits by state", async () => {
+    const before = await scrape(server);
     const ok = await sink();
     const flaky = await sink(failTimes(1, 500));
     const a = await createDestination(server.url, ok.url);
     const b = await createDestination(server.url, flaky.url);
+    const started = performance.now();
     const ids = [await ingest(server.url, a.endpointId), await ingest(server.url, a.endpointId)];
     const flakyId = await ingest(server.url, b.endpointId);
     for (const id of ids) await eventReaching(server.url, a.apiKey, id, "EVENT_STATUS_DELIVERED");
     await eventReaching(server.url, b.apiKey, flakyId, "EVENT_STATUS_DELIVERED");
-    const after = await scrape();
+    const elapsed = (performance.now() - started) / 1000;
+    // Queue and circuit gauges are refreshed in the background: wait for a refresh after the work.
+    const after = await until("the queue gauge to be refreshed empty", async () => {
+      const m = await scrape(server);
+      return sample(m, "kapsel_delivery_queue_jobs") === 0 && value(m, "kapsel_delivery_attempts_total", { outcome: "delivered" }) - value(before, "kapsel_delivery_attempts_total", { outcome: "delivered" }) === 3 ? m : undefined;
+    });
 
-    const delta = (name: string, labels = "") => sample(after, name, labels) - sample(before, name, labels);
-    expect(delta("kapsel_delivery_attempts_total", '{outcome="delivered"}')).toBe(3);
-    expect(delta("kapsel_delivery_attempts_total", '{outcome="http_error"}')).toBe(1);
-    expect(delta("kapsel_delivery_duration_seconds_count", '{outcome="delivered"}')).toBe(3);
-    expect(delta("kapsel_delivery_duration_seconds_count", '{outcome="http_error"}')).toBe(1);
-    expect(after).toMatch(/^kapsel_delivery_duration_seconds_bucket\{le="0\.005",outcome="delivered"\} \d+$/m);
-    expect(after).toMatch(/^# TYPE kapsel_delivery_queue_depth gauge$/m);
-    expect(sample(after, "kapsel_delivery_queue_depth")).toBe(0);
-    expect(sample(after, "kapsel_delivery_oldest_due_seconds")).toBe(0);
-    // The flaky endpoint failed once, so it has a breaker: closed again (0).
-    expect(after).toContain(`kapsel_circuit_state{endpoint_id="${b.endpointId}"} 0`);
+    const delta = (name: string, labels: Record<string, string> = {}) => value(after, name, labels) - value(before, name, labels);
+    expect(delta("kapsel_delivery_attempts_total", { outcome: "delivered" })).toBe(3);
+    expect(delta("kapsel_delivery_attempts_total", { outcome: "http_error" })).toBe(1);
+    expect(delta("kapsel_delivery_attempt_duration_seconds_count", { outcome: "delivered" })).toBe(3);
+    expect(delta("kapsel_delivery_attempt_duration_seconds_count", { outcome: "http_error" })).toBe(1);
+    expect(after).toMatch(/^kapsel_delivery_attempt_duration_seconds_bucket\{le="0\.005",outcome="delivered"\} \d+$/m);
+    // One observation per delivered event, each at most the time the test spent on all three.
+    expect(delta("kapsel_delivery_ingest_to_delivered_seconds_count")).toBe(3);
+    const sum = delta("kapsel_delivery_ingest_to_delivered_seconds_sum");
+    expect(sum).toBeGreaterThan(0);
+    expect(sum).toBeLessThanOrEqual(3 * elapsed);
+    expect(after).toMatch(/^# TYPE kapsel_delivery_queue_jobs gauge$/m);
+    expect(sample(after, "kapsel_delivery_queue_oldest_due_age_seconds")).toBe(0);
+    // Circuits are counted by state; the flaky endpoint's breaker closed again. No endpoint is named.
+    expect(sample(after, "kapsel_delivery_circuits", { state: "open" })).toBe(0);
+    expect(sample(after, "kapsel_delivery_circuits", { state: "closed" })).toBeGreaterThanOrEqual(2);
+    for (const id of [a.endpointId, b.endpointId, ...ids, flakyId]) expect(after).not.toContain(id);
+    expect(after).not.toContain(ok.url);
   });
 });
 

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect } from "../../test/support/database.ts";
 import { allBytes, countEvents, createEndpoint, eventRow, INGEST_ONLY, postIngest, postIngestH2, postStreamed } from "../../test/support/ingest.ts";
 import { createTenant, rpc } from "../../test/support/rpc.ts";
+import { scrape as scrapeMetrics } from "../../test/support/metrics.ts";
 import { ADMIN_TOKEN, startTestServer, type TestServer } from "../../test/support/server.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -135,12 +136,12 @@ describe("POST /ingest/{endpoint_id}", () => {
   it("a sender that leaves mid-body has nothing stored (HTTP/1.1 and HTTP/2) and does not count as a database outage", async () => {
     const endpointId = await createEndpoint(server.url, tenant.apiKey);
     const scrape = async () => {
-      const text = await (await fetch(`${server.url}/metrics`)).text();
+      const text = await scrapeMetrics(server);
       const sum = (re: RegExp) => [...text.matchAll(re)].reduce((n, m) => n + Number(m[1]), 0);
       return {
         finished: sum(/^kapsel_http_requests_total\{route="\/ingest\/\{endpoint_id\}",[^}]*\} (\d+)$/gm),
-        aborted: sum(/^kapsel_ingest_requests_total\{path="gateway",code="aborted"\} (\d+)$/gm),
-        outage: /code="E9001"/.test(text),
+        aborted: sum(/^kapsel_ingest_messages_total\{path="gateway",result="aborted"\} (\d+)$/gm),
+        outage: /result="E9001"/.test(text),
       };
     };
     const { finished: finishedBefore, aborted: abortedBefore } = await scrape();

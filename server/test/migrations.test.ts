@@ -10,6 +10,7 @@ import { MIGRATIONS_DIR, MigrationError, migrate, readMigrations } from "../src/
 import { connect, createTestDatabase } from "../../test/support/database.ts";
 import { healthClient, unary } from "../../test/support/grpc.ts";
 import { runCli } from "../../test/support/kapsel-cli.ts";
+import { until } from "../../test/support/delivery.ts";
 import { startTestServer } from "../../test/support/server.ts";
 
 const tempDirs: string[] = [];
@@ -142,8 +143,12 @@ describe("readiness", () => {
       const client = await db(server.databaseUrl);
       const { checksum } = (await client.query("SELECT checksum FROM schema_migrations WHERE version = 1")).rows[0];
       await client.query("UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1");
-      const notReady = await fetch(`${server.url}/readyz`);
-      expect([notReady.status, await notReady.json()]).toEqual([503, { ready: false, database: true, migrations: false, draining: false }]);
+      // Readiness looks at the database at most twice a second, whoever asks.
+      const notReady = await until("/readyz to notice", async () => {
+        const r = await fetch(`${server.url}/readyz`);
+        return r.status === 503 ? r : undefined;
+      });
+      expect(await notReady.json()).toEqual({ ready: false, database: true, migrations: false, draining: false });
       const health = healthClient(`127.0.0.1:${server.port}`);
       try {
         expect(await unary(health, "Check", { service: "" })).toEqual({ status: "NOT_SERVING" });
@@ -152,7 +157,7 @@ describe("readiness", () => {
       }
 
       await client.query("UPDATE schema_migrations SET checksum = $1 WHERE version = 1", [checksum]);
-      expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
+      await until("/readyz to be ready again", async () => ((await fetch(`${server.url}/readyz`)).status === 200 ? true : undefined));
     } finally {
       await server.stop();
     }

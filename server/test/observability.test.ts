@@ -17,8 +17,9 @@ afterAll(async () => {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
+/** The metrics listener's text (the main port serves no metrics without a token). */
 async function metricsText(): Promise<string> {
-  const res = await fetch(`${server.url}/metrics`);
+  const res = await fetch(`${server.metricsUrl}/metrics`);
   expect(res.status).toBe(200);
   expect(res.headers.get("content-type")).toMatch(/^text\/plain/);
   return res.text();
@@ -72,26 +73,28 @@ describe("request ids", () => {
 });
 
 describe("/metrics", () => {
-  it("counts RPCs by method route and result code", async () => {
+  it("counts RPCs by method route and result: ok, or the E-code of the refusal", async () => {
     const route = "/kapsel.v1.ManagementService/ListEndpoints";
     const t = await createTenant(server.url, ADMIN_TOKEN, "metered");
     const before = await metricsText();
-    const okBefore = sample(before, "kapsel_http_requests_total", { route, code: "ok" }) ?? 0;
-    const deniedBefore = sample(before, "kapsel_http_requests_total", { route, code: "unauthenticated" }) ?? 0;
+    const okBefore = sample(before, "kapsel_http_requests_total", { route, result: "ok" }) ?? 0;
+    const deniedBefore = sample(before, "kapsel_http_requests_total", { route, result: "E1004" }) ?? 0;
 
     for (let i = 0; i < 3; i++) expect((await rpc(server.url, "ListEndpoints", {}, t.apiKey)).status).toBe(200);
     expect((await rpc(server.url, "ListEndpoints", {}, "ksk_wrong")).status).toBe(401);
 
     const after = await metricsText();
-    expect(sample(after, "kapsel_http_requests_total", { route, code: "ok" })).toBe(okBefore + 3);
-    expect(sample(after, "kapsel_http_requests_total", { route, code: "unauthenticated" })).toBe(deniedBefore + 1);
+    expect(sample(after, "kapsel_http_requests_total", { route, result: "ok" })).toBe(okBefore + 3);
+    expect(sample(after, "kapsel_http_requests_total", { route, result: "E1004" })).toBe(deniedBefore + 1);
     expect(sample(after, "kapsel_http_request_duration_seconds_count", { route })).toBeGreaterThanOrEqual(4);
   });
 
-  it("labels plain routes by path and HTTP status", async () => {
+  it("labels plain routes by path pattern, with the same result vocabulary", async () => {
     await fetch(`${server.url}/healthz`);
+    await fetch(`${server.url}/ingest/not-a-uuid`, { method: "POST", body: "{}" });
     const text = await metricsText();
-    expect(sample(text, "kapsel_http_requests_total", { route: "/healthz", code: "200" })).toBeGreaterThanOrEqual(1);
+    expect(sample(text, "kapsel_http_requests_total", { route: "/healthz", result: "ok" })).toBeGreaterThanOrEqual(1);
+    expect(sample(text, "kapsel_http_requests_total", { route: "/ingest/{endpoint_id}", result: "E1006" })).toBeGreaterThanOrEqual(1);
   });
 
   it("unknown paths share one label, so random URLs cannot grow the series without bound", async () => {
@@ -103,13 +106,24 @@ describe("/metrics", () => {
     const text = await metricsText();
     expect(text).not.toMatch(/route="\/probe\d/);
     expect(text).not.toContain('route="/no/such/path"');
-    expect(sample(text, "kapsel_http_requests_total", { route: "unmatched", code: "404" })).toBeGreaterThanOrEqual(6);
+    expect(sample(text, "kapsel_http_requests_total", { route: "unmatched", result: "404" })).toBeGreaterThanOrEqual(6);
   });
 
-  it("includes the default process metrics", async () => {
+  it("includes the standard process and Node.js metrics under their usual, unprefixed names", async () => {
     const text = await metricsText();
-    for (const name of ["kapsel_process_cpu_user_seconds_total", "kapsel_process_resident_memory_bytes", "kapsel_nodejs_eventloop_lag_seconds", "kapsel_nodejs_heap_size_used_bytes"]) {
+    for (const name of ["process_cpu_user_seconds_total", "process_resident_memory_bytes", "nodejs_eventloop_lag_seconds", "nodejs_heap_size_used_bytes"]) {
       expect(text).toMatch(new RegExp(`^${name}(\\{[^}]*\\})? \\d`, "m"));
+    }
+    expect(text).not.toMatch(/^kapsel_process_|^kapsel_nodejs_/m);
+  });
+
+  it("Kapsel's own metrics follow the Prometheus naming rules: _total only on counters, every counter ends in _total", async () => {
+    const text = await metricsText();
+    const types = [...text.matchAll(/^# TYPE (kapsel_\S+) (\S+)$/gm)].map(([, name, type]) => ({ name: name!, type: type! }));
+    expect(types.length).toBeGreaterThan(10);
+    for (const { name, type } of types) {
+      if (type === "counter") expect(name, name).toMatch(/_total$/);
+      else expect(name, name).not.toMatch(/_total$/);
     }
   });
 });

@@ -38,7 +38,7 @@ async function fixture(): Promise<Fixture> {
     pool,
     sequencer(options = {}) {
       const s = new Sequencer(
-        { pool, databaseUrl: url, log, metrics: new AttestationMetrics(new Registry(), pool), feed: new CheckpointFeed() },
+        { pool, databaseUrl: url, log, metrics: new AttestationMetrics(new Registry(), { pool, log }, 60_000), feed: new CheckpointFeed() },
         { origin: ORIGIN, intervalMs: 1000, envSeed: undefined, ...options },
       );
       sequencers.push(s);

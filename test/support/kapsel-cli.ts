@@ -14,7 +14,8 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(ROOT, "server/src/cli.ts"), ...args], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      // Off unless a test asks: parallel test files must not race for the default metrics port.
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, KAPSEL_METRICS_LISTEN: "off", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";

@@ -29,6 +29,9 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     KAPSEL_DATA_DIR: dataDir,
     KAPSEL_ALLOW_PRIVATE_DESTINATIONS: "true",
     KAPSEL_SHUTDOWN_TIMEOUT_MS: "2000",
+    // Its own metrics port (server.metricsUrl), and database gauges fresh within a quarter second.
+    KAPSEL_METRICS_LISTEN: "127.0.0.1:0",
+    KAPSEL_METRICS_REFRESH_MS: "250",
     ...env,
     DATABASE_URL: databaseUrl,
   });
@@ -78,6 +81,9 @@ export async function spawnServer(env: Record<string, string>, options: { waitRe
       KAPSEL_ADMIN_TOKEN: ADMIN_TOKEN,
       KAPSEL_ALLOW_PRIVATE_DESTINATIONS: "true",
       KAPSEL_LOG_LEVEL: "info",
+      // Test files run in parallel: none may take the default metrics port (tests that scrape a
+      // process give it a port or a token).
+      KAPSEL_METRICS_LISTEN: "off",
       ...env,
       KAPSEL_PORT: String(port),
     },

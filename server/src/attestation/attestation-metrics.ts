@@ -1,42 +1,50 @@
+// The log's Prometheus metrics. Batch sizes are counted by the sequencer that appends them; the
+// log's size, checkpoint age and sequencer lag are database truth (every process reports the
+// same), read by a background refresher (background-gauges.ts) so a scrape never queries; each
+// figure is one primary-key look-up, whatever the size of the log.
 import { Gauge, Histogram, type Registry } from "prom-client";
-import { sql, type DatabasePool } from "slonik";
+import { sql } from "slonik";
 import { z } from "zod";
+import { BackgroundGauges } from "../background-gauges.ts";
+import type { DatabasePool } from "../db/pool.ts";
+import type { Logger } from "../logger.ts";
 
 export class AttestationMetrics {
   readonly batchSize: Histogram;
+  readonly gauges: BackgroundGauges;
 
-  constructor(registry: Registry, pool: DatabasePool) {
+  constructor(registry: Registry, deps: { pool: DatabasePool; log: Logger }, refreshMs: number) {
     this.batchSize = new Histogram({
       name: "kapsel_log_batch_leaves",
       help: "Leaves appended per sequencer batch (one signed checkpoint each)",
       buckets: [0, 1, 10, 100, 1000, 5000, 10000],
       registers: [registry],
     });
-    new Gauge({
-      name: "kapsel_log_size",
-      help: "Leaves in the attestation log (latest signed tree size)",
+    const leaves = new Gauge({
+      name: "kapsel_log_leaves",
+      help: "Leaves in the attestation log: the latest signed tree size (refreshed in the background)",
       registers: [registry],
-      async collect() {
-        this.set(Number(await pool.oneFirst(sql.type(z.object({ s: z.string() }))`SELECT tree_size AS s FROM log_state`)));
-      },
     });
-    new Gauge({
+    const checkpointAge = new Gauge({
       name: "kapsel_log_checkpoint_age_seconds",
-      help: "Seconds since the latest checkpoint was signed",
+      help: "Seconds since the latest checkpoint was signed (refreshed in the background)",
       registers: [registry],
-      async collect() {
-        this.set(await pool.oneFirst(sql.type(z.object({ s: z.number() }))`
-          SELECT coalesce(extract(epoch FROM now() - max(signed_at)), 0)::float8 AS s FROM checkpoints`));
-      },
     });
-    new Gauge({
+    const sequencerLag = new Gauge({
       name: "kapsel_log_sequencer_lag_seconds",
-      help: "Age of the oldest attempt not yet in the log (0 when none waits)",
+      help: "Age of the oldest recorded attempt not yet in the log; 0 when none waits (refreshed in the background)",
       registers: [registry],
-      async collect() {
-        this.set(await pool.oneFirst(sql.type(z.object({ s: z.number() }))`
-          SELECT coalesce(extract(epoch FROM now() - min(queued_at)), 0)::float8 AS s FROM log_queue`));
-      },
+    });
+    // Witness lag (how far the newest witnessed checkpoint trails the log's) belongs here, beside
+    // the sequencer lag, once the log submits its checkpoints to witnesses.
+    this.gauges = new BackgroundGauges(registry, deps, { module: "attestation", intervalMs: refreshMs }, async (tx) => {
+      const row = await tx.one(sql.type(z.object({ size: z.string(), age: z.number(), lag: z.number() }))`
+        SELECT (SELECT tree_size FROM log_state)::text AS size,
+          coalesce((SELECT extract(epoch FROM now() - signed_at) FROM checkpoints ORDER BY tree_size DESC LIMIT 1), 0)::float8 AS age,
+          coalesce((SELECT extract(epoch FROM now() - queued_at) FROM log_queue ORDER BY attempt_seq LIMIT 1), 0)::float8 AS lag`);
+      leaves.set(Number(row.size));
+      checkpointAge.set(Math.max(0, row.age));
+      sequencerLag.set(Math.max(0, row.lag));
     });
   }
 }

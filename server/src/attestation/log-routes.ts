@@ -1,7 +1,8 @@
 // Plain HTTP reads of the log: the C2SP tlog-tiles paths (ATTESTATION.md §7) for monitors and
 // mirrors, and `GET /v1/attempts/{id}/proof` for curl users with an API key.
-import type { Authenticator } from "../auth/auth-interceptor.ts";
-import { authorize, bearerToken } from "../auth/auth-interceptor.ts";
+import { authorize } from "../auth/access.ts";
+import type { Authenticator } from "../auth/authenticator.ts";
+import { bearerToken } from "../auth/bearer-token.ts";
 import { KapselError } from "../errors.ts";
 import { decodePathSegment, type PlainRoute } from "../http/plain-route.ts";
 import type { DatabasePool } from "slonik";

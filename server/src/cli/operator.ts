@@ -32,7 +32,7 @@ export interface Operator {
 export function operator(config: Config, db: Database, log: Logger): Operator {
   const jobs = new NotifyChannel(db.pool, db.url, "kapsel_jobs");
   const delivery = assembleDelivery({ ...config.delivery, enabled: false }, {
-    pool: db.pool, jobs, changes: new EventChanges(), registry: new Registry(), log,
+    pool: db.pool, jobs, changes: new EventChanges(), registry: new Registry(), metricsRefreshMs: config.metrics.refreshMs, log,
     disableEndpoints, emitOperationalEvents, onEndpointsDisabled: () => {}, onRecorded: () => {},
   });
   const management = assembleManagement({

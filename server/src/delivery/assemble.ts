@@ -5,6 +5,7 @@ import type { DeliveryConfig } from "../config.ts";
 import type { NotifyChannel } from "../db/notify-channel.ts";
 import type { DatabasePool } from "../db/pool.ts";
 import type { Logger } from "../logger.ts";
+import type { BackgroundGauges } from "../background-gauges.ts";
 import { CircuitStore } from "./circuit-store.ts";
 import { DeliveryMetrics } from "./delivery-metrics.ts";
 import { Dispatcher } from "./dispatcher.ts";
@@ -19,6 +20,8 @@ export interface DeliveryDeps {
   jobs: NotifyChannel;
   changes: EventChanges;
   registry: Registry;
+  /** How often the queue and circuit gauges are read from the database. */
+  metricsRefreshMs: number;
   log: Logger;
   /** The endpoints table's own writer, for 410 Gone. */
   disableEndpoints: DisableEndpoints;
@@ -32,6 +35,8 @@ export interface DeliveryDeps {
 
 export interface DeliveryCapability {
   queue: JobQueue;
+  /** The queue and circuit gauges' refresher (every process reports them, delivering or not). */
+  gauges: BackgroundGauges;
   start(): void;
   /** Stops claiming, lets in-flight deliveries finish within `timeoutMs`, writes every outcome. */
   stop(timeoutMs: number): Promise<void>;
@@ -40,14 +45,15 @@ export interface DeliveryCapability {
 export function assembleDelivery(config: DeliveryConfig, deps: DeliveryDeps): DeliveryCapability {
   const circuits = new CircuitStore(deps.pool, { ...config.circuit, maxProbes: 2 });
   const queue = new JobQueue(deps.pool, circuits, { leaseMs: config.leaseMs, disableEndpoints: deps.disableEndpoints, emitOperationalEvents: deps.emitOperationalEvents });
-  if (!config.enabled) return { queue, start: () => {}, stop: async () => {} };
+  const metrics = new DeliveryMetrics(deps.registry, deps, deps.metricsRefreshMs);
+  if (!config.enabled) return { queue, gauges: metrics.gauges, start: () => {}, stop: async () => {} };
   const policy = { allowPrivate: config.destinations.allowPrivate, allowList: config.destinations.allowList };
   const dispatcher = new Dispatcher(
     {
       jobs: deps.jobs,
       queue,
       sender: new HttpSender({ policy, connectTimeoutMs: config.timeoutMs, connectionsPerOrigin: config.perEndpointConcurrency }),
-      metrics: new DeliveryMetrics(deps.registry, deps.pool),
+      metrics,
       changes: deps.changes,
       log: deps.log,
       onEndpointsDisabled: deps.onEndpointsDisabled,
@@ -55,5 +61,5 @@ export function assembleDelivery(config: DeliveryConfig, deps: DeliveryDeps): De
     },
     { concurrency: config.concurrency, perEndpoint: config.perEndpointConcurrency, retryPolicy: config.retry },
   );
-  return { queue, start: () => dispatcher.start(), stop: (timeoutMs) => dispatcher.stop(timeoutMs) };
+  return { queue, gauges: metrics.gauges, start: () => dispatcher.start(), stop: (timeoutMs) => dispatcher.stop(timeoutMs) };
 }

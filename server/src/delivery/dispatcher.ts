@@ -294,7 +294,11 @@ export class Dispatcher {
         this.#options.retryPolicy,
       );
       this.#metrics.attempts.inc({ outcome: result.outcome });
-      this.#metrics.latency.observe({ outcome: result.outcome }, result.durationMs / 1000);
+      this.#metrics.attemptDuration.observe({ outcome: result.outcome }, result.durationMs / 1000);
+      if (result.outcome === "delivered") {
+        const endedMs = result.startedAt.getTime() + result.durationMs;
+        this.#metrics.ingestToDelivered.observe(Math.max(0, endedMs - job.received_at.getTime()) / 1000);
+      }
       this.#log.debug({ event_id: job.event_id, request_id: job.request_id, attempt: job.attempt, outcome: result.outcome, status: result.statusCode, ms: result.durationMs }, "delivery attempt");
       this.#outcomes.push({
         job,

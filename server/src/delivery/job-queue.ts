@@ -24,6 +24,8 @@ export const claimedJob = z.object({
   tenant_id: z.string(),
   message_id: z.string(),
   event_type: z.string(),
+  /** When the event was accepted (for the ingest-to-delivered latency). */
+  received_at: z.date(),
   payload: z.instanceof(Buffer),
   content_type: z.string(),
   headers: z.record(z.string(), z.string()),
@@ -83,7 +85,7 @@ export type RequeueSelector =
     };
 
 const claimColumns = sql.fragment`c.event_id, c.endpoint_id, c.attempt, c.round_start, c.lease_id, e.tenant_id, e.message_id,
-  m.event_type, m.payload, m.content_type, m.headers, m.request_id, p.url, p.signing_secret,
+  m.event_type, e.received_at, m.payload, m.content_type, m.headers, m.request_id, p.url, p.signing_secret,
   CASE WHEN p.previous_secret_expires_at > now() THEN p.previous_signing_secret END AS previous_secret,
   p.max_attempts, p.timeout_ms`;
 

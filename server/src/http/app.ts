@@ -2,22 +2,29 @@
 // (health, metrics, the ingest gateway, log tiles, proof download) → the Connect router, which
 // serves Connect, gRPC and gRPC-Web for every service.
 import { randomUUID } from "node:crypto";
-import { createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { createContextValues, type ConnectRouter, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "pino";
 import { toKapselError } from "../errors.ts";
 import { corsHeaders, isPreflight, preflightHeaders } from "./cors.ts";
+import { withParseFailuresAsInvalidArgument } from "./binary-parse-errors.ts";
+import { gateErrors } from "./error-interceptor.ts";
 import type { HttpMetrics } from "./metrics.ts";
 import { sendError, sendJson, type PlainRoute, type Req, type Res } from "./plain-route.ts";
 import { requestContextKey, type RequestContext } from "./request-context.ts";
+import { IngestService } from "@kapsel/contracts/ingest";
+import { ACCEPTED_COMPRESSION, readLimitOf, SMALL_RPC_BYTES, withReadLimits, type RpcReadLimits } from "./rpc-limits.ts";
 
 export interface AppOptions {
   log: Logger;
   metrics: HttpMetrics;
   routes: PlainRoute[];
   rpc: (router: ConnectRouter) => void;
+  /** Runs on every RPC's headers before its body is read (authentication); throws to refuse. */
+  gate: (ctx: HandlerContext) => Promise<void>;
   interceptors: Interceptor[];
-  readMaxBytes: number;
+  readLimits: RpcReadLimits;
   shutdownSignal: AbortSignal;
 }
 
@@ -37,12 +44,15 @@ export function createApp(options: AppOptions): App {
   const rpcPaths = new Set<string>();
   const rpc = connectNodeAdapter({
     routes: (router) => {
-      options.rpc(router);
+      options.rpc(withReadLimits(router, (method) => readLimitOf(method, options.readLimits)));
+      router.handlers.splice(0, router.handlers.length, ...router.handlers.map(withParseFailuresAsInvalidArgument));
       for (const handler of router.handlers) rpcPaths.add(handler.requestPath);
     },
+    requestGate: gateErrors(options.gate, log),
     interceptors: options.interceptors,
-    readMaxBytes: options.readMaxBytes,
-    writeMaxBytes: options.readMaxBytes,
+    acceptCompression: ACCEPTED_COMPRESSION,
+    readMaxBytes: SMALL_RPC_BYTES,
+    writeMaxBytes: Math.max(options.readLimits.batchBytes, readLimitOf(IngestService.method.ingest, options.readLimits)),
     // Compressing the usual few-KiB answers (proofs, pages) costs more CPU and garbage than it
     // saves; large ones (event payloads, long lists) are still compressed.
     compressMinBytes: 16 * 1024,
@@ -56,7 +66,8 @@ export function createApp(options: AppOptions): App {
     active++;
     const header = req.headers["x-request-id"];
     const requestId = typeof header === "string" && REQUEST_ID.test(header) ? header : randomUUID();
-    const ctx: RequestContext = { requestId, log };
+    const session = (req as unknown as { stream?: { session?: object } }).stream?.session;
+    const ctx: RequestContext = { requestId, log, connection: session ?? req.socket };
     contexts.set(req, ctx);
     res.setHeader("x-request-id", requestId);
     const url = req.url ?? "/";
@@ -69,10 +80,11 @@ export function createApp(options: AppOptions): App {
     res.on("close", () => {
       active--;
       const seconds = (performance.now() - started) / 1000;
-      const code = ctx.code ?? String(res.statusCode);
-      metrics.requests.inc({ route: routeName, code });
-      metrics.latency.observe({ route: routeName }, seconds);
-      const entry = { request_id: requestId, method, path: routeName, status: res.statusCode, code, ms: Math.round(seconds * 10000) / 10 };
+      const result = resultOf(ctx, res);
+      metrics.requests.inc({ route: routeName, result });
+      metrics.duration.observe({ route: routeName }, seconds);
+      // The route's pattern, never the path itself: a path can carry an endpoint id, a credential.
+      const entry = { request_id: requestId, method, path: routeName, status: res.statusCode, result, ms: Math.round(seconds * 10000) / 10 };
       if (quiet && res.statusCode < 400) log.debug(entry, "request");
       else log.info(entry, "request");
     });
@@ -102,7 +114,35 @@ export function createApp(options: AppOptions): App {
     }
     // Unknown paths get the adapter's 404.
     routeName = rpcPaths.has(pathname) ? pathname : "unmatched";
-    rpc(req as never, res as never);
+    // The adapter builds a URL from the request's authority and throws (outside any handler, which
+    // would end the process) when there is none or it is not a host: an HTTP/1.0 request may omit
+    // Host, and anyone may send any bytes in it. The authority only completes that URL; nothing is
+    // routed or trusted by it.
+    const h2 = "authority" in req;
+    const authority = h2 ? (req as unknown as { authority?: string }).authority : req.headers.host;
+    if (!authority || !URL.canParse(`http://${authority}/`)) {
+      if (h2) Object.defineProperty(req, "authority", { value: "kapsel.invalid" });
+      else req.headers.host = "kapsel.invalid";
+    }
+    try {
+      rpc(req as never, res as never);
+    } catch (err) {
+      log.error({ err, request_id: requestId }, "unexpected error");
+      ctx.code = "internal";
+      if (!res.headersSent) sendJson(res, 500, { code: "internal", message: "internal error", request_id: requestId });
+      else res.destroy();
+    }
   };
   return { handle, active: () => active };
+}
+
+/** A request's `result` for metrics and logs: what the answering code recorded (ok, an E-code, a
+ * Connect code's name), else what the response says (a gRPC status sent before any handler ran,
+ * the HTTP status of a refusal), `aborted` when the response never finished. */
+function resultOf(ctx: RequestContext, res: Res): string {
+  if (ctx.code !== undefined) return ctx.code;
+  const grpc = res.getHeader("grpc-status");
+  if (grpc !== undefined && String(grpc) !== "0") return codeToString(Number(grpc));
+  if (!res.writableEnded) return "aborted";
+  return res.statusCode < 400 ? "ok" : String(res.statusCode);
 }

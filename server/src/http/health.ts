@@ -33,7 +33,18 @@ export class Readiness {
     this.#db = db;
   }
 
+  /** The latest database look, shared by every check for half a second: /readyz and health
+   * watchers need no credential, so however many ask, the database is asked twice a second. */
+  #look: { at: number; result: Promise<{ database: boolean; migrations: boolean }> } | undefined;
+
   async check(): Promise<ReadinessReport> {
+    const now = Date.now();
+    if (!this.#look || now - this.#look.at >= 500) this.#look = { at: now, result: this.#lookAtDatabase() };
+    const { database, migrations } = await this.#look.result;
+    return { ready: database && migrations && !this.draining, database, migrations, draining: this.draining };
+  }
+
+  async #lookAtDatabase(): Promise<{ database: boolean; migrations: boolean }> {
     let database = false;
     let migrations = false;
     try {
@@ -43,7 +54,7 @@ export class Readiness {
     } catch {
       // reported as not ready
     }
-    return { ready: database && migrations && !this.draining, database, migrations, draining: this.draining };
+    return { database, migrations };
   }
 }
 

@@ -6,6 +6,9 @@ import type { Logger } from "pino";
 export interface RequestContext {
   requestId: string;
   log: Logger;
+  /** The connection the request came on (its HTTP/2 session, or its socket), for per-connection
+   * limits. */
+  connection: object;
   /** Set by whoever answers, to label metrics and logs with a result code. */
   code?: string;
 }

@@ -55,7 +55,7 @@ export function assembleIngest(config: IngestConfig, deps: IngestDeps): IngestCa
     maxQueuedRows: config.queue.maxRows,
     maxQueuedBytes: config.queue.maxBytes,
     write: async (batch) => {
-      metrics.batchSize.observe(batch.length);
+      metrics.groupCommitMessages.observe(batch.length);
       const accepted = await insertSettled(deps.pool, batch, config.idempotencyWindowMs, deps.log);
       if (accepted.some((a) => !a.duplicate && a.eventIds.length > 0)) deps.jobs.notify();
       return accepted;

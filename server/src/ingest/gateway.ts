@@ -8,7 +8,7 @@ import { drain, readBody, SenderGone } from "../http/body-reader.ts";
 import { decodePathSegment, sendError, sendJson, type PlainRoute, type Req, type Res } from "../http/plain-route.ts";
 import type { RequestContext } from "../http/request-context.ts";
 import { KapselError, toKapselError } from "../errors.ts";
-import type { IngestMetrics } from "./ingest-metrics.ts";
+import type { IngestMetrics, IngestPath } from "./ingest-metrics.ts";
 import type { IngestTarget, Ingestor } from "./ingestor.ts";
 import type { Accepted } from "./message-insert.ts";
 
@@ -40,7 +40,7 @@ export function gatewayRoutes(ingestor: Ingestor, metrics: IngestMetrics, option
   };
 
   /** Reads one sender's request into the ingestor and answers it; `answer` shapes the JSON. */
-  const handle = async (req: Req, res: Res, target: IngestTarget, ctx: RequestContext, answer: (a: Accepted) => object) => {
+  const handle = async (req: Req, res: Res, path: IngestPath, target: IngestTarget, ctx: RequestContext, answer: (a: Accepted) => object) => {
     const started = performance.now();
     try {
       const declared = req.headers["content-length"];
@@ -65,18 +65,13 @@ export function gatewayRoutes(ingestor: Ingestor, metrics: IngestMetrics, option
       });
       if (result instanceof KapselError) throw result;
       const accepted = result!;
-      if (accepted.duplicate) {
-        metrics.duplicates.inc({ path: "gateway" });
-        metrics.requests.inc({ path: "gateway", code: "duplicate" });
-        sendJson(res, 200, { ...answer(accepted), duplicate: true });
-      } else {
-        metrics.requests.inc({ path: "gateway", code: "ok" });
-        sendJson(res, 202, answer(accepted));
-      }
-      metrics.latency.observe({ path: "gateway" }, (performance.now() - started) / 1000);
+      metrics.accepted(path, accepted);
+      if (accepted.duplicate) sendJson(res, 200, { ...answer(accepted), duplicate: true });
+      else sendJson(res, 202, answer(accepted));
+      metrics.duration.observe({ path }, (performance.now() - started) / 1000);
     } catch (err) {
       if (err instanceof SenderGone) {
-        metrics.requests.inc({ path: "gateway", code: "aborted" });
+        metrics.refused(path, "aborted");
         ctx.code = "aborted";
         res.destroy();
         return;
@@ -84,7 +79,7 @@ export function gatewayRoutes(ingestor: Ingestor, metrics: IngestMetrics, option
       const known = toKapselError(err);
       if (!known) throw err;
       if (known.code === "E9001") outageLog(err, ctx.requestId);
-      metrics.requests.inc({ path: "gateway", code: known.code });
+      metrics.refused(path, known.code);
       if (known.code === "E1001" && req.httpVersionMajor === 1) res.setHeader("connection", "close");
       sendError(res, known, ctx);
       drain(req, res, ingestor.maxPayloadBytes);
@@ -100,7 +95,7 @@ export function gatewayRoutes(ingestor: Ingestor, metrics: IngestMetrics, option
         const m = SOURCE_PATH.exec(pathname);
         return m ? [decodePathSegment(m[1]!)] : undefined;
       },
-      handle: (req, res, [sourceId], ctx) => handle(req, res, { sourceId: sourceId! }, ctx, (a) => ({ message_id: a.messageId, event_ids: a.eventIds })),
+      handle: (req, res, [sourceId], ctx) => handle(req, res, "source_gateway", { sourceId: sourceId! }, ctx, (a) => ({ message_id: a.messageId, event_ids: a.eventIds })),
     },
     {
       name: "/ingest/{endpoint_id}",
@@ -110,7 +105,7 @@ export function gatewayRoutes(ingestor: Ingestor, metrics: IngestMetrics, option
         const m = ENDPOINT_PATH.exec(pathname);
         return [m ? decodePathSegment(m[1]!) : ""];
       },
-      handle: (req, res, [endpointId], ctx) => handle(req, res, { endpointId: endpointId! }, ctx, (a) => ({ event_id: a.eventIds[0], message_id: a.messageId })),
+      handle: (req, res, [endpointId], ctx) => handle(req, res, "gateway", { endpointId: endpointId! }, ctx, (a) => ({ event_id: a.eventIds[0], message_id: a.messageId })),
     },
   ];
 }

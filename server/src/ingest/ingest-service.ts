@@ -34,14 +34,15 @@ function idsOf(req: IngestRequest, a: Accepted) {
 }
 
 export function ingestService(ingestor: Ingestor, metrics: IngestMetrics): ServiceImpl<typeof IngestService> {
-  const observe = async <T>(path: "ingest" | "ingest_batch", run: () => Promise<T>): Promise<T> => {
+  /** Times an acknowledged call; a call refused as a whole counts each of its `messages`. */
+  const observe = async <T>(path: "ingest" | "ingest_batch", messages: number, run: () => Promise<T>): Promise<T> => {
     const started = performance.now();
     try {
       const result = await run();
-      metrics.latency.observe({ path }, (performance.now() - started) / 1000);
+      metrics.duration.observe({ path }, (performance.now() - started) / 1000);
       return result;
     } catch (err) {
-      metrics.requests.inc({ path, code: toKapselError(err)?.code ?? "internal" });
+      metrics.refused(path, toKapselError(err)?.code ?? "internal", messages);
       throw err;
     }
   };
@@ -52,23 +53,24 @@ export function ingestService(ingestor: Ingestor, metrics: IngestMetrics): Servi
   });
 
   return {
-    ingest: (req: IngestRequest, ctx: HandlerContext) => observe("ingest", async () => {
+    ingest: (req: IngestRequest, ctx: HandlerContext) => observe("ingest", 1, async () => {
       const [result] = await ingestor.accept(callOf(ctx, [itemOf(req)]));
       if (result instanceof KapselError) throw result;
-      metrics.requests.inc({ path: "ingest", code: result!.duplicate ? "duplicate" : "ok" });
-      if (result!.duplicate) metrics.duplicates.inc({ path: "ingest" });
+      metrics.accepted("ingest", result!);
       return { ...idsOf(req, result!), duplicate: result!.duplicate };
     }),
 
-    ingestBatch: (req: IngestBatchRequest, ctx: HandlerContext) => observe("ingest_batch", async () => {
+    ingestBatch: (req: IngestBatchRequest, ctx: HandlerContext) => observe("ingest_batch", req.events.length, async () => {
       const call = callOf(ctx, req.events.map(itemOf));
       if (req.events.length > MAX_BATCH) throw new KapselError("E1006", `a batch holds at most ${MAX_BATCH} events`);
       const results = (await ingestor.accept(call)).map((r, i) => {
-        if (r instanceof KapselError) return create(IngestBatchResultSchema, { status: IngestResultStatus.ERROR, errorCode: r.code, errorMessage: r.message });
-        if (r.duplicate) metrics.duplicates.inc({ path: "ingest_batch" });
+        if (r instanceof KapselError) {
+          metrics.refused("ingest_batch", r.code);
+          return create(IngestBatchResultSchema, { status: IngestResultStatus.ERROR, errorCode: r.code, errorMessage: r.message });
+        }
+        metrics.accepted("ingest_batch", r);
         return create(IngestBatchResultSchema, { status: r.duplicate ? IngestResultStatus.DUPLICATE : IngestResultStatus.ACCEPTED, ...idsOf(req.events[i]!, r) });
       });
-      metrics.requests.inc({ path: "ingest_batch", code: "ok" });
       return { results };
     }),
   };

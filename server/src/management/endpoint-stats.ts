@@ -18,6 +18,8 @@ export const MAX_RANGE_MS = 31 * 86_400_000;
 const DEFAULT_RANGE_MS = 86_400_000;
 const DEFAULT_BUCKETS = 48;
 const MIN_DEFAULT_BUCKET_S = 60;
+/** 9999-12-31T23:59:59Z, the last time a protobuf Timestamp (and its JSON form) can carry. */
+const MAX_TIME_MS = 253402300799000;
 
 export interface StatsWindow {
   /** First bucket's start, ms since the epoch (a multiple of the bucket width). */
@@ -30,9 +32,13 @@ export interface StatsWindow {
 export function statsWindow(req: Pick<GetEndpointStatsRequest, "since" | "until" | "bucketSeconds">, nowMs: number): StatsWindow {
   const untilMs = req.until ? timestampDate(req.until).getTime() : nowMs;
   const sinceMs = req.since ? timestampDate(req.since).getTime() : untilMs - DEFAULT_RANGE_MS;
-  if (!Number.isFinite(untilMs) || !Number.isFinite(sinceMs)) throw new KapselError("E1006", "since and until must be valid times");
+  // From the epoch on (no attempt is older), and bucket edges that stay representable times.
+  if (!Number.isFinite(untilMs) || !Number.isFinite(sinceMs) || sinceMs < 0 || untilMs > MAX_TIME_MS) {
+    throw new KapselError("E1006", "since and until must be valid times from 1970 on");
+  }
   if (sinceMs >= untilMs) throw new KapselError("E1006", "since must be before until");
   if (untilMs - sinceMs > MAX_RANGE_MS) throw new KapselError("E1006", "the range may span at most 31 days");
+  if (req.bucketSeconds > MAX_RANGE_MS / 1000) throw new KapselError("E1006", "bucket_seconds may be at most 31 days");
   const bucketSeconds = req.bucketSeconds !== 0
     ? req.bucketSeconds
     : Math.max(MIN_DEFAULT_BUCKET_S, Math.ceil((untilMs - sinceMs) / 1000 / DEFAULT_BUCKETS));

@@ -45,15 +45,25 @@ type KeyRow = z.infer<typeof keyRow>;
 const SCOPE_NAMES: Record<number, Scope> = { [ScopeEnum.INGEST]: "ingest", [ScopeEnum.MANAGE]: "manage", [ScopeEnum.READ]: "read" };
 const SCOPE_ENUMS: Record<Scope, ScopeEnum> = { ingest: ScopeEnum.INGEST, manage: ScopeEnum.MANAGE, read: ScopeEnum.READ };
 
+/** Postgres text cannot hold NUL; other control characters have no place in a name either. */
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
 function checkName(name: string): string {
   const trimmed = name.trim();
-  if (trimmed.length < 1 || trimmed.length > 200) throw new KapselError("E1006", "name must be 1 to 200 characters");
+  if (trimmed.length < 1 || trimmed.length > 200 || CONTROL.test(trimmed)) {
+    throw new KapselError("E1006", "name must be 1 to 200 characters, without control characters");
+  }
   return trimmed;
 }
 
+/** The largest rate and burst a tenant may be given (the configuration's own bounds). */
+const MAX_RATE = 1e9;
+
 function checkRate(perSecond: number | undefined, burst: number | undefined): void {
-  if (perSecond !== undefined && (!Number.isFinite(perSecond) || perSecond < 0)) throw new KapselError("E1006", "rate_limit_per_second must be ≥ 0");
-  if (burst !== undefined && burst < 0) throw new KapselError("E1006", "rate_limit_burst must be ≥ 0");
+  if (perSecond !== undefined && (!Number.isFinite(perSecond) || perSecond < 0 || perSecond > MAX_RATE)) {
+    throw new KapselError("E1006", `rate_limit_per_second must be 0 to ${MAX_RATE}`);
+  }
+  if (burst !== undefined && (burst < 0 || burst > MAX_RATE)) throw new KapselError("E1006", `rate_limit_burst must be 0 to ${MAX_RATE}`);
 }
 
 export class Tenants {
@@ -160,6 +170,7 @@ export class Tenants {
     const tenantId = await this.#keyTenant(req.tenantId, ctx);
     const scopes = [...new Set(req.scopes.map((s) => SCOPE_NAMES[s]))];
     if (scopes.length === 0 || scopes.some((s) => s === undefined)) throw new KapselError("E1006", "scopes must list at least one of SCOPE_INGEST, SCOPE_MANAGE, SCOPE_READ");
+    if (CONTROL.test(req.name)) throw new KapselError("E1006", "name must be without control characters");
     const key = generateApiKey();
     const row = await this.#pool.one(sql.type(keyRow)`
       INSERT INTO api_keys (tenant_id, name, secret_sha256, prefix, scopes)

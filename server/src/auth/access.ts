@@ -1,13 +1,11 @@
-// Authenticates every RPC and checks it against the access table below, so no handler can forget
-// to. Health checks and reflection (the public API schema) are open; tenant administration needs
-// the admin token; the rest needs an API key with the listed scope.
-import { timingSafeEqual, createHash } from "node:crypto";
-import type { Interceptor } from "@connectrpc/connect";
+// The access table: what each RPC needs. Health checks and reflection (the public API schema) are
+// open; tenant administration needs the admin token; the rest needs an API key with the listed
+// scope. One table, read by the request gate (auth-gate.ts) before any request body is read.
 import { KapselError } from "../errors.ts";
-import type { ApiKeyStore, Scope } from "./api-keys.ts";
-import { callerKey, type Caller } from "./auth-context.ts";
+import type { Scope } from "./api-keys.ts";
+import type { Caller } from "./auth-context.ts";
 
-type Access = "public" | "admin" | "admin-or-read" | "admin-or-manage" | Scope | "read-or-manage" | "any";
+export type Access = "public" | "admin" | "admin-or-read" | "admin-or-manage" | Scope | "read-or-manage" | "any";
 
 /** Access per RPC, by `Service/Method`. Anything not listed needs the `manage` scope. */
 const ACCESS: Record<string, Access> = {
@@ -45,31 +43,9 @@ const ACCESS: Record<string, Access> = {
   "kapsel.v1.AttestationService/GetProofBundle": "read-or-manage",
 };
 
-export interface Authenticator {
-  /** Resolves a bearer token to a caller; undefined when it is not valid. */
-  authenticate(token: string): Promise<Caller | undefined>;
-}
-
-export function createAuthenticator(adminToken: string, keys: ApiKeyStore): Authenticator {
-  const adminHash = createHash("sha256").update(adminToken).digest();
-  const adminLooksLikeKey = adminToken.startsWith("ksk_");
-  return {
-    async authenticate(token) {
-      // API keys are recognisable by their prefix, which spares them the admin comparison (a hash).
-      // The admin comparison hashes both sides, so it is constant-time whatever the lengths.
-      const maybeKey = token.startsWith("ksk_");
-      if ((!maybeKey || adminLooksLikeKey) && timingSafeEqual(createHash("sha256").update(token).digest(), adminHash)) return { kind: "admin" };
-      if (!maybeKey) return undefined;
-      const identity = await keys.lookup(token);
-      return identity && { kind: "tenant", ...identity };
-    },
-  };
-}
-
-export function bearerToken(header: string | null | undefined): string | undefined {
-  if (!header) return undefined;
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  return match?.[1];
+/** What the RPC `service/method` needs (by their full names). */
+export function accessOf(service: string, method: string): Access {
+  return ACCESS[`${service}/${method}`] ?? "manage";
 }
 
 /** Throws E1004 unless the caller may make this call. */
@@ -88,15 +64,4 @@ export function authorize(access: Access, caller: Caller | undefined): void {
     const need = access === "admin" ? "the admin token" : access === "read-or-manage" ? "a key with scope read or manage" : `scope ${access.replace("admin-or-", "")}`;
     throw new KapselError("E1004", `this call needs ${need}`, { forbidden: true });
   }
-}
-
-export function authInterceptor(auth: Authenticator): Interceptor {
-  return (next) => async (req) => {
-    const access = ACCESS[`${req.service.typeName}/${req.method.name}`] ?? "manage";
-    const token = bearerToken(req.header.get("authorization"));
-    const caller = token === undefined ? undefined : await auth.authenticate(token);
-    authorize(access, caller);
-    req.contextValues.set(callerKey, caller);
-    return next(req);
-  };
 }
