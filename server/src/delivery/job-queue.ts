@@ -281,7 +281,9 @@ export class JobQueue {
   /** Puts a tenant's failed events back to pending with a job each: a new round of attempts that
    * continues the event's attempt count. Returns the ids requeued. */
   async requeueFailed(tenantId: string, selector: RequeueSelector): Promise<string[]> {
-    const conditions = [sql.fragment`events.tenant_id = ${tenantId}`, sql.fragment`events.status = 'failed'`, sql.fragment`m.id = events.message_id`];
+    // An erased event has nothing left to send; this condition is on the row being updated, so it is
+    // re-checked under the row lock against an erasure committing meanwhile.
+    const conditions = [sql.fragment`events.tenant_id = ${tenantId}`, sql.fragment`events.status = 'failed'`, sql.fragment`events.payload_erased_at IS NULL`, sql.fragment`m.id = events.message_id`];
     if ("eventId" in selector) conditions.push(sql.fragment`events.id = ${selector.eventId}`);
     else {
       if (selector.endpointId !== undefined) conditions.push(sql.fragment`events.endpoint_id = ${selector.endpointId}`);
