@@ -41,6 +41,10 @@ export async function purgePayloads(tx: CommonQueryMethods, tenantId: string, se
   const rows = await tx.any(sql.type(candidate)`
     SELECT id, ${microsOf(sql.identifier(["received_at"]))} AS us FROM messages
     WHERE tenant_id = ${tenantId} AND payload_erased_at IS NULL AND received_at < ${ago(seconds)} AND ${after(cursor, "received_at", "id")}
+      -- Passes over messages that cannot go yet, so a batch holds what it can act on; the check
+      -- that counts is eraseMessages', under the row locks.
+      AND NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = messages.id
+        AND (e.status NOT IN ('delivered', 'failed') OR e.updated_at >= ${ago(seconds)}))
     ORDER BY received_at, id LIMIT ${limit}`);
   const erased = await eraseMessages(tx, rows.map((r) => r.id), { finalForSeconds: seconds });
   return { next: nextOf(rows, limit), messages: erased.messages.length };
@@ -51,6 +55,7 @@ export async function purgeResponseExcerpts(tx: CommonQueryMethods, tenantId: st
   const rows = await tx.any(sql.type(candidate)`
     SELECT id, ${microsOf(sql.identifier(["started_at"]))} AS us FROM delivery_attempts
     WHERE tenant_id = ${tenantId} AND response_excerpt <> '' AND started_at < ${ago(seconds)} AND ${after(cursor, "started_at", "id")}
+      AND NOT EXISTS (SELECT 1 FROM delivery_jobs j WHERE j.event_id = delivery_attempts.event_id)
     ORDER BY started_at, id LIMIT ${limit}`);
   if (rows.length === 0) return { next: undefined, attempts: 0 };
   const attempts = await tx.oneFirst(sql.type(z.object({ n: z.number() }))`
@@ -69,6 +74,7 @@ export async function deleteEvents(tx: CommonQueryMethods, tenantId: string, sec
   const rows = await tx.any(sql.type(candidate.extend({ message_id: z.string() }))`
     SELECT id, message_id, ${microsOf(sql.identifier(["received_at"]))} AS us FROM events
     WHERE tenant_id = ${tenantId} AND received_at < ${ago(seconds)} AND ${after(cursor, "received_at", "id")}
+      AND status IN ('delivered', 'failed') AND updated_at < ${ago(seconds)}
     ORDER BY received_at, id LIMIT ${limit}`);
   const next = nextOf(rows, limit);
   if (rows.length === 0) return { next, events: 0, attempts: 0, messages: 0 };
