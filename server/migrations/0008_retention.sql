@@ -11,6 +11,8 @@ ALTER TABLE events ADD COLUMN payload_erased_at timestamptz;
 -- a pass walks what it can act on instead of everything it already cleared.
 CREATE INDEX messages_payload_kept ON messages (tenant_id, received_at, id) WHERE payload_erased_at IS NULL;
 CREATE INDEX delivery_attempts_excerpt_kept ON delivery_attempts (tenant_id, started_at, id) WHERE response_excerpt <> '';
+-- Messages fanned out to no endpoint: no event will ever take them away, so they are found here.
+CREATE INDEX messages_without_events ON messages (tenant_id, received_at, id) WHERE event_count = 0;
 
 -- A tenant's own choices; a NULL window follows the operator's default. 0 = kept until erased.
 CREATE TABLE retention_policies (

@@ -93,25 +93,24 @@ export async function deleteEvents(tx: CommonQueryMethods, tenantId: string, sec
   return { next, events: doomed.length, attempts, messages };
 }
 
-/** Messages received `seconds` ago that have no event (left): fanned out to no endpoint, or whose
- * events went in earlier batches. */
+/** Messages received `seconds` ago that were fanned out to no endpoint (no event ever takes them
+ * away). */
 export async function deleteOrphanMessages(tx: CommonQueryMethods, tenantId: string, seconds: number, cursor: Cursor | undefined, limit: number): Promise<BatchResult & { messages: number }> {
   const rows = await tx.any(sql.type(candidate)`
     SELECT id, ${microsOf(sql.identifier(["received_at"]))} AS us FROM messages
-    WHERE tenant_id = ${tenantId} AND received_at < ${ago(seconds)} AND ${after(cursor, "received_at", "id")}
+    WHERE tenant_id = ${tenantId} AND event_count = 0 AND received_at < ${ago(seconds)} AND ${after(cursor, "received_at", "id")}
     ORDER BY received_at, id LIMIT ${limit}`);
   return { next: nextOf(rows, limit), messages: await deleteEmptyMessages(tx, rows.map((r) => r.id)) };
 }
 
+/** Deletes those of the messages that have no event left. It waits (within lock_timeout) for an
+ * erasure holding one: skipping it would leave a message that nothing looks at again. */
 async function deleteEmptyMessages(tx: CommonQueryMethods, messageIds: readonly string[]): Promise<number> {
   if (messageIds.length === 0) return 0;
   return tx.oneFirst(sql.type(z.object({ n: z.number() }))`
     WITH gone AS (
       DELETE FROM messages m
-      WHERE m.id IN (
-        SELECT id FROM messages WHERE id = ANY(${sql.array(messageIds, "uuid")})
-          AND NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = messages.id)
-        FOR UPDATE SKIP LOCKED)
+      WHERE m.id = ANY(${sql.array(messageIds, "uuid")}) AND NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = m.id)
       RETURNING 1
     )
     SELECT count(*)::int AS n FROM gone`);

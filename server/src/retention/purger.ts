@@ -166,10 +166,10 @@ export class Purger {
     const seconds = () => (performance.now() - started) / 1000;
     try {
       const result = await this.#deps.pool.transaction(async (tx) => {
-        const locked = await tx.oneFirst(sql.type(z.object({ ok: z.boolean() }))`SELECT pg_try_advisory_xact_lock(${PURGE_LOCK}) AS ok`);
-        if (!locked) throw new Busy();
-        await tx.query(sql.unsafe`SET LOCAL lock_timeout = '1s'`);
-        await tx.query(sql.unsafe`SET LOCAL statement_timeout = '30s'`);
+        // One round trip: the lock, and bounds on any wait or statement for this transaction only.
+        const { ok } = await tx.one(sql.type(z.object({ ok: z.boolean(), l: z.string(), s: z.string() }))`
+          SELECT pg_try_advisory_xact_lock(${PURGE_LOCK}) AS ok, set_config('lock_timeout', '1s', true) AS l, set_config('statement_timeout', '30s', true) AS s`);
+        if (!ok) throw new Busy();
         return work(tx);
       });
       this.#deps.metrics.batch("done", seconds());
