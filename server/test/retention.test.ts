@@ -27,6 +27,7 @@ beforeAll(async () => {
     KAPSEL_RETENTION_MAX_SECONDS: String(MAX),
     KAPSEL_PURGE_INTERVAL_MS: "200",
     KAPSEL_PURGE_BATCH_SIZE: "2",
+    KAPSEL_IDEMPOTENCY_WINDOW_MS: "1000",
   });
   db = await connect(server.databaseUrl);
 });
@@ -171,6 +172,24 @@ describe("the server's purger with windows of seconds", () => {
     expect(Number(rows[0]!.jobs)).toBeGreaterThanOrEqual(2);
     const leaves = await db.query<{ n: string; attempts: string }>("SELECT (SELECT count(*) FROM log_leaves) AS n, (SELECT count(*) FROM delivery_attempts) AS attempts");
     expect(Number(leaves.rows[0]!.n)).toBeGreaterThan(Number(leaves.rows[0]!.attempts));
+  });
+
+  it("deletes idempotency keys once they stop deduplicating; the key is then free for a new message", async () => {
+    const ok = await sink(() => ({ status: 200, body: "ok" }));
+    const d = await createDestination(server.url, ok.url);
+    const send = async (status: number) => {
+      const res = await fetch(`${server.url}/ingest/${d.endpointId}`, { method: "POST", headers: { "content-type": "application/json", "idempotency-key": "order-7" }, body: "{}" });
+      expect(res.status).toBe(status);
+      return (await res.json()) as { event_id: string; message_id: string };
+    };
+    const first = await send(202);
+    // A duplicate within the window answers 200 with the first message.
+    expect((await send(200)).message_id).toBe(first.message_id);
+    await until("the expired key to be deleted", async () => {
+      const { rows } = await db.query("SELECT 1 FROM idempotency_keys WHERE key = 'order-7'");
+      return rows.length === 0 ? true : undefined;
+    });
+    expect((await send(202)).message_id).not.toBe(first.message_id);
   });
 
   it("kapsel log verify passes over a log whose events were purged", async () => {
