@@ -49,6 +49,9 @@ export interface PassReport {
 
 class Busy extends Error {}
 
+/** One batch of one kind of purge from a keyset position; returns where to continue. */
+type Step = (tx: DatabaseTransactionConnection, cursor: Cursor | undefined) => Promise<Cursor | undefined>;
+
 export class Purger {
   readonly #deps: PurgerDeps;
   readonly #options: PurgerOptions;
@@ -108,8 +111,9 @@ export class Purger {
         if (n < limit || this.#stopping) break;
       }
       for (const { tenantId, windows } of await this.#deps.tenants()) {
+        const steps: Step[] = [];
         if (windows.payloadSeconds > 0) {
-          await this.#walk(async (tx, cursor) => {
+          steps.push(async (tx, cursor) => {
             const r = await purgePayloads(tx, tenantId, windows.payloadSeconds, cursor, limit);
             this.#deps.metrics.purged("payload", r.messages);
             report.payloads += r.messages;
@@ -117,7 +121,7 @@ export class Purger {
           });
         }
         if (windows.responseSeconds > 0) {
-          await this.#walk(async (tx, cursor) => {
+          steps.push(async (tx, cursor) => {
             const r = await purgeResponseExcerpts(tx, tenantId, windows.responseSeconds, cursor, limit);
             this.#deps.metrics.purged("response_excerpt", r.attempts);
             report.responseExcerpts += r.attempts;
@@ -125,7 +129,7 @@ export class Purger {
           });
         }
         if (windows.eventSeconds > 0) {
-          await this.#walk(async (tx, cursor) => {
+          steps.push(async (tx, cursor) => {
             const r = await deleteEvents(tx, tenantId, windows.eventSeconds, cursor, limit);
             this.#deps.metrics.purged("event", r.events);
             this.#deps.metrics.purged("attempt", r.attempts);
@@ -135,13 +139,22 @@ export class Purger {
             report.messages += r.messages;
             return r.next;
           });
-          await this.#walk(async (tx, cursor) => {
+          steps.push(async (tx, cursor) => {
             const r = await deleteOrphanMessages(tx, tenantId, windows.eventSeconds, cursor, limit);
             this.#deps.metrics.purged("message", r.messages);
             report.messages += r.messages;
             return r.next;
           });
         }
+        if (steps.length === 0) continue;
+        // The first batch of every step in one transaction, so a tenant with nothing due costs
+        // one; the steps with more to do then walk on, a batch per transaction.
+        const cursors = await this.#batch(async (tx) => {
+          const out: (Cursor | undefined)[] = [];
+          for (const step of steps) out.push(await step(tx, undefined));
+          return out;
+        });
+        for (const [i, cursor] of cursors.entries()) if (cursor !== undefined && !this.#stopping) await this.#walk(steps[i]!, cursor);
       }
       report.complete = true;
       this.#deps.metrics.passFinished();
@@ -151,11 +164,12 @@ export class Purger {
     return report;
   }
 
-  /** Runs batches from the start of a keyset until it runs out (or the purger stops). */
-  async #walk(step: (tx: DatabaseTransactionConnection, cursor: Cursor | undefined) => Promise<Cursor | undefined>): Promise<void> {
-    let cursor: Cursor | undefined;
+  /** Runs batches from a keyset position until the keyset runs out (or the purger stops). */
+  async #walk(step: Step, from: Cursor): Promise<void> {
+    let cursor: Cursor | undefined = from;
     do {
-      cursor = await this.#batch((tx) => step(tx, cursor));
+      const at: Cursor = cursor;
+      cursor = await this.#batch((tx) => step(tx, at));
     } while (cursor !== undefined && !this.#stopping);
   }
 
