@@ -14,7 +14,7 @@ import { callerOf } from "../auth/auth-context.ts";
 import { KapselError } from "../errors.ts";
 import { decodeCursor, encodeCursor, pageSize, paginate } from "../management/pagination.ts";
 import { at, atMicros, microsOf, timestampFromMicros } from "../management/timestamps.ts";
-import { requireUuid, uuidv7 } from "../uuid.ts";
+import { isUuid, requireUuid, uuidv7 } from "../uuid.ts";
 import { clearResponseExcerpts, eraseMessages } from "./erase-messages.ts";
 import type { RetentionMetrics } from "./retention-metrics.ts";
 import { tenantFor } from "./retention-policies.ts";
@@ -154,7 +154,7 @@ export class Erasures {
       const row = await tx.one(sql.type(erasureRow)`
         INSERT INTO erasures (id, tenant_id, api_key_id, event_ids, message_id, endpoint_id, received_after, received_before,
           events_matched, events_erased, messages_erased, attempts_erased, events_skipped)
-        VALUES (${erasureId}, ${tenantId}, ${caller.keyId},
+        VALUES (${erasureId}, ${tenantId}, ${isUuid(caller.keyId) ? caller.keyId : null},
           ${sql.array(selector.kind === "events" ? selector.eventIds : [], "uuid")},
           ${selector.kind === "message" ? selector.messageId : null}, ${selector.kind === "range" ? selector.endpointId ?? null : null},
           ${selector.kind === "range" && selector.after ? selector.after : null}, ${selector.kind === "range" && selector.before ? selector.before : null},
