@@ -16,6 +16,7 @@ export interface Config {
   ingest: IngestConfig;
   delivery: DeliveryConfig;
   attestation: AttestationConfig;
+  retention: RetentionConfig;
 }
 
 export interface DatabaseConfig {
@@ -119,6 +120,19 @@ export interface AttestationConfig {
   checkpointIntervalMs: number;
 }
 
+export interface RetentionConfig {
+  /** The windows of tenants that chose none, in seconds (0 = kept until erased). */
+  defaults: { payloadSeconds: number; responseSeconds: number; eventSeconds: number };
+  /** The longest window a tenant key may choose for itself (0 = no limit). */
+  maxSeconds: number;
+  /** How often the purger looks for expired data (and expired idempotency keys). */
+  purgeIntervalMs: number;
+  /** Rows per purge transaction: small enough that no lock or transaction is held for long. */
+  purgeBatchSize: number;
+  /** Idempotency keys older than this are deleted (the ingest deduplication window). */
+  idempotencyWindowMs: number;
+}
+
 interface VarSpec {
   name: string;
   help: string;
@@ -181,9 +195,18 @@ export const ENVIRONMENT: readonly VarSpec[] = [
   { name: "KAPSEL_CIRCUIT_MIN_ATTEMPTS", help: "attempts in the window before the failure rate counts", default: "10" },
   { name: "KAPSEL_CIRCUIT_FAILURE_RATE", help: "failure rate (0..1) over the window that opens a circuit", default: "0.5" },
   { name: "KAPSEL_CIRCUIT_WINDOW_MS", help: "sliding window for the failure rate", default: "60000" },
+  { name: "KAPSEL_PAYLOAD_RETENTION_SECONDS", help: "default: how long a message's payload and headers are kept after its events are final (0 = until erased)", default: String(30 * 86400) },
+  { name: "KAPSEL_RESPONSE_RETENTION_SECONDS", help: "default: how long an attempt's response excerpt is kept (0 = until erased)", default: String(30 * 86400) },
+  { name: "KAPSEL_EVENT_RETENTION_SECONDS", help: "default: how long final events and their attempts are kept (0 = forever); receipts and the log stay regardless", default: String(90 * 86400) },
+  { name: "KAPSEL_RETENTION_MAX_SECONDS", help: "longest window a tenant may choose for itself; the admin token may exceed it (0 = no limit)", default: String(365 * 86400) },
+  { name: "KAPSEL_PURGE_INTERVAL_MS", help: "how often the purger removes expired payloads, excerpts, events and idempotency keys", default: "60000" },
+  { name: "KAPSEL_PURGE_BATCH_SIZE", help: "rows per purge transaction", default: "500" },
 ];
 
 export class ConfigError extends Error {}
+
+/** A retention window fits the contract's uint32 seconds (about 136 years). */
+export const MAX_RETENTION_SECONDS = 4_294_967_295;
 
 type Env = Record<string, string | undefined>;
 
@@ -260,6 +283,16 @@ export function loadConfig(env: Env = process.env): Config {
   if (signingKey !== undefined && (!/^[A-Za-z0-9+/]{43}=$/.test(signingKey) || Buffer.from(signingKey, "base64").length !== 32)) {
     throw new ConfigError("KAPSEL_SIGNING_KEY: expected the base64 of a 32-byte Ed25519 seed");
   }
+  const retentionDefaults = {
+    payloadSeconds: int("KAPSEL_PAYLOAD_RETENTION_SECONDS", 0, MAX_RETENTION_SECONDS),
+    responseSeconds: int("KAPSEL_RESPONSE_RETENTION_SECONDS", 0, MAX_RETENTION_SECONDS),
+    eventSeconds: int("KAPSEL_EVENT_RETENTION_SECONDS", 0, MAX_RETENTION_SECONDS),
+  };
+  const { eventSeconds } = retentionDefaults;
+  if (eventSeconds > 0 && [retentionDefaults.payloadSeconds, retentionDefaults.responseSeconds].some((s) => s === 0 || s > eventSeconds)) {
+    throw new ConfigError("KAPSEL_EVENT_RETENTION_SECONDS: with events deleted after a window, the payload and response windows must be set and not longer");
+  }
+  const idempotencyWindowMs = int("KAPSEL_IDEMPOTENCY_WINDOW_MS", 1, 30 * 24 * 3600 * 1000);
   return {
     dataDir: str("KAPSEL_DATA_DIR"),
     logLevel,
@@ -294,7 +327,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     ingest: {
       maxPayloadBytes: int("KAPSEL_MAX_PAYLOAD_BYTES", 1, 1024 * 1024 * 1024),
-      idempotencyWindowMs: int("KAPSEL_IDEMPOTENCY_WINDOW_MS", 1, 30 * 24 * 3600 * 1000),
+      idempotencyWindowMs,
       rateLimit: { perSecond: num("KAPSEL_RATE_LIMIT_PER_SECOND", 0.001, 1e9), burst: int("KAPSEL_RATE_LIMIT_BURST", 1, 1e9) },
       keptHeaders,
       failedSignatureLimit: { perSecond: num("KAPSEL_FAILED_SIGNATURES_PER_SECOND", 0.001, 1e6), burst: int("KAPSEL_FAILED_SIGNATURES_BURST", 1, 1e6) },
@@ -328,6 +361,13 @@ export function loadConfig(env: Env = process.env): Config {
       origin: logOrigin,
       signingKey,
       checkpointIntervalMs: int("KAPSEL_CHECKPOINT_INTERVAL_MS", 10, 3_600_000),
+    },
+    retention: {
+      defaults: retentionDefaults,
+      maxSeconds: int("KAPSEL_RETENTION_MAX_SECONDS", 0, MAX_RETENTION_SECONDS),
+      purgeIntervalMs: int("KAPSEL_PURGE_INTERVAL_MS", 10, 86_400_000),
+      purgeBatchSize: int("KAPSEL_PURGE_BATCH_SIZE", 1, 10_000),
+      idempotencyWindowMs,
     },
   };
 }

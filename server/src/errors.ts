@@ -26,6 +26,9 @@ export const ERROR_CODES = {
   // tenant's) message or source id.
   E2004: { code: Code.NotFound, http: 404, text: "message not found" },
   E2005: { code: Code.NotFound, http: 404, text: "source not found" },
+  // Not in DESIGN.md's table, which predates erasure: the event's payload was erased (EraseEvents
+  // or the retention policy), so it can never be delivered again. Its receipts and proofs stay.
+  E2006: { code: Code.FailedPrecondition, http: 409, text: "event payload erased; it cannot be delivered again" },
   E3001: { code: Code.FailedPrecondition, http: 409, text: "attempt not yet in a signed checkpoint" },
   E3002: { code: Code.InvalidArgument, http: 400, text: "tree sizes out of range for a proof" },
   // Not in DESIGN.md's table: an attempt id that does not exist (or is another tenant's).

@@ -30,6 +30,7 @@ import { emitOperationalEvents } from "./ingest/operational-events.ts";
 import type { Logger } from "./logger.ts";
 import { assembleManagement } from "./management/assemble.ts";
 import { disableEndpoints } from "./management/endpoints.ts";
+import { assembleRetention } from "./retention/assemble.ts";
 import { registerReflection } from "./reflection/server-reflection.ts";
 
 export interface Server {
@@ -62,6 +63,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
     onEndpointsDisabled: (gone) => gone.forEach((e) => ingest.endpointChanged(e.endpointId, e.tenantId)),
     onRecorded: attestation.recorded,
   });
+  const retention = assembleRetention(config.retention, { pool, registry, log });
   const management = assembleManagement({
     pool, keys, jobs, changes, queue: delivery.queue,
     destinations: config.delivery.destinations,
@@ -70,6 +72,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
     onEndpointChanged: ingest.endpointChanged,
     onSourceChanged: ingest.sourceChanged,
     onRateLimitChanged: ingest.rateLimitChanged,
+    retention: retention.rpcs,
   });
 
   const shutdown = new AbortController();
@@ -104,6 +107,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   for (const g of gauges) g.start();
   delivery.start();
   attestation.start();
+  retention.start();
   log.info({ port: listener.port, metrics_port: metricsListener?.port, tls: config.http.tls !== undefined, delivery: config.delivery.enabled }, "kapsel listening");
 
   let stopping: Promise<void> | undefined;
@@ -124,6 +128,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
     const step = async (name: string, run: () => Promise<void>) => {
       await run().catch((err: unknown) => log.warn({ err, step: name }, "shutdown step failed"));
     };
+    await step("purger", () => retention.stop());
     await step("metrics", async () => {
       for (const g of gauges) g.stop();
       await metricsListener?.close();

@@ -16,6 +16,7 @@ import { emitOperationalEvents } from "../ingest/operational-events.ts";
 import type { Logger } from "../logger.ts";
 import { assembleManagement } from "../management/assemble.ts";
 import { disableEndpoints } from "../management/endpoints.ts";
+import { assembleRetention } from "../retention/assemble.ts";
 import { Registry } from "prom-client";
 
 type Service = typeof ManagementService;
@@ -48,6 +49,7 @@ export function operator(config: Config, db: Database, log: Logger): Operator {
     onEndpointChanged: () => {},
     onSourceChanged: () => {},
     onRateLimitChanged: () => {},
+    retention: assembleRetention(config.retention, { pool: db.pool, registry: new Registry(), log }).rpcs,
   }) as unknown as Record<string, (req: unknown, ctx: unknown) => Promise<unknown>>;
 
   const call = async (method: MethodName, request: unknown, tenantId?: string) => {

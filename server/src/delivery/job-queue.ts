@@ -315,8 +315,11 @@ export class JobQueue {
    * continues the event's attempt count. Events of deleted endpoints stay failed (their jobs could
    * never be claimed). Returns the ids requeued. */
   async requeueFailed(tenantId: string, selector: RequeueSelector): Promise<string[]> {
+    // An erased event has nothing left to send; this condition is on the row being updated, so it is
+    // re-checked under the row lock against an erasure committing meanwhile.
     const conditions = [
-      sql.fragment`events.tenant_id = ${tenantId}`, sql.fragment`events.status = 'failed'`, sql.fragment`m.id = events.message_id`,
+      sql.fragment`events.tenant_id = ${tenantId}`, sql.fragment`events.status = 'failed'`, sql.fragment`events.payload_erased_at IS NULL`,
+      sql.fragment`m.id = events.message_id`,
       sql.fragment`EXISTS (SELECT 1 FROM endpoints p WHERE p.id = events.endpoint_id AND p.deleted_at IS NULL)`,
     ];
     if ("eventId" in selector) conditions.push(sql.fragment`events.id = ${selector.eventId}`);

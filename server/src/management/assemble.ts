@@ -8,6 +8,7 @@ import type { DatabasePool } from "../db/pool.ts";
 import type { DestinationPolicy } from "../delivery/destination-policy.ts";
 import type { EventChanges } from "../delivery/event-changes.ts";
 import type { JobQueue } from "../delivery/job-queue.ts";
+import type { RetentionRpcs } from "../retention/assemble.ts";
 import { EndpointStats } from "./endpoint-stats.ts";
 import { Endpoints } from "./endpoints.ts";
 import { Events } from "./events.ts";
@@ -31,6 +32,8 @@ export interface ManagementDeps {
   onSourceChanged: (sourceId: string) => void;
   /** Lets ingest read a tenant's new rate limit at once. */
   onRateLimitChanged: (tenantId: string) => void;
+  /** Retention policies and erasure (the retention capability's RPCs). */
+  retention: RetentionRpcs;
 }
 
 export function assembleManagement(deps: ManagementDeps): ServiceImpl<typeof ManagementService> {
@@ -71,5 +74,6 @@ export function assembleManagement(deps: ManagementDeps): ServiceImpl<typeof Man
     updateSource: sources.updateSource,
     deleteSource: sources.deleteSource,
     rotateSourceSecret: sources.rotateSourceSecret,
+    ...deps.retention,
   };
 }

@@ -53,12 +53,16 @@ export const eventRow = z.object({
   /** received_at in microseconds since the epoch: Postgres keeps microseconds, a JS Date only
    * milliseconds, and a page cursor or a time filter must not lose the difference. */
   received_us: z.string(),
+  /** When the payload was erased (microseconds, as received_us), or null while kept. */
+  erased_us: z.string().nullable(),
+  erasure_id: z.string().nullable(),
 });
 export type EventRow = z.infer<typeof eventRow>;
 /** An event with what its message says of it. The table is not aliased: eventStatusSql names it. */
 export const EVENT_COLUMNS = sql.fragment`events.id, events.endpoint_id, events.message_id, m.event_type, m.channels, ${eventStatusSql} AS status,
   m.content_type, m.idempotency_key, m.headers, events.attempt_count, events.next_attempt_at, m.request_id,
-  octet_length(m.payload) AS payload_size, ${microsOf(sql.identifier(["events", "received_at"]))} AS received_us`;
+  octet_length(m.payload) AS payload_size, ${microsOf(sql.identifier(["events", "received_at"]))} AS received_us,
+  ${microsOf(sql.identifier(["events", "payload_erased_at"]))} AS erased_us, m.erasure_id`;
 export const EVENTS = sql.fragment`events JOIN messages m ON m.id = events.message_id`;
 
 const attemptRow = z.object({
@@ -74,6 +78,10 @@ const attemptRow = z.object({
   payload_sha256: z.string(),
   response_sha256: z.string().nullable(),
 });
+
+function erasedError(message = "the event's payload was erased; it cannot be delivered again (its receipts and proofs remain)"): KapselError {
+  return new KapselError("E2006", message);
+}
 
 export const FINAL_STATUSES = new Set(["delivered", "failed"]);
 
@@ -93,6 +101,8 @@ export function toProto(row: EventRow, extra: { payload?: Uint8Array; attempts?:
     nextAttemptAt: row.status === "pending" && row.next_attempt_at ? timestampFromDate(row.next_attempt_at) : undefined,
     requestId: row.request_id,
     payloadSize: row.payload_size,
+    payloadErasedAt: row.erased_us === null ? undefined : timestampFromMicros(row.erased_us),
+    erasureId: row.erasure_id ?? "",
     ...extra,
   });
 }
@@ -168,12 +178,16 @@ export class Events {
   retryEvent = async (req: RetryEventRequest, ctx: HandlerContext) => {
     const tenantId = tenantOf(ctx);
     const current = await this.#find(tenantId, req.eventId);
+    if (current.erased_us !== null) throw erasedError();
     const [requeued] = await this.#queue.requeueFailed(tenantId, { eventId: current.id });
     if (!requeued) {
+      // An erasure may have committed between the look-up and the requeue (which re-checks it).
+      const now = await this.#find(tenantId, current.id);
+      if (now.erased_us !== null) throw erasedError();
       // Its endpoint is gone for good: a job for it would never be claimed.
       const deleted = await this.#pool.maybeOne(sql.unsafe`SELECT 1 FROM endpoints WHERE id = ${current.endpoint_id} AND deleted_at IS NOT NULL`);
       if (deleted) throw new KapselError("E2003", "the event's endpoint was deleted; it cannot be retried");
-      throw new KapselError("E2003", `event is ${current.status}; only failed events can be retried`);
+      throw new KapselError("E2003", `event is ${now.status}; only failed events can be retried`);
     }
     const row = await this.#find(tenantId, requeued);
     this.#changes.changed([row.id]);
@@ -196,7 +210,15 @@ export class Events {
     const ids = await this.#queue.requeueFailed(tenantId, { endpointId, eventType, since, until });
     this.#changes.changed(ids);
     if (ids.length > 0) this.#jobs.notify();
-    return { count: ids.length };
+    // Failed events of the selection that stayed failed because their payload is gone.
+    const erased = await this.#pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+      SELECT count(*)::int AS n FROM events JOIN messages m ON m.id = events.message_id
+      WHERE events.tenant_id = ${tenantId} AND events.status = 'failed' AND events.payload_erased_at IS NOT NULL
+        ${endpointId === undefined ? sql.fragment`` : sql.fragment`AND events.endpoint_id = ${endpointId}`}
+        ${eventType === undefined ? sql.fragment`` : sql.fragment`AND ${eventType}`}
+        AND events.received_at >= ${since} AND events.received_at < ${until}`);
+    if (ids.length === 0 && erased > 0) throw erasedError(`all ${erased} failed events selected have an erased payload; they cannot be delivered again`);
+    return { count: ids.length, erased };
   };
 
   async *watchEvent(req: WatchEventRequest, ctx: HandlerContext) {

@@ -35,11 +35,14 @@ const messageRow = z.object({
   payload_size: z.number(),
   event_count: z.number(),
   received_us: z.string(),
+  erased_us: z.string().nullable(),
+  erasure_id: z.string().nullable(),
 });
 type MessageRow = z.infer<typeof messageRow>;
 
 const COLUMNS = sql.fragment`id, event_type, channels, content_type, headers, idempotency_key, source_id, request_id,
-  octet_length(payload) AS payload_size, event_count, ${microsOf(sql.identifier(["received_at"]))} AS received_us`;
+  octet_length(payload) AS payload_size, event_count, ${microsOf(sql.identifier(["received_at"]))} AS received_us,
+  ${microsOf(sql.identifier(["payload_erased_at"]))} AS erased_us, erasure_id`;
 
 const eventRow = z.object({ id: z.string(), endpoint_id: z.string(), status: z.string(), attempt_count: z.number() });
 
@@ -56,6 +59,8 @@ function toProto(row: MessageRow, extra: Partial<Pick<Message, "payload" | "even
     payloadSize: row.payload_size,
     eventCount: row.event_count,
     requestId: row.request_id,
+    payloadErasedAt: row.erased_us === null ? undefined : timestampFromMicros(row.erased_us),
+    erasureId: row.erasure_id ?? "",
     ...extra,
   });
 }
