@@ -1,11 +1,25 @@
-import { Gauge, Histogram, type Registry } from "prom-client";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import { sql, type DatabasePool } from "slonik";
 import { z } from "zod";
 
 export class AttestationMetrics {
   readonly batchSize: Histogram;
+  /** The fork guard's: refusals by kind, and whether signing stands refused now. */
+  readonly signingRefusals: Counter<"reason">;
+  readonly signingRefused: Gauge;
 
   constructor(registry: Registry, pool: DatabasePool) {
+    this.signingRefusals = new Counter({
+      name: "kapsel_log_signing_refusals_total",
+      help: "Times the fork guard stopped the sequencer from signing, by reason (database_behind, root_mismatch, witnessed_checkpoint, witness_evidence, state_file)",
+      labelNames: ["reason"],
+      registers: [registry],
+    });
+    this.signingRefused = new Gauge({
+      name: "kapsel_log_signing_refused",
+      help: "1 while the fork guard refuses to sign checkpoints in this process (the log would contradict what it published), else 0",
+      registers: [registry],
+    });
     this.batchSize = new Histogram({
       name: "kapsel_log_batch_leaves",
       help: "Leaves appended per sequencer batch (one signed checkpoint each)",

@@ -1,5 +1,6 @@
 // Liveness and readiness: /healthz says the process is up; /readyz and grpc.health.v1 say the
-// database answers, the schema is current and the server is not draining.
+// database answers, the schema is current, the server is not draining, and every capability that
+// reports readiness (the log: not refusing to sign) is ready. Capabilities add their detail.
 import { ConnectError, Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { HealthCheckResponse_ServingStatus as Status, type Health, type HealthCheckRequest } from "@kapsel/contracts/health";
 import { sql } from "slonik";
@@ -12,10 +13,15 @@ export interface ReadinessReport {
   database: boolean;
   migrations: boolean;
   draining: boolean;
+  [detail: string]: unknown;
 }
+
+/** A capability's say in readiness, with detail merged into the /readyz report. */
+export type ReadinessComponent = () => Promise<{ ready: boolean; detail: Record<string, unknown> }>;
 
 export class Readiness {
   readonly #db: Database;
+  readonly #components: readonly ReadinessComponent[];
   readonly #drain = new AbortController();
 
   /** Aborts when shutdown begins, so health watchers report NOT_SERVING before streams end. */
@@ -29,8 +35,9 @@ export class Readiness {
     this.#drain.abort();
   }
 
-  constructor(db: Database) {
+  constructor(db: Database, components: readonly ReadinessComponent[] = []) {
     this.#db = db;
+    this.#components = components;
   }
 
   async check(): Promise<ReadinessReport> {
@@ -43,7 +50,14 @@ export class Readiness {
     } catch {
       // reported as not ready
     }
-    return { ready: database && migrations && !this.draining, database, migrations, draining: this.draining };
+    let ready = database && migrations && !this.draining;
+    const detail: Record<string, unknown> = {};
+    for (const component of this.#components) {
+      const report = await component();
+      ready &&= report.ready;
+      Object.assign(detail, report.detail);
+    }
+    return { ready, database, migrations, draining: this.draining, ...detail };
   }
 }
 
