@@ -1,4 +1,5 @@
-// One witness's loop: wait for a witnessing target newer than what this witness cosigned, send it
+// One witness's loop: wait for a witnessing target newer than what this witness cosigned (or, on
+// the first round after this process becomes the leader, the one it cosigned: see witnessing.ts), send it
 // with add-checkpoint (old = the witness's size, with the consistency proof from there), store the
 // verified cosignature. A 409 names the witness's real size: resync to it and resend at once (one
 // resend per round, so two processes racing cannot ping-pong forever). Other failures back off
@@ -30,8 +31,11 @@ export interface WitnessStatus {
 }
 
 export interface CosigningDeps {
-  /** Resolves with the current witnessing target once it is larger than `size` and this process leads. */
-  nextTarget(size: number, signal: AbortSignal): Promise<StoredCheckpoint>;
+  /**
+   * Resolves with the current witnessing target once this process leads and the target is larger
+   * than `size` (or as large, in a leadership epoch other than `epoch`: the first round of each).
+   */
+  nextTarget(size: number, epoch: number, signal: AbortSignal): Promise<{ target: StoredCheckpoint; epoch: number }>;
   /** RFC 6962 consistency proof between two sizes of the stored tree (0 < old < new). */
   consistency(oldSize: number, newSize: number): Promise<Buffer[]>;
   witnessed: WitnessedCheckpoints;
@@ -49,6 +53,8 @@ export class CosigningLoop {
   readonly #deps: CosigningDeps;
   /** The witness's size as last learned (from our records, a cosignature or a 409). */
   #size: number | undefined;
+  /** The leadership epoch of the last round; -1: none yet, or start afresh. */
+  #epoch = -1;
   #failures = 0;
   #lastFailure: WitnessStatus["lastFailure"];
   #ok = false;
@@ -73,7 +79,8 @@ export class CosigningLoop {
     while (!signal.aborted) {
       try {
         this.#size ??= await this.#deps.witnessed.lastCosignedSize(this.witness);
-        const target = await this.#deps.nextTarget(this.#size, signal);
+        const { target, epoch } = await this.#deps.nextTarget(this.#size, this.#epoch, signal);
+        this.#epoch = epoch;
         const result = await this.#round(target);
         if (result.kind === "cosigned") {
           this.#failures = 0;
@@ -86,6 +93,7 @@ export class CosigningLoop {
         // The database (or a bug) failed us, not the witness: wait, then start from our records.
         log.warn({ err, witness: this.witness.name }, "witnessing round failed");
         this.#size = undefined;
+        this.#epoch = -1;
         await sleep(witnessBackoffMs(Math.max(1, ++this.#failures)), signal);
       }
     }
@@ -140,6 +148,7 @@ export class CosigningLoop {
       }
       // Start again from what our records and the witness say.
       this.#size = undefined;
+      this.#epoch = -1;
     } else {
       log.warn(line, "witness exchange failed");
     }

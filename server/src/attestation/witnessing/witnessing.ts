@@ -49,6 +49,9 @@ export class Witnessing {
   #targetAt = 0;
   /** The newest committed checkpoint seen. */
   #latest: StoredCheckpoint | undefined;
+  /** Counts the times this process became the leader: each start asks every witness afresh. */
+  #epoch = 0;
+  #wasLeading = false;
 
   constructor(deps: WitnessingDeps, config: WitnessingConfig & { origin: string }) {
     this.#deps = deps;
@@ -57,7 +60,7 @@ export class Witnessing {
     this.witnessed = new WitnessedCheckpoints(deps.pool, config.witnesses, config.quorum);
     const metrics = new WitnessMetrics(deps.registry, this.witnessed);
     this.#loops = config.witnesses.map((witness) => new CosigningLoop(witness, {
-      nextTarget: (size, signal) => this.#nextTarget(size, signal),
+      nextTarget: (size, epoch, signal) => this.#nextTarget(size, epoch, signal),
       consistency: (oldSize, newSize) => deps.proofs.consistency(oldSize, newSize),
       witnessed: this.witnessed,
       evidence: (w) => witnessEvidence(deps.pool, w, config.origin, config.timeoutMs),
@@ -109,7 +112,10 @@ export class Witnessing {
     while (!signal.aborted) {
       let wait = poll;
       try {
-        if (this.#deps.leading()) {
+        const leading = this.#deps.leading();
+        if (leading && !this.#wasLeading) this.#epoch++;
+        this.#wasLeading = leading;
+        if (leading) {
           if (!fromFeed) this.#see(await latestCheckpoint(this.#deps.pool));
           const latest = this.#latest;
           if (latest && latest.treeSize > (this.#target?.treeSize ?? -1)) {
@@ -140,15 +146,22 @@ export class Witnessing {
     for (const waiter of [...this.#waiters]) waiter();
   }
 
-  #nextTarget(size: number, signal: AbortSignal): Promise<StoredCheckpoint> {
+  /**
+   * Resolves with the target once it is larger than `size` — or, in a leadership epoch other than
+   * `epoch`, as large: the first round after becoming leader asks every witness even about the
+   * checkpoint the database says it cosigned, so that a witness that has seen more (the database
+   * was restored, or copied) says so before this host has signed much.
+   */
+  #nextTarget(size: number, epoch: number, signal: AbortSignal): Promise<{ target: StoredCheckpoint; epoch: number }> {
     return new Promise((resolve, reject) => {
       const check = () => {
+        const target = this.#target;
         if (signal.aborted) {
           this.#waiters.delete(check);
           reject(signal.reason);
-        } else if (this.#deps.leading() && this.#target && this.#target.treeSize > size) {
+        } else if (this.#deps.leading() && target && (target.treeSize > size || (epoch !== this.#epoch && target.treeSize >= size))) {
           this.#waiters.delete(check);
-          resolve(this.#target);
+          resolve({ target, epoch: this.#epoch });
         }
       };
       this.#waiters.add(check);
