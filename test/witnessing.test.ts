@@ -172,6 +172,19 @@ describe("a log with two witnesses and a quorum of 2", () => {
     expect(cli.status).toBe(0);
   });
 
+  it("needs a credential for witnessed checkpoints and bundles, and keeps a tenant's attempts its own", async () => {
+    const anonymous = await rpc(server.url, "GetCheckpoint", { witnessed: true });
+    expect([anonymous.status, errorCode(anonymous.body)]).toEqual([401, "E1004"]);
+    const bundle = await rpc(server.url, "GetProofBundle", { attemptId: first[0], witnessed: true });
+    expect([bundle.status, errorCode(bundle.body)]).toEqual([401, "E1004"]);
+    // Another tenant asking for this tenant's attempt learns nothing, not even that it is witnessed.
+    const other = await createDestination(server.url, sink.url);
+    const foreign = await rpc(server.url, "GetProofBundle", { attemptId: first[0], witnessed: true }, other.apiKey);
+    expect([foreign.status, errorCode(foreign.body)]).toEqual([404, "E3003"]);
+    const malformed = await rpc(server.url, "GetProofBundle", { attemptId: "../../etc", witnessed: true }, dest.apiKey);
+    expect([malformed.status, errorCode(malformed.body)]).toEqual([400, "E1006"]);
+  });
+
   it("publishes the witnessed checkpoint at /log/checkpoint, which kapsel-verify monitor --witness … --quorum 2 follows", async () => {
     const state = join(dir, "monitor.json");
     const monitor = () => runCliAsync(NODE_24, [
