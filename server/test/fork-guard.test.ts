@@ -11,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AttestationMetrics } from "../src/attestation/attestation-metrics.ts";
 import { CheckpointFeed } from "../src/attestation/checkpoints.ts";
 import { ForkGuard } from "../src/attestation/fork-guard.ts";
-import { HighWaterFile, highWaterPath, type HighWaterState } from "../src/attestation/high-water-file.ts";
+import { HighWaterFile, type HighWaterState } from "../src/attestation/high-water-file.ts";
+import { logKeyFromSeed, vkey } from "../src/attestation/log-key.ts";
 import { Sequencer } from "../src/attestation/sequencer.ts";
 import { createDatabasePool, type DatabasePool } from "../src/db/pool.ts";
 import { createLogger } from "../src/logger.ts";
@@ -19,6 +20,8 @@ import { insertSyntheticAttempts, treeSize } from "../../test/support/attestatio
 import { connect, createTestDatabase } from "../../test/support/database.ts";
 
 const ORIGIN = "fork-guard.test.example/log";
+const SEED = Buffer.alloc(32, 3);
+const VKEY = vkey(ORIGIN, logKeyFromSeed(ORIGIN, SEED).publicKey);
 
 interface Host {
   sequencer: Sequencer;
@@ -48,14 +51,14 @@ afterAll(async () => {
 });
 
 /** A server process on a host whose data dir is `name`: a sequencer with its own guard. */
-function host(name: string): Host {
+function host(name: string, seed = SEED): Host {
   const registry = new Registry();
   const metrics = new AttestationMetrics(registry, pool);
-  const file = new HighWaterFile(highWaterPath(join(dir, name), ORIGIN), ORIGIN);
-  const guard = new ForkGuard(file, createLogger("silent"), { refusals: metrics.signingRefusals, refused: metrics.signingRefused });
+  const file = new HighWaterFile(join(dir, name), ORIGIN, VKEY);
+  const guard = new ForkGuard(join(dir, name), ORIGIN, createLogger("silent"), { refusals: metrics.signingRefusals, refused: metrics.signingRefused });
   const sequencer = new Sequencer(
     { pool, databaseUrl: url, log: createLogger("silent"), metrics, feed: new CheckpointFeed(), guard },
-    { origin: ORIGIN, intervalMs: 1000, envSeed: Buffer.alloc(32, 3) },
+    { origin: ORIGIN, intervalMs: 1000, envSeed: seed },
   );
   sequencers.push(sequencer);
   return { sequencer, guard, file, registry };
@@ -79,7 +82,7 @@ const otherRoot = Buffer.alloc(32, 0xab);
 
 function writeState(h: Host, state: Partial<Record<keyof HighWaterState, unknown>>): void {
   mkdirSync(dirname(h.file.path), { recursive: true });
-  writeFileSync(h.file.path, JSON.stringify({ version: 1, origin: ORIGIN, confirmed: null, pending: null, refused: null, ...state }));
+  writeFileSync(h.file.path, JSON.stringify({ version: 1, origin: ORIGIN, vkey: VKEY, confirmed: null, pending: null, refused: null, ...state }));
 }
 
 async function refusedBatch(h: Host, kind: string): Promise<void> {
@@ -102,7 +105,7 @@ describe("as checkpoints commit", () => {
     expect(await a.sequencer.sequenceOnce()).toBe(20);
     const { size, root } = await latest();
     expect(size).toBe(20);
-    expect(fileOf(a)).toEqual({ version: 1, origin: ORIGIN, confirmed: head(20, root), pending: null, refused: null });
+    expect(fileOf(a)).toEqual({ version: 1, origin: ORIGIN, vkey: VKEY, confirmed: head(20, root), pending: null, refused: null });
   });
 
   it("another host extending the same database is no contradiction: each host's mark stays inside the tree", async () => {
@@ -187,5 +190,23 @@ describe("refuses to sign", () => {
       await db.query("DELETE FROM checkpoint_cosignatures");
       await db.query("DELETE FROM checkpoints WHERE tree_size = $1", [size + 1000]);
     }
+  });
+});
+
+describe("another signing key", () => {
+  it("is another log for verifiers: its checkpoints start their own mark, the other key's stays as it was", async () => {
+    const k = host("k");
+    const now = await latest();
+    // This host signed far more under the first key than the database holds...
+    writeState(k, { confirmed: head(now.size + 40, otherRoot) });
+    const rotated = host("k", Buffer.alloc(32, 8));
+    const newKey = vkey(ORIGIN, logKeyFromSeed(ORIGIN, Buffer.alloc(32, 8)).publicKey);
+    await insertSyntheticAttempts(db, 2);
+    // ...but a new key (KAPSEL_SIGNING_KEY changed) signs on the database's tree.
+    expect(await rotated.sequencer.sequenceOnce()).toBeGreaterThan(0);
+    expect(rotated.guard.refusal).toBeUndefined();
+    const file = new HighWaterFile(join(dir, "k"), ORIGIN, newKey);
+    expect((await file.load()).confirmed?.size).toBe((await latest()).size);
+    expect(fileOf(k).confirmed).toEqual(head(now.size + 40, otherRoot));
   });
 });

@@ -10,7 +10,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AttestationMetrics } from "../src/attestation/attestation-metrics.ts";
 import { CheckpointFeed } from "../src/attestation/checkpoints.ts";
 import { ForkGuard } from "../src/attestation/fork-guard.ts";
-import { HighWaterFile } from "../src/attestation/high-water-file.ts";
 import { Proofs } from "../src/attestation/proofs.ts";
 import { Sequencer, type SequencerOptions } from "../src/attestation/sequencer.ts";
 import { publishedKeys } from "../src/attestation/signing-keys.ts";
@@ -45,8 +44,7 @@ async function fixture(): Promise<Fixture> {
     pool,
     sequencer(options = {}) {
       const metrics = new AttestationMetrics(new Registry(), pool);
-      const file = new HighWaterFile(join(stateDir, `host-${sequencers.length}.json`), ORIGIN);
-      const guard = new ForkGuard(file, log, { refusals: metrics.signingRefusals, refused: metrics.signingRefused });
+      const guard = new ForkGuard(join(stateDir, `host-${sequencers.length}`), ORIGIN, log, { refusals: metrics.signingRefusals, refused: metrics.signingRefused });
       const s = new Sequencer(
         { pool, databaseUrl: url, log, metrics, feed: new CheckpointFeed(), guard },
         { origin: ORIGIN, intervalMs: 1000, envSeed: undefined, ...options },

@@ -14,7 +14,6 @@ import { AttestationMetrics } from "./attestation-metrics.ts";
 import { attestationService, type WitnessedSource } from "./attestation-service.ts";
 import { CheckpointFeed } from "./checkpoints.ts";
 import { ForkGuard } from "./fork-guard.ts";
-import { HighWaterFile, highWaterPath } from "./high-water-file.ts";
 import { logRoutes } from "./log-routes.ts";
 import { Proofs } from "./proofs.ts";
 import { Sequencer } from "./sequencer.ts";
@@ -47,7 +46,7 @@ export function assembleAttestation(config: AttestationConfig, deps: Attestation
   const { pool } = deps.db;
   const feed = new CheckpointFeed();
   const metrics = new AttestationMetrics(deps.registry, pool);
-  const guard = new ForkGuard(new HighWaterFile(highWaterPath(config.stateDir, config.origin), config.origin), deps.log, {
+  const guard = new ForkGuard(config.stateDir, config.origin, deps.log, {
     refusals: metrics.signingRefusals,
     refused: metrics.signingRefused,
   });

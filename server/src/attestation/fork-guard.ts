@@ -22,6 +22,7 @@ import type { Counter, Gauge } from "prom-client";
 import type { CommonQueryMethods } from "slonik";
 import type { Logger } from "../logger.ts";
 import { HighWaterFile, type HighWaterState, type TreeHead } from "./high-water-file.ts";
+import { vkey, type LogKey } from "./log-key.ts";
 import { rootAt } from "./merkle.ts";
 import { LogStorageDamaged, TileReader, TileSubtrees } from "./tiles.ts";
 import { largestCosignedCheckpoint } from "./witnessing/witnessed-checkpoints.ts";
@@ -55,7 +56,10 @@ export interface ForkGuardMetrics {
 const REMIND_MS = 60_000;
 
 export class ForkGuard {
-  readonly #file: HighWaterFile;
+  readonly #dir: string;
+  readonly #origin: string;
+  /** The file of the key signing now (chosen at the first check, changed with the key). */
+  #file: HighWaterFile | undefined;
   readonly #log: Logger;
   readonly #metrics: ForkGuardMetrics;
   #state: HighWaterState | undefined;
@@ -64,8 +68,10 @@ export class ForkGuard {
   #refusal: Refusal | undefined;
   #remindedAt = 0;
 
-  constructor(file: HighWaterFile, log: Logger, metrics: ForkGuardMetrics) {
-    this.#file = file;
+  /** A guard keeping its high-water files in `dir` (the data dir) for the log `origin`. */
+  constructor(dir: string, origin: string, log: Logger, metrics: ForkGuardMetrics) {
+    this.#dir = dir;
+    this.#origin = origin;
     this.#log = log.child({ component: "fork-guard" });
     this.#metrics = metrics;
   }
@@ -74,28 +80,32 @@ export class ForkGuard {
     return this.#refusal;
   }
 
-  get path(): string {
-    return this.#file.path;
-  }
-
   /**
    * Checks that the database's tree (of `size` leaves, read under the sequencer's lock through
-   * `db`) contains everything this log is known to have published. Requires the caller to hold
-   * log_state's row lock. Throws {@link SigningRefused} when it does not (and from then on).
+   * `db`) contains everything the log signing with `key` is known to have published. Requires
+   * the caller to hold log_state's row lock. Throws {@link SigningRefused} when it does not (and
+   * from then on).
    */
-  async check(db: CommonQueryMethods, size: number): Promise<void> {
+  async check(db: CommonQueryMethods, size: number, key: LogKey): Promise<void> {
     if (this.#refusal) throw new SigningRefused(this.#refusal);
+    const signer = vkey(key.name, key.publicKey);
+    if (this.#file?.vkey !== signer) {
+      this.#file = new HighWaterFile(this.#dir, this.#origin, signer);
+      this.#state = undefined;
+      this.#verified = undefined;
+    }
     if (size === this.#verified) return;
+    const file = this.#file;
     let state: HighWaterState;
     try {
       // Read again on every full check: another process on this host may have signed meanwhile.
-      state = await this.#file.load();
+      state = await file.load();
     } catch (err) {
       throw this.#refuse("state_file", `the high-water file is unusable: ${(err as Error).message}`);
     }
     if (state.refused) {
       this.#refusal = { kind: "witness_evidence", reason: state.refused.reason, since: new Date(state.refused.since) };
-      this.#log.error({ file: this.#file.path, evidence: state.refused.evidence }, `REFUSING TO SIGN (recorded ${state.refused.since}): ${state.refused.reason}`);
+      this.#log.error({ file: file.path, evidence: state.refused.evidence }, `REFUSING TO SIGN (recorded ${state.refused.since}): ${state.refused.reason}`);
       this.#metrics.refused.set(1);
       throw new SigningRefused(this.#refusal);
     }
@@ -127,7 +137,7 @@ export class ForkGuard {
           `${confirmed.root.toString("base64")} at that size: the database holds another history (a copy that diverged, or a restore that was written to since)`);
       }
     } else if (size > 0) {
-      this.#log.info({ file: this.#file.path, size }, "no high-water mark on this host yet: trusting the database's tree as it stands (first use); witnesses check it on their next round");
+      this.#log.info({ file: file.path, size }, "no high-water mark on this host yet: trusting the database's tree as it stands (first use); witnesses check it on their next round");
       const root = await rootOf(size);
       if (root) confirmed = { size, root };
     }
@@ -173,24 +183,29 @@ export class ForkGuard {
   async refuseWithEvidence(reason: string, evidence: string): Promise<void> {
     if (this.#refusal) return;
     this.#refuse("witness_evidence", reason, evidence);
-    const state = this.#state ?? (await this.#file.load().catch(() => undefined));
-    await this.#file
+    const file = this.#file;
+    if (!file) return; // nothing signed in this process yet: the witnesses will say it again after a restart
+    const state = this.#state ?? (await file.load().catch(() => undefined));
+    await file
       .save({ confirmed: state?.confirmed, pending: state?.pending, refused: { reason, since: this.#refusal!.since.toISOString(), evidence } })
-      .catch((err: unknown) => this.#log.error({ err, file: this.#file.path }, "could not record the refusal in the high-water file"));
+      .catch((err: unknown) => this.#log.error({ err, file: file.path }, "could not record the refusal in the high-water file"));
   }
 
   /** Logs a standing refusal again, at most once a minute (each skipped batch calls this). */
   remind(): void {
     if (!this.#refusal || Date.now() - this.#remindedAt < REMIND_MS) return;
     this.#remindedAt = Date.now();
-    this.#log.error({ file: this.#file.path, since: this.#refusal.since.toISOString() }, `REFUSING TO SIGN: ${this.#refusal.reason}`);
+    this.#log.error({ file: this.#file?.path, since: this.#refusal.since.toISOString() }, `REFUSING TO SIGN: ${this.#refusal.reason}`);
   }
 
   async #save(state: HighWaterState): Promise<void> {
+    // A refusal may have come (from a witness's proof) while a check or batch was under way: it
+    // must not be overwritten, and that batch must not commit.
+    if (this.#refusal) throw new SigningRefused(this.#refusal);
     try {
-      await this.#file.save(state);
+      await this.#file!.save(state);
     } catch (err) {
-      throw this.#refuse("state_file", `cannot write the high-water file ${this.#file.path}: ${(err as Error).message}`);
+      throw this.#refuse("state_file", `cannot write the high-water file ${this.#file!.path}: ${(err as Error).message}`);
     }
     this.#state = state;
   }
@@ -200,7 +215,7 @@ export class ForkGuard {
     this.#remindedAt = Date.now();
     this.#metrics.refusals.inc({ reason: kind });
     this.#metrics.refused.set(1);
-    this.#log.error({ file: this.#file.path, kind, ...(evidence === undefined ? {} : { evidence }) }, `REFUSING TO SIGN: ${reason}`);
+    this.#log.error({ file: this.#file?.path, kind, ...(evidence === undefined ? {} : { evidence }) }, `REFUSING TO SIGN: ${reason}`);
     return new SigningRefused(this.#refusal);
   }
 }

@@ -1,6 +1,8 @@
 // The fork guard's memory outside the database: a small JSON file in the data dir holding the
 // last checkpoint this host signed (size and root), a checkpoint about to be committed, and a
-// refusal that must outlive a restart. It lives outside Postgres on purpose: a database restored
+// refusal that must outlive a restart. One file per log and signing key: a fork is one key signing
+// two histories, so a database with another key (a fresh one generates its own; `kapsel keys
+// rotate` starts a new one) is another log as far as verifiers go, and starts its own mark. It lives outside Postgres on purpose: a database restored
 // from a backup, or a copy of it, brings its own idea of the log with it; this file does not
 // travel with it. Replaced durably (temporary file, fsync, rename, directory fsync), so a crash
 // leaves either the old or the new content, never a mix.
@@ -37,6 +39,8 @@ interface FileHead {
 interface StateFile {
   version: 1;
   origin: string;
+  /** The signing key's vkey, for the reader: the file is named by its hash. */
+  vkey: string;
   confirmed: FileHead | null;
   pending: FileHead | null;
   refused: PersistedRefusal | null;
@@ -44,18 +48,22 @@ interface StateFile {
 
 export const EMPTY_STATE: HighWaterState = { confirmed: undefined, pending: undefined, refused: undefined };
 
-/** The high-water file of `origin` under `dir`: one file per log, named by its origin's hash. */
-export function highWaterPath(dir: string, origin: string): string {
-  return join(dir, `log-high-water-${createHash("sha256").update(origin).digest("hex").slice(0, 16)}.json`);
+/** The high-water file of the log signing as `vkey` under `dir`, named by the vkey's hash. */
+export function highWaterPath(dir: string, vkey: string): string {
+  return join(dir, `log-high-water-${createHash("sha256").update(vkey).digest("hex").slice(0, 16)}.json`);
 }
 
 export class HighWaterFile {
   readonly path: string;
+  /** The log's signing key this file is about. */
+  readonly vkey: string;
   readonly #origin: string;
 
-  constructor(path: string, origin: string) {
-    this.path = path;
+  /** The file of the log `origin` whose checkpoints `vkey` signs, kept in `dir`. */
+  constructor(dir: string, origin: string, vkey: string) {
+    this.path = highWaterPath(dir, vkey);
     this.#origin = origin;
+    this.vkey = vkey;
   }
 
   /** The stored state; EMPTY_STATE when there is no file. Throws when it exists but is unusable. */
@@ -73,8 +81,8 @@ export class HighWaterFile {
     } catch {
       throw new Error(`${this.path} is not JSON`);
     }
-    if (file?.version !== 1 || file.origin !== this.#origin) {
-      throw new Error(`${this.path} is not a version-1 high-water file of log ${this.#origin}`);
+    if (file?.version !== 1 || file.origin !== this.#origin || file.vkey !== this.vkey) {
+      throw new Error(`${this.path} is not a version-1 high-water file of log ${this.#origin} signed by ${this.vkey}`);
     }
     return { confirmed: head(file.confirmed, this.path), pending: head(file.pending, this.path), refused: file.refused ?? undefined };
   }
@@ -84,6 +92,7 @@ export class HighWaterFile {
     const file: StateFile = {
       version: 1,
       origin: this.#origin,
+      vkey: this.vkey,
       confirmed: toFile(state.confirmed),
       pending: toFile(state.pending),
       refused: state.refused ?? null,

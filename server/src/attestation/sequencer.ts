@@ -180,7 +180,7 @@ export class Sequencer {
     try {
       await this.#pool.transaction(async (tx) => {
         const size = Number(await tx.oneFirst(sql.type(z.object({ tree_size: z.string() }))`SELECT tree_size FROM log_state FOR UPDATE`));
-        await this.#guard.check(tx, size);
+        await this.#guard.check(tx, size, key);
         if (!this.#edge || this.#edge.size !== size) this.#edge = await TreeEdge.load(tx, size);
         // "= ANY (ARRAY(…))" keeps both look-ups on their indexes: joins here were planned as hash
         // joins over full scans of log_queue and delivery_attempts, a cost that grows with the tables.
