@@ -253,7 +253,7 @@ describe("one witness down", () => {
     const ready = await fetch(`${server.url}/readyz`);
     const report = await ready.json();
     expect(ready.status).toBe(200);
-    expect(report.witnesses.witnesses[1]).toMatchObject({ name: names[1], state: "failing", lastFailure: { reason: "unreachable" } });
+    expect(report.witnesses.witnesses[1]).toMatchObject({ name: names[1], state: "failing", last_failure: { reason: "unreachable" } });
   });
 
   it("answers a witnessed bundle of an attempt outside the witnessed checkpoint with E3001 and a retry hint", async () => {

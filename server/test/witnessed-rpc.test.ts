@@ -66,7 +66,7 @@ describe("a log whose witnesses never answered", () => {
     expect(ready).toMatchObject({
       ready: true,
       log: { signing: "ok" },
-      witnesses: { quorum: 1, witnessed_tree_size: null, witnesses: [{ name: "unreachable.witness.example", lastFailure: { reason: "unreachable" }, cosigned_tree_size: null }] },
+      witnesses: { quorum: 1, witnessed_tree_size: null, witnesses: [{ name: "unreachable.witness.example", last_failure: { reason: "unreachable" }, cosigned_tree_size: null }] },
     });
   });
 });

@@ -56,7 +56,9 @@ export function assembleAttestation(config: AttestationConfig, deps: Attestation
   );
   const proofs = new Proofs(pool, config.checkpointIntervalMs);
   const witnessing = new Witnessing(
-    { pool, log: deps.log, registry: deps.registry, feed, proofs, guard, leading: () => sequencer.leader },
+    // Witnesses see checkpoints only from a leader whose tree the fork guard has vetted: a restored
+    // database is refused on its own high-water mark before any witness is asked.
+    { pool, log: deps.log, registry: deps.registry, feed, proofs, guard, leading: () => sequencer.leader && guard.vetted },
     { ...config.witnessing, origin: config.origin },
   );
   const witnessed: WitnessedSource = {

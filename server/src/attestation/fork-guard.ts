@@ -67,6 +67,7 @@ export class ForkGuard {
   #verified: number | undefined;
   #refusal: Refusal | undefined;
   #remindedAt = 0;
+  #passed = false;
 
   /** A guard keeping its high-water files in `dir` (the data dir) for the log `origin`. */
   constructor(dir: string, origin: string, log: Logger, metrics: ForkGuardMetrics) {
@@ -78,6 +79,14 @@ export class ForkGuard {
 
   get refusal(): Refusal | undefined {
     return this.#refusal;
+  }
+
+  /**
+   * True once a full check has passed in this process and nothing refuses: the tree is the one
+   * this log published, so its checkpoints may be shown to witnesses.
+   */
+  get vetted(): boolean {
+    return this.#passed && this.#refusal === undefined;
   }
 
   /**
@@ -151,6 +160,7 @@ export class ForkGuard {
     }
     await this.#save({ confirmed, pending: undefined, refused: undefined });
     this.#verified = size;
+    this.#passed = true;
   }
 
   /** Records `next` as pending before its transaction commits. Requires a passed {@link check}. */

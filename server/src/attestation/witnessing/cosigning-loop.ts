@@ -22,7 +22,8 @@ import { witnessBackoffMs } from "./retry-backoff.ts";
 export interface WitnessStatus {
   readonly name: string;
   /**
-   * standby: another process leads the log and talks to witnesses; starting: no exchange finished
+   * standby: another process leads the log and talks to witnesses (or this one refuses to sign,
+   * so it has nothing to show them); starting: no exchange finished
    * yet; ok: the last one succeeded; failing: it did not.
    */
   readonly state: "standby" | "starting" | "ok" | "failing";

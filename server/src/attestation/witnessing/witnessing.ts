@@ -21,7 +21,14 @@ import { WitnessedCheckpoints } from "./witnessed-checkpoints.ts";
 export interface WitnessingReport {
   quorum: number;
   witnessed_tree_size: number | null;
-  witnesses: (WitnessStatus & { cosigned_tree_size: number | null; lag_leaves: number })[];
+  witnesses: {
+    name: string;
+    state: WitnessStatus["state"];
+    consecutive_failures: number;
+    last_failure: { reason: string; at: string } | null;
+    cosigned_tree_size: number | null;
+    lag_leaves: number;
+  }[];
 }
 
 export interface WitnessingDeps {
@@ -31,7 +38,7 @@ export interface WitnessingDeps {
   feed: CheckpointFeed;
   proofs: Proofs;
   guard: ForkGuard;
-  /** Whether this process leads the sequencer now. */
+  /** Whether this process leads the sequencer now (and may show its checkpoints to witnesses). */
   leading(): boolean;
 }
 
@@ -93,11 +100,17 @@ export class Witnessing {
     return {
       quorum: this.#config.quorum,
       witnessed_tree_size: latest?.treeSize ?? null,
-      witnesses: this.#loops.map((loop, i) => ({
-        ...loop.status(),
-        cosigned_tree_size: positions[i]?.cosignedSize ?? null,
-        lag_leaves: positions[i]?.lagLeaves ?? 0,
-      })),
+      witnesses: this.#loops.map((loop, i) => {
+        const status = loop.status();
+        return {
+          name: status.name,
+          state: status.state,
+          consecutive_failures: status.consecutiveFailures,
+          last_failure: status.lastFailure ?? null,
+          cosigned_tree_size: positions[i]?.cosignedSize ?? null,
+          lag_leaves: positions[i]?.lagLeaves ?? 0,
+        };
+      }),
     };
   }
 
