@@ -127,13 +127,19 @@ describe("a witness's answer", () => {
     expect(await exchange(endless)).toMatchObject({ kind: "failed", reason: "bad_response" });
   });
 
-  it("silence ends at the timeout; a closed port is unreachable", async () => {
+  it("silence ends at the timeout (or when the server stops); a closed port is unreachable", async () => {
     expect(await exchange(() => {}, 300)).toMatchObject({ kind: "failed", reason: "timeout", detail: "no answer within 300 ms" });
     const trickle: Reply = (_req, res) => {
       res.writeHead(200, { "content-type": "text/plain" });
       res.write("—");
     };
     expect(await exchange(trickle, 300)).toMatchObject({ kind: "failed", reason: "timeout" });
+    // Shutdown does not wait for a silent witness: the exchange ends when the server stops.
+    reply = () => {};
+    const stopping = new AbortController();
+    setTimeout(() => stopping.abort(), 100);
+    expect(await addCheckpoint(witness, { oldSize: 0, proof: [], note }, 60_000, stopping.signal))
+      .toMatchObject({ kind: "failed", reason: "timeout", detail: "cancelled: the server is stopping" });
     const closed = parseWitnesses(`http://127.0.0.1:${await freePort()} ${witnessKey.vkey}`, undefined).witnesses[0]!;
     expect(await addCheckpoint(closed, { oldSize: 0, proof: [], note }, 2000)).toMatchObject({ kind: "failed", reason: "unreachable" });
   });

@@ -82,7 +82,8 @@ export class CosigningLoop {
         this.#size ??= await this.#deps.witnessed.lastCosignedSize(this.witness);
         const { target, epoch } = await this.#deps.nextTarget(this.#size, this.#epoch, signal);
         this.#epoch = epoch;
-        const result = await this.#round(target);
+        const result = await this.#round(target, signal);
+        if (signal.aborted) return;
         if (result.kind === "cosigned") {
           this.#failures = 0;
           this.#ok = true;
@@ -101,7 +102,7 @@ export class CosigningLoop {
   }
 
   /** One round for `target`: the exchange, one resend after a 409, and the cosignature stored. */
-  async #round(target: StoredCheckpoint): Promise<Exclude<Exchange, { kind: "conflict" }>> {
+  async #round(target: StoredCheckpoint, signal: AbortSignal): Promise<Exclude<Exchange, { kind: "conflict" }>> {
     const { metrics, log } = this.#deps;
     for (let resend = 0; ; resend++) {
       const oldSize = this.#size ?? 0;
@@ -110,7 +111,7 @@ export class CosigningLoop {
       }
       const proof = oldSize === 0 || oldSize === target.treeSize ? [] : await this.#deps.consistency(oldSize, target.treeSize);
       const started = performance.now();
-      const result = await addCheckpoint(this.witness, { oldSize, proof, note: target.note }, this.#deps.timeoutMs);
+      const result = await addCheckpoint(this.witness, { oldSize, proof, note: target.note }, this.#deps.timeoutMs, signal);
       metrics.exchangeSeconds.observe({ witness: this.witness.name }, (performance.now() - started) / 1000);
       if (result.kind === "conflict") {
         log.info({ witness: this.witness.name, ours: oldSize, theirs: result.size }, "witness resync: it has cosigned another size");

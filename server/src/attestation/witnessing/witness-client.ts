@@ -45,9 +45,12 @@ export function addCheckpointBody(request: AddCheckpointRequest): string {
   return `old ${request.oldSize}\n${request.proof.map((h) => `${h.toString("base64")}\n`).join("")}\n${request.note}`;
 }
 
-/** Sends one add-checkpoint request and interprets the answer. Never throws. */
-export async function addCheckpoint(witness: ConfiguredWitness, request: AddCheckpointRequest, timeoutMs: number): Promise<Exchange> {
-  const answer = await post(`${witness.url}/add-checkpoint`, addCheckpointBody(request), timeoutMs);
+/**
+ * Sends one add-checkpoint request and interprets the answer. Never throws; `cancel` (shutdown)
+ * ends the exchange early, reported as a timeout.
+ */
+export async function addCheckpoint(witness: ConfiguredWitness, request: AddCheckpointRequest, timeoutMs: number, cancel?: AbortSignal): Promise<Exchange> {
+  const answer = await post(`${witness.url}/add-checkpoint`, addCheckpointBody(request), timeoutMs, cancel);
   if ("failure" in answer) return answer.failure;
   const { status, body, contentType } = answer;
   const text = (detail: string) => `${detail}: ${JSON.stringify(body.slice(0, 200))}`;
@@ -105,12 +108,13 @@ function cosignatureIn(witness: ConfiguredWitness, note: string, body: string): 
 
 type Answer = { status: number; body: string; contentType: string } | { failure: Exchange & { kind: "failed" } };
 
-function post(url: string, body: string, timeoutMs: number): Promise<Answer> {
-  return request(url, { method: "POST", body, headers: { "content-type": "text/plain; charset=utf-8" } }, timeoutMs);
+function post(url: string, body: string, timeoutMs: number, cancel?: AbortSignal): Promise<Answer> {
+  return request(url, { method: "POST", body, headers: { "content-type": "text/plain; charset=utf-8" } }, timeoutMs, cancel);
 }
 
-async function request(url: string, init: RequestInit, timeoutMs: number): Promise<Answer> {
-  const signal = AbortSignal.timeout(timeoutMs);
+async function request(url: string, init: RequestInit, timeoutMs: number, cancel?: AbortSignal): Promise<Answer> {
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const signal = cancel ? AbortSignal.any([timeout, cancel]) : timeout;
   try {
     const response = await fetch(url, { ...init, redirect: "manual", signal });
     const bytes = await readCapped(response, MAX_ANSWER_BYTES);
@@ -118,7 +122,8 @@ async function request(url: string, init: RequestInit, timeoutMs: number): Promi
     const body = new TextDecoder("utf-8", { fatal: false }).decode(bytes);
     return { status: response.status, body, contentType: response.headers.get("content-type") ?? "" };
   } catch (err) {
-    if (signal.aborted) return { failure: failed("timeout", `no answer within ${timeoutMs} ms`) };
+    if (timeout.aborted) return { failure: failed("timeout", `no answer within ${timeoutMs} ms`) };
+    if (signal.aborted) return { failure: failed("timeout", "cancelled: the server is stopping") };
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     return { failure: failed("unreachable", cause?.code ?? cause?.message ?? (err as Error).message) };
   }
