@@ -26,6 +26,9 @@ export interface WitnessPosition {
   readonly lagLeaves: number;
 }
 
+/** How long one answer of {@link WitnessedCheckpoints.latest} is reused (the route's max-age is 1 s). */
+export const LATEST_REUSE_MS = 250;
+
 const witnessedRow = z.object({
   tree_size: z.string(),
   root_hash: z.instanceof(Buffer),
@@ -40,6 +43,7 @@ export class WitnessedCheckpoints {
   readonly #witnesses: readonly ConfiguredWitness[];
   readonly #quorum: number;
   readonly #vkeys: string[];
+  #latest: { at: number; query: Promise<WitnessedCheckpoint | undefined> } | undefined;
 
   constructor(db: CommonQueryMethods, witnesses: readonly ConfiguredWitness[], quorum: number) {
     this.#db = db;
@@ -63,15 +67,39 @@ export class WitnessedCheckpoints {
     return size === null ? 0 : Number(size);
   }
 
-  /** The latest checkpoint meeting the quorum, its note carrying every configured witness's line. */
-  async latest(): Promise<WitnessedCheckpoint | undefined> {
+  /**
+   * The latest checkpoint meeting the quorum, its note carrying every configured witness's line.
+   * Public routes ask for it on every request: concurrent callers share one query, and an answer
+   * serves for {@link LATEST_REUSE_MS}.
+   */
+  latest(): Promise<WitnessedCheckpoint | undefined> {
+    const now = Date.now();
+    if (!this.#latest || now - this.#latest.at > LATEST_REUSE_MS) {
+      const query = this.#queryLatest();
+      this.#latest = { at: now, query };
+      // A failure is not kept: the next caller asks again.
+      query.catch(() => {
+        if (this.#latest?.query === query) this.#latest = undefined;
+      });
+    }
+    return this.#latest.query;
+  }
+
+  async #queryLatest(): Promise<WitnessedCheckpoint | undefined> {
     if (this.#quorum === 0) return undefined;
-    // The inner query walks the primary key backwards and stops at the first size with enough
-    // witnesses, so it does not grow with the table.
+    // No checkpoint above the k-th largest of the witnesses' last cosigned sizes can have k
+    // cosignatures. Starting there, the backward walk over the primary key stops at once in the
+    // usual case (witnesses share targets), also while a witness has been down for a long time
+    // and the others kept cosigning checkpoints that cannot meet the quorum.
     const row = await this.#db.maybeOne(sql.type(witnessedRow)`
-      WITH w AS (
+      WITH tops AS (
+        SELECT (SELECT max(tree_size) FROM checkpoint_cosignatures x WHERE x.witness = v.witness) AS top
+        FROM unnest(${sql.array(this.#vkeys, "text")}) AS v (witness)
+      ), bound AS (
+        SELECT top FROM tops WHERE top IS NOT NULL ORDER BY top DESC OFFSET ${this.#quorum - 1} LIMIT 1
+      ), w AS (
         SELECT tree_size FROM checkpoint_cosignatures
-        WHERE witness = ANY (${sql.array(this.#vkeys, "text")})
+        WHERE witness = ANY (${sql.array(this.#vkeys, "text")}) AND tree_size <= (SELECT top FROM bound)
         GROUP BY tree_size HAVING count(*) >= ${this.#quorum}
         ORDER BY tree_size DESC LIMIT 1
       )
