@@ -15,7 +15,7 @@ import { CosigningLoop, type WitnessStatus } from "./cosigning-loop.ts";
 import type { WitnessingConfig } from "./witness-config.ts";
 import { witnessEvidence } from "./witness-evidence.ts";
 import { WitnessMetrics } from "./witness-metrics.ts";
-import { WitnessedCheckpoints } from "./witnessed-checkpoints.ts";
+import { WitnessedCheckpoints, type WitnessPosition } from "./witnessed-checkpoints.ts";
 
 /** The witnessing part of /readyz. */
 export interface WitnessingReport {
@@ -59,6 +59,7 @@ export class Witnessing {
   /** Counts the times this process became the leader: each start asks every witness afresh. */
   #epoch = 0;
   #wasLeading = false;
+  #positions: { at: number; query: Promise<WitnessPosition[]> } | undefined;
 
   constructor(deps: WitnessingDeps, config: WitnessingConfig & { origin: string }) {
     this.#deps = deps;
@@ -95,8 +96,16 @@ export class Witnessing {
     await Promise.all(this.#tasks);
   }
 
+  /** The /readyz detail. /readyz is public: the database is asked at most once a second for it. */
   async report(): Promise<WitnessingReport> {
-    const [positions, latest] = await Promise.all([this.witnessed.positions(), this.witnessed.latest()]);
+    if (!this.#positions || Date.now() - this.#positions.at > 1000) {
+      const query = this.witnessed.positions();
+      this.#positions = { at: Date.now(), query };
+      query.catch(() => {
+        if (this.#positions?.query === query) this.#positions = undefined;
+      });
+    }
+    const [positions, latest] = await Promise.all([this.#positions.query, this.witnessed.latest()]);
     return {
       quorum: this.#config.quorum,
       witnessed_tree_size: latest?.treeSize ?? null,
