@@ -1,6 +1,7 @@
 // One typed configuration object, read from the environment once at start. Nothing else reads
 // process.env: a bad value stops the process with a message naming the variable.
 import { keptNameProblem } from "./http/header-names.ts";
+import { parseWitnesses, type WitnessingConfig } from "./attestation/witnessing/witness-config.ts";
 
 /** The configuration, nested by capability; each capability's assembler takes its own slice. */
 export interface Config {
@@ -118,6 +119,9 @@ export interface AttestationConfig {
   /** Base64 Ed25519 seed from the environment; undefined → generated and stored. */
   signingKey: string | undefined;
   checkpointIntervalMs: number;
+  /** Where this host keeps the log's high-water mark (the fork guard's state file): the data dir. */
+  stateDir: string;
+  witnessing: WitnessingConfig;
 }
 
 export interface RetentionConfig {
@@ -183,6 +187,10 @@ export const ENVIRONMENT: readonly VarSpec[] = [
   { name: "KAPSEL_INGEST_QUEUE_MAX_BYTES", help: "payload bytes that may wait for a database write; past it ingest answers E9002 at once", default: String(64 * 1024 * 1024) },
   { name: "KAPSEL_KEPT_HEADERS", help: "extra inbound header names the gateway keeps for every endpoint (comma-separated)" },
   { name: "KAPSEL_CHECKPOINT_INTERVAL_MS", help: "how often the sequencer signs a checkpoint", default: "1000" },
+  { name: "KAPSEL_WITNESSES", help: "witnesses that cosign the log's checkpoints (C2SP tlog-witness): comma-separated \"URL VKEY\" entries, one space between the witness's base URL and its 0x04 vkey" },
+  { name: "KAPSEL_WITNESS_QUORUM", help: "how many of KAPSEL_WITNESSES must cosign a checkpoint for it to be witnessed (default: all of them)" },
+  { name: "KAPSEL_WITNESS_INTERVAL_MS", help: "least time between two checkpoints submitted to one witness", default: "20000" },
+  { name: "KAPSEL_WITNESS_TIMEOUT_MS", help: "bound on one add-checkpoint exchange with a witness", default: "10000" },
   { name: "KAPSEL_DELIVERY_ENABLED", help: "false → this process only ingests and serves APIs; others deliver", default: "true" },
   { name: "KAPSEL_RETRY_BASE_MS", help: "first retry delay ceiling (doubles per attempt, full jitter)", default: "1000" },
   { name: "KAPSEL_RETRY_CAP_MS", help: "largest retry delay, also the bound on an honoured Retry-After", default: "512000" },
@@ -293,8 +301,15 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError("KAPSEL_EVENT_RETENTION_SECONDS: with events deleted after a window, the payload and response windows must be set and not longer");
   }
   const idempotencyWindowMs = int("KAPSEL_IDEMPOTENCY_WINDOW_MS", 1, 30 * 24 * 3600 * 1000);
+  let witnesses;
+  try {
+    witnesses = parseWitnesses(raw("KAPSEL_WITNESSES"), raw("KAPSEL_WITNESS_QUORUM"));
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  const dataDir = str("KAPSEL_DATA_DIR");
   return {
-    dataDir: str("KAPSEL_DATA_DIR"),
+    dataDir,
     logLevel,
     adminToken,
     database: { url: databaseUrl, poolSize: int("KAPSEL_DB_POOL_SIZE", 2, 500) },
@@ -361,6 +376,12 @@ export function loadConfig(env: Env = process.env): Config {
       origin: logOrigin,
       signingKey,
       checkpointIntervalMs: int("KAPSEL_CHECKPOINT_INTERVAL_MS", 10, 3_600_000),
+      stateDir: dataDir,
+      witnessing: {
+        ...witnesses,
+        intervalMs: int("KAPSEL_WITNESS_INTERVAL_MS", 10, 86_400_000),
+        timeoutMs: int("KAPSEL_WITNESS_TIMEOUT_MS", 100, 600_000),
+      },
     },
     retention: {
       defaults: retentionDefaults,

@@ -33,6 +33,9 @@ export const ERROR_CODES = {
   E3002: { code: Code.InvalidArgument, http: 400, text: "tree sizes out of range for a proof" },
   // Not in DESIGN.md's table: an attempt id that does not exist (or is another tenant's).
   E3003: { code: Code.NotFound, http: 404, text: "attempt not found" },
+  // Not in DESIGN.md's table, which predates witnessing: a witnessed checkpoint or bundle was
+  // asked of a log that has no witnesses (KAPSEL_WITNESSES is empty).
+  E3004: { code: Code.FailedPrecondition, http: 409, text: "the log has no witnesses configured" },
   E9001: { code: Code.Unavailable, http: 503, text: "database unavailable; nothing was accepted" },
   E9002: { code: Code.Unavailable, http: 503, text: "overloaded: the ingest queue is full; nothing was accepted, retry after the hint" },
   // Not in DESIGN.md's table: E9001 promises that nothing was accepted, which Kapsel cannot say

@@ -48,7 +48,6 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   const db = await openDatabase(config.database, config.dataDir, log);
   const { pool } = db;
   const registry = new Registry();
-  const readiness = new Readiness(db);
   const keys = new ApiKeyStore(pool);
   const authenticator = createAuthenticator(token, keys);
   // New delivery jobs: ingest and requeues notify, dispatchers (here and in other processes) listen.
@@ -58,6 +57,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   const metricsRefreshMs = config.metrics.refreshMs;
   const ingest = assembleIngest(config.ingest, { pool, jobs, registry, log });
   const attestation = assembleAttestation(config.attestation, { db, registry, metricsRefreshMs, log, authenticator });
+  const readiness = new Readiness(db, [attestation.readiness]);
   const delivery = assembleDelivery(config.delivery, {
     pool, jobs, changes, registry, metricsRefreshMs, log, disableEndpoints, emitOperationalEvents,
     onEndpointsDisabled: (gone) => gone.forEach((e) => ingest.endpointChanged(e.endpointId, e.tenantId)),

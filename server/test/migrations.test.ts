@@ -138,7 +138,7 @@ describe("readiness", () => {
     const server = await startTestServer();
     try {
       const ready = await fetch(`${server.url}/readyz`);
-      expect([ready.status, await ready.json()]).toEqual([200, { ready: true, database: true, migrations: true, draining: false }]);
+      expect([ready.status, await ready.json()]).toEqual([200, { ready: true, database: true, migrations: true, draining: false, log: { signing: "ok" } }]);
 
       const client = await db(server.databaseUrl);
       const { checksum } = (await client.query("SELECT checksum FROM schema_migrations WHERE version = 1")).rows[0];
@@ -148,7 +148,7 @@ describe("readiness", () => {
         const r = await fetch(`${server.url}/readyz`);
         return r.status === 503 ? r : undefined;
       });
-      expect(await notReady.json()).toEqual({ ready: false, database: true, migrations: false, draining: false });
+      expect(await notReady.json()).toEqual({ ready: false, database: true, migrations: false, draining: false, log: { signing: "ok" } });
       const health = healthClient(`127.0.0.1:${server.port}`);
       try {
         expect(await unary(health, "Check", { service: "" })).toEqual({ status: "NOT_SERVING" });

@@ -1,11 +1,15 @@
 // The sequencer on a real database: synthetic attempt rows (queued by the migration's trigger) are
 // sequenced by Sequencer instances built here, and everything stored — leaves, tiles, checkpoints,
 // proofs served from tiles — is checked against the test's RFC 6962 reference over the receipts.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type pg from "pg";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AttestationMetrics } from "../src/attestation/attestation-metrics.ts";
 import { CheckpointFeed } from "../src/attestation/checkpoints.ts";
+import { ForkGuard } from "../src/attestation/fork-guard.ts";
 import { Proofs } from "../src/attestation/proofs.ts";
 import { Sequencer, type SequencerOptions } from "../src/attestation/sequencer.ts";
 import { publishedKeys } from "../src/attestation/signing-keys.ts";
@@ -32,13 +36,17 @@ async function fixture(): Promise<Fixture> {
   const pool = await createDatabasePool(url, { maximumPoolSize: 6 });
   const log = createLogger("warn");
   const sequencers: Sequencer[] = [];
+  // Each sequencer stands for a server process on a host of its own: its own high-water file.
+  const stateDir = mkdtempSync(join(tmpdir(), "kapsel-sequencer-test-"));
   return {
     url,
     db,
     pool,
     sequencer(options = {}) {
+      const metrics = new AttestationMetrics(new Registry(), { pool, log }, 60_000);
+      const guard = new ForkGuard(join(stateDir, `host-${sequencers.length}`), ORIGIN, log, { refusals: metrics.signingRefusals, refused: metrics.signingRefused });
       const s = new Sequencer(
-        { pool, databaseUrl: url, log, metrics: new AttestationMetrics(new Registry(), { pool, log }, 60_000), feed: new CheckpointFeed() },
+        { pool, databaseUrl: url, log, metrics, feed: new CheckpointFeed(), guard },
         { origin: ORIGIN, intervalMs: 1000, envSeed: undefined, ...options },
       );
       sequencers.push(s);
@@ -48,6 +56,7 @@ async function fixture(): Promise<Fixture> {
       for (const s of sequencers) await s.stop().catch(() => {});
       await pool.end();
       await db.end();
+      rmSync(stateDir, { recursive: true, force: true });
     },
   };
 }

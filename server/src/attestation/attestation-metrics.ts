@@ -2,8 +2,8 @@
 // log's size, checkpoint age and sequencer lag are database truth (every process reports the
 // same), read by a background refresher (background-gauges.ts) so a scrape never queries; each
 // figure is one primary-key look-up, whatever the size of the log.
-import { Gauge, Histogram, type Registry } from "prom-client";
-import { sql } from "slonik";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { sql, type DatabaseTransactionConnection } from "slonik";
 import { z } from "zod";
 import { BackgroundGauges } from "../background-gauges.ts";
 import type { DatabasePool } from "../db/pool.ts";
@@ -12,8 +12,23 @@ import type { Logger } from "../logger.ts";
 export class AttestationMetrics {
   readonly batchSize: Histogram;
   readonly gauges: BackgroundGauges;
+  readonly #alsoRefreshed: ((tx: DatabaseTransactionConnection) => Promise<void>)[] = [];
+  /** The fork guard's: refusals by kind, and whether signing stands refused now. */
+  readonly signingRefusals: Counter<"reason">;
+  readonly signingRefused: Gauge;
 
   constructor(registry: Registry, deps: { pool: DatabasePool; log: Logger }, refreshMs: number) {
+    this.signingRefusals = new Counter({
+      name: "kapsel_log_signing_refusals_total",
+      help: "Times the fork guard stopped the sequencer from signing, by reason (database_behind, root_mismatch, witnessed_checkpoint, witness_evidence, state_file)",
+      labelNames: ["reason"],
+      registers: [registry],
+    });
+    this.signingRefused = new Gauge({
+      name: "kapsel_log_signing_refused",
+      help: "1 while the fork guard refuses to sign checkpoints in this process (the log would contradict what it published), else 0",
+      registers: [registry],
+    });
     this.batchSize = new Histogram({
       name: "kapsel_log_batch_leaves",
       help: "Leaves appended per sequencer batch (one signed checkpoint each)",
@@ -35,8 +50,6 @@ export class AttestationMetrics {
       help: "Age of the oldest recorded attempt not yet in the log; 0 when none waits (refreshed in the background)",
       registers: [registry],
     });
-    // Witness lag (how far the newest witnessed checkpoint trails the log's) belongs here, beside
-    // the sequencer lag, once the log submits its checkpoints to witnesses.
     this.gauges = new BackgroundGauges(registry, deps, { module: "attestation", intervalMs: refreshMs }, async (tx) => {
       const row = await tx.one(sql.type(z.object({ size: z.string(), age: z.number(), lag: z.number() }))`
         SELECT (SELECT tree_size FROM log_state)::text AS size,
@@ -45,6 +58,12 @@ export class AttestationMetrics {
       leaves.set(Number(row.size));
       checkpointAge.set(Math.max(0, row.age));
       sequencerLag.set(Math.max(0, row.lag));
+      for (const refresh of this.#alsoRefreshed) await refresh(tx);
     });
+  }
+
+  /** Adds figures of the log's parts (witnessing) to the same background refresh. */
+  alsoRefresh(refresh: (tx: DatabaseTransactionConnection) => Promise<void>): void {
+    this.#alsoRefreshed.push(refresh);
   }
 }

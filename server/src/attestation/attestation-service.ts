@@ -1,5 +1,7 @@
 // AttestationService: checkpoints, keys and consistency proofs for any authenticated caller;
-// inclusion proofs and bundles only for the tenant that owns the attempt.
+// inclusion proofs and bundles only for the tenant that owns the attempt. Checkpoints and bundles
+// come either from the latest signed checkpoint or, with `witnessed`, from the latest one whose
+// witness cosignatures meet the quorum.
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
@@ -8,19 +10,30 @@ import { tenantOf } from "../auth/auth-context.ts";
 import { KapselError } from "../errors.ts";
 import {
   GetCheckpointResponseSchema, PublicKeySchema, type AttestationService,
-  type GetConsistencyProofRequest, type GetInclusionProofRequest, type GetProofBundleRequest,
+  type GetCheckpointRequest, type GetConsistencyProofRequest, type GetInclusionProofRequest, type GetProofBundleRequest,
 } from "@kapsel/contracts/attestation";
 import { latestCheckpoint, type CheckpointFeed, type StoredCheckpoint } from "./checkpoints.ts";
 import type { Proofs } from "./proofs.ts";
 import { publishedKeys } from "./signing-keys.ts";
+import type { WitnessedCheckpoint } from "./witnessing/witnessed-checkpoints.ts";
 
-function toProto(c: StoredCheckpoint, origin: string) {
+/** What the service needs of witnessing. */
+export interface WitnessedSource {
+  /** False when KAPSEL_WITNESSES is empty. */
+  readonly configured: boolean;
+  latest(): Promise<WitnessedCheckpoint | undefined>;
+  /** The retry hint while nothing (or not the attempt) is witnessed yet. */
+  readonly retryAfterMs: number;
+}
+
+function toProto(c: StoredCheckpoint | WitnessedCheckpoint, origin: string) {
   return create(GetCheckpointResponseSchema, {
     checkpoint: c.note,
     treeSize: BigInt(c.treeSize),
     rootHash: new Uint8Array(c.rootHash),
     timestamp: timestampFromDate(c.signedAt),
     origin,
+    witnesses: "cosignedBy" in c ? [...c.cosignedBy] : [],
   });
 }
 
@@ -29,14 +42,25 @@ function size(value: bigint, field: string): number {
   return Number(value);
 }
 
-export function attestationService(pool: DatabasePool, proofs: Proofs, feed: CheckpointFeed, origin: string, pollMs: number): ServiceImpl<typeof AttestationService> {
+export function attestationService(
+  pool: DatabasePool, proofs: Proofs, feed: CheckpointFeed, witnessed: WitnessedSource, origin: string, pollMs: number,
+): ServiceImpl<typeof AttestationService> {
   const latest = async () => {
     const c = await latestCheckpoint(pool);
     if (!c) throw new KapselError("E3001", "the log has not signed its first checkpoint yet", { retryAfterMs: pollMs });
     return c;
   };
+  const requireWitnesses = () => {
+    if (!witnessed.configured) throw new KapselError("E3004", "this log has no witnesses configured (KAPSEL_WITNESSES), so no checkpoint is witnessed");
+  };
+  const latestWitnessed = async () => {
+    requireWitnesses();
+    const c = await witnessed.latest();
+    if (!c) throw new KapselError("E3001", "no checkpoint has met the witness quorum yet", { retryAfterMs: witnessed.retryAfterMs });
+    return c;
+  };
   return {
-    getCheckpoint: async () => toProto(await latest(), origin),
+    getCheckpoint: async (req: GetCheckpointRequest) => toProto(req.witnessed ? await latestWitnessed() : await latest(), origin),
 
     getPublicKeys: async () => ({
       keys: (await publishedKeys(pool)).map((k) => create(PublicKeySchema, {
@@ -62,9 +86,11 @@ export function attestationService(pool: DatabasePool, proofs: Proofs, feed: Che
       proof: (await proofs.consistency(size(req.oldSize, "old_size"), size(req.newSize, "new_size"))).map((h) => new Uint8Array(h)),
     }),
 
-    getProofBundle: async (req: GetProofBundleRequest, ctx: HandlerContext) => ({
-      bundle: await proofs.bundle(tenantOf(ctx), req.attemptId),
-    }),
+    getProofBundle: async (req: GetProofBundleRequest, ctx: HandlerContext) => {
+      if (!req.witnessed) return { bundle: await proofs.bundle(tenantOf(ctx), req.attemptId) };
+      requireWitnesses();
+      return { bundle: await proofs.bundleAt(tenantOf(ctx), req.attemptId, await witnessed.latest(), witnessed.retryAfterMs) };
+    },
 
     async *watchCheckpoints(_req: unknown, ctx: HandlerContext) {
       let last = -1;

@@ -1,11 +1,15 @@
 // Plain HTTP reads of the log: the C2SP tlog-tiles paths (ATTESTATION.md §7) for monitors and
-// mirrors, and `GET /v1/attempts/{id}/proof` for curl users with an API key.
+// mirrors, and `GET /v1/attempts/{id}/proof` for curl users with an API key. With witnesses
+// configured, /log/checkpoint is the witnessed checkpoint, cosignatures included: as in Tessera,
+// the log publishes a checkpoint once its witness policy is met, so monitors that demand the
+// quorum (`kapsel-verify monitor --witness …`) can follow it.
 import { authorize } from "../auth/access.ts";
 import type { Authenticator } from "../auth/authenticator.ts";
 import { bearerToken } from "../auth/bearer-token.ts";
 import { KapselError } from "../errors.ts";
 import { decodePathSegment, type PlainRoute } from "../http/plain-route.ts";
 import type { DatabasePool } from "slonik";
+import type { WitnessedSource } from "./attestation-service.ts";
 import { latestCheckpoint } from "./checkpoints.ts";
 import type { Proofs } from "./proofs.ts";
 import { parseTilePath, tilePath } from "./tiles.ts";
@@ -29,15 +33,15 @@ function parseTileRequest(path: string): { level: number; n: number; width: numb
 }
 
 
-export function logRoutes(pool: DatabasePool, proofs: Proofs, auth: Authenticator): PlainRoute[] {
+export function logRoutes(pool: DatabasePool, proofs: Proofs, witnessed: WitnessedSource, auth: Authenticator): PlainRoute[] {
   return [
     {
       name: "/log/checkpoint",
       match: (m, p) => (m === "GET" && p === "/log/checkpoint" ? [] : undefined),
       async handle(_req, res) {
-        const c = await latestCheckpoint(pool);
+        const c = witnessed.configured ? await witnessed.latest() : await latestCheckpoint(pool);
         if (!c) {
-          res.writeHead(404, { "content-type": "text/plain" }).end("no checkpoint yet\n");
+          res.writeHead(404, { "content-type": "text/plain" }).end(witnessed.configured ? "no witnessed checkpoint yet\n" : "no checkpoint yet\n");
           return;
         }
         res.writeHead(200, { "content-type": "text/plain; charset=utf-8", "cache-control": "public, max-age=1" }).end(c.note);

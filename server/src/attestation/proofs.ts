@@ -18,6 +18,18 @@ const leafWithCheckpoint = z.object({
   signed_at: z.date().nullable(),
 });
 
+/** The C2SP tlog-proof@v1 text of an inclusion (ATTESTATION.md §4). */
+function bundleText(p: Inclusion): string {
+  return [
+    BUNDLE_HEADER,
+    `extra ${p.receipt.toString("base64")}`,
+    `index ${p.index}`,
+    ...p.proof.map((h) => h.toString("base64")),
+    "",
+    p.checkpoint.note,
+  ].join("\n");
+}
+
 export interface Inclusion {
   index: number;
   receipt: Buffer;
@@ -69,15 +81,27 @@ export class Proofs {
   }
 
   async bundle(tenantId: string, attemptId: string): Promise<string> {
-    const p = await this.inclusion(tenantId, attemptId);
-    return [
-      BUNDLE_HEADER,
-      `extra ${p.receipt.toString("base64")}`,
-      `index ${p.index}`,
-      ...p.proof.map((h) => h.toString("base64")),
-      "",
-      p.checkpoint.note,
-    ].join("\n");
+    return bundleText(await this.inclusion(tenantId, attemptId));
+  }
+
+  /**
+   * The bundle of an attempt against a given checkpoint (the witnessed one, its note carrying the
+   * cosignatures), or E3001 with `retryAfterMs` while the attempt is not inside it (or there is
+   * none yet). A tenant sees only its own attempts (E3003 first, whatever the checkpoint).
+   */
+  async bundleAt(tenantId: string, rawAttemptId: string, checkpoint: StoredCheckpoint | undefined, retryAfterMs: number): Promise<string> {
+    const attemptId = requireUuid(rawAttemptId, "attempt_id");
+    const leaf = await this.#db.maybeOne(sql.type(z.object({ idx: z.string(), receipt: z.instanceof(Buffer) }))`
+      SELECT idx, receipt FROM log_leaves WHERE attempt_id = ${attemptId} AND tenant_id = ${tenantId}`);
+    if (!leaf) {
+      const exists = await this.#db.maybeOne(sql.unsafe`SELECT 1 FROM delivery_attempts WHERE id = ${attemptId} AND tenant_id = ${tenantId}`);
+      if (!exists) throw new KapselError("E3003");
+    }
+    const index = leaf ? Number(leaf.idx) : undefined;
+    if (!leaf || index === undefined || !checkpoint || index >= checkpoint.treeSize) {
+      throw new KapselError("E3001", "the attempt is not in a witnessed checkpoint yet", { retryAfterMs });
+    }
+    return bundleText({ index, receipt: leaf.receipt, checkpoint, proof: await inclusionProof(this.#source(), index, checkpoint.treeSize) });
   }
 
   /** RFC 6962 consistency proof; E3002 unless 0 < old ≤ new ≤ latest signed size. */

@@ -16,6 +16,9 @@
 //   #pending   attempts recorded in this process since the last batch: at `eagerAt` the loop is
 //              woken early instead of waiting for the interval.
 //   #wake      cuts the current wait short (recorded(), stop()).
+//   #guard     the fork guard (fork-guard.ts): checked under the lock before anything is signed;
+//              while it refuses, batches are skipped (attempts keep queueing in log_queue) and the
+//              lock is kept, so no other process signs on this database either.
 //
 //   follower ──lock acquired──▶ leader: batch, wait interval (or wake), batch, …
 //   leader ──lock connection lost──▶ follower (tries again every interval)
@@ -27,6 +30,7 @@ import { LeaderLock } from "../db/leader-lock.ts";
 import { ATTEMPT_OUTCOMES } from "../delivery/attempt-outcome.ts";
 import type { AttestationMetrics } from "./attestation-metrics.ts";
 import { CheckpointFeed, latestCheckpoint, type StoredCheckpoint } from "./checkpoints.ts";
+import { SigningRefused, type ForkGuard } from "./fork-guard.ts";
 import { checkpointBody, signCheckpoint, type LogKey } from "./log-key.ts";
 import { leafHash, rootAt } from "./merkle.ts";
 import { receiptBytes } from "./receipt.ts";
@@ -66,6 +70,7 @@ export class Sequencer {
   readonly #log: Logger;
   readonly #metrics: AttestationMetrics;
   readonly #feed: CheckpointFeed;
+  readonly #guard: ForkGuard;
   readonly #options: Required<SequencerOptions>;
   #edge: TreeEdge | undefined;
   #key: LogKey | undefined;
@@ -75,7 +80,10 @@ export class Sequencer {
   #wake: (() => void) | undefined;
   #pending = 0;
 
-  constructor(deps: { pool: DatabasePool; databaseUrl: string; log: Logger; metrics: AttestationMetrics; feed: CheckpointFeed }, options: SequencerOptions) {
+  constructor(
+    deps: { pool: DatabasePool; databaseUrl: string; log: Logger; metrics: AttestationMetrics; feed: CheckpointFeed; guard: ForkGuard },
+    options: SequencerOptions,
+  ) {
     this.#pool = deps.pool;
     this.#lock = new LeaderLock(deps.databaseUrl, SEQUENCER_LOCK, {
       onLost: () => {
@@ -86,6 +94,7 @@ export class Sequencer {
     this.#log = deps.log.child({ component: "sequencer" });
     this.#metrics = deps.metrics;
     this.#feed = deps.feed;
+    this.#guard = deps.guard;
     this.#options = { batchMax: 10_000, eagerAt: 5_000, ...options };
   }
 
@@ -151,8 +160,15 @@ export class Sequencer {
     }
   }
 
-  /** Sequences one batch; returns the number of leaves appended. Exposed for tests and shutdown. */
+  /**
+   * Sequences one batch; returns the number of leaves appended (0 while the fork guard refuses to
+   * sign). Exposed for tests and shutdown.
+   */
   async sequenceOnce(): Promise<number> {
+    if (this.#guard.refusal) {
+      this.#guard.remind();
+      return 0;
+    }
     this.#key ??= await currentKey(this.#pool, this.#options.origin, this.#options.envSeed);
     const keyId = await this.#pool.maybeOneFirst(sql.type(z.object({ key_id: z.instanceof(Buffer) }))`
       SELECT key_id FROM signing_keys WHERE valid_until IS NULL`);
@@ -164,6 +180,7 @@ export class Sequencer {
     try {
       await this.#pool.transaction(async (tx) => {
         const size = Number(await tx.oneFirst(sql.type(z.object({ tree_size: z.string() }))`SELECT tree_size FROM log_state FOR UPDATE`));
+        await this.#guard.check(tx, size, key);
         if (!this.#edge || this.#edge.size !== size) this.#edge = await TreeEdge.load(tx, size);
         // "= ANY (ARRAY(…))" keeps both look-ups on their indexes: joins here were planned as hash
         // joins over full scans of log_queue and delivery_attempts, a cost that grows with the tables.
@@ -193,6 +210,8 @@ export class Sequencer {
             ON CONFLICT (level, n) DO UPDATE SET hashes = excluded.hashes`);
         }
         const root = await rootAt(edge.source(new TileReader(tx)), edge.size);
+        // Recorded outside the database before it can be published (fork-guard.ts).
+        await this.#guard.beforeCommit({ size: edge.size, root });
         const signedAt = new Date();
         const note = signCheckpoint(key, checkpointBody(this.#options.origin, edge.size, root), Math.floor(signedAt.getTime() / 1000));
         await tx.query(sql.unsafe`
@@ -206,9 +225,17 @@ export class Sequencer {
     } catch (err) {
       // The in-memory edge may be ahead of what committed; reload it next time.
       this.#edge = undefined;
+      this.#guard.failed();
+      // The guard has said why, loudly; the attempts wait in log_queue.
+      if (err instanceof SigningRefused) return 0;
       throw err;
     }
     if (published) {
+      try {
+        await this.#guard.committed({ size: published.treeSize, root: published.rootHash });
+      } catch (err) {
+        if (!(err instanceof SigningRefused)) throw err;
+      }
       this.#pending = Math.max(0, this.#pending - appended);
       this.#metrics.batchSize.observe(appended);
       this.#log.debug({ tree_size: published.treeSize, appended, ms: Math.round(performance.now() - started) }, "checkpoint signed");

@@ -1,5 +1,6 @@
 // Liveness and readiness: /healthz says the process is up; /readyz and grpc.health.v1 say the
-// database answers, the schema is current and the server is not draining.
+// database answers, the schema is current, the server is not draining, and every capability that
+// reports readiness (the log: not refusing to sign) is ready. Capabilities add their detail.
 import { ConnectError, Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { HealthCheckResponse_ServingStatus as Status, type Health, type HealthCheckRequest } from "@kapsel/contracts/health";
 import { sql } from "slonik";
@@ -12,10 +13,15 @@ export interface ReadinessReport {
   database: boolean;
   migrations: boolean;
   draining: boolean;
+  [detail: string]: unknown;
 }
+
+/** A capability's say in readiness, with detail merged into the /readyz report. */
+export type ReadinessComponent = () => Promise<{ ready: boolean; detail: Record<string, unknown> }>;
 
 export class Readiness {
   readonly #db: Database;
+  readonly #components: readonly ReadinessComponent[];
   readonly #drain = new AbortController();
 
   /** Aborts when shutdown begins, so health watchers report NOT_SERVING before streams end. */
@@ -29,22 +35,23 @@ export class Readiness {
     this.#drain.abort();
   }
 
-  constructor(db: Database) {
+  constructor(db: Database, components: readonly ReadinessComponent[] = []) {
     this.#db = db;
+    this.#components = components;
   }
 
-  /** The latest database look, shared by every check for half a second: /readyz and health
-   * watchers need no credential, so however many ask, the database is asked twice a second. */
-  #look: { at: number; result: Promise<{ database: boolean; migrations: boolean }> } | undefined;
+  /** The latest look, shared by every check for half a second: /readyz and health watchers need
+   * no credential, so however many ask, the database and the components are asked twice a second. */
+  #look: { at: number; result: Promise<{ ready: boolean; database: boolean; migrations: boolean; detail: Record<string, unknown> }> } | undefined;
 
   async check(): Promise<ReadinessReport> {
     const now = Date.now();
-    if (!this.#look || now - this.#look.at >= 500) this.#look = { at: now, result: this.#lookAtDatabase() };
-    const { database, migrations } = await this.#look.result;
-    return { ready: database && migrations && !this.draining, database, migrations, draining: this.draining };
+    if (!this.#look || now - this.#look.at >= 500) this.#look = { at: now, result: this.#lookAround() };
+    const { ready, database, migrations, detail } = await this.#look.result;
+    return { ready: ready && !this.draining, database, migrations, draining: this.draining, ...detail };
   }
 
-  async #lookAtDatabase(): Promise<{ database: boolean; migrations: boolean }> {
+  async #lookAround(): Promise<{ ready: boolean; database: boolean; migrations: boolean; detail: Record<string, unknown> }> {
     let database = false;
     let migrations = false;
     try {
@@ -54,7 +61,14 @@ export class Readiness {
     } catch {
       // reported as not ready
     }
-    return { database, migrations };
+    let ready = database && migrations;
+    const detail: Record<string, unknown> = {};
+    for (const component of this.#components) {
+      const report = await component();
+      ready &&= report.ready;
+      Object.assign(detail, report.detail);
+    }
+    return { ready, database, migrations, detail };
   }
 }
 

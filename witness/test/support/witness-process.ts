@@ -68,9 +68,9 @@ export interface WitnessProcess {
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
-/** Starts `kapsel-witness serve` on a free loopback port and waits until it listens. */
-export async function startWitness(options: { keyFile: string; stateDir: string; logs: readonly string[]; name?: string; node?: string }): Promise<WitnessProcess> {
-  const args = ["serve", "--listen", "127.0.0.1:0", "--key-file", options.keyFile, "--state-dir", options.stateDir];
+/** Starts `kapsel-witness serve` (on a free loopback port unless `listen` says where) and waits until it listens. */
+export async function startWitness(options: { keyFile: string; stateDir: string; logs: readonly string[]; name?: string; node?: string; listen?: string }): Promise<WitnessProcess> {
+  const args = ["serve", "--listen", options.listen ?? "127.0.0.1:0", "--key-file", options.keyFile, "--state-dir", options.stateDir];
   for (const log of options.logs) args.push("--log", log);
   if (options.name !== undefined) args.push("--name", options.name);
   const child = spawn(options.node ?? NODE_24, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });

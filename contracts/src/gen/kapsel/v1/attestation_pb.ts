@@ -12,14 +12,23 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file kapsel/v1/attestation.proto.
  */
 export const file_kapsel_v1_attestation: GenFile = /*@__PURE__*/
-  fileDesc("ChtrYXBzZWwvdjEvYXR0ZXN0YXRpb24ucHJvdG8SCWthcHNlbC52MSIWChRHZXRDaGVja3BvaW50UmVxdWVzdCKQAQoVR2V0Q2hlY2twb2ludFJlc3BvbnNlEhIKCmNoZWNrcG9pbnQYASABKAkSEQoJdHJlZV9zaXplGAIgASgEEhEKCXJvb3RfaGFzaBgDIAEoDBItCgl0aW1lc3RhbXAYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBm9yaWdpbhgFIAEoCSIWChRHZXRQdWJsaWNLZXlzUmVxdWVzdCKKAQoJUHVibGljS2V5EgwKBHZrZXkYASABKAkSDgoGa2V5X2lkGAIgASgJEi4KCnZhbGlkX2Zyb20YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3ZhbGlkX3VudGlsGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI7ChVHZXRQdWJsaWNLZXlzUmVzcG9uc2USIgoEa2V5cxgBIAMoCzIULmthcHNlbC52MS5QdWJsaWNLZXkiQQoYR2V0SW5jbHVzaW9uUHJvb2ZSZXF1ZXN0EhIKCmF0dGVtcHRfaWQYASABKAkSEQoJdHJlZV9zaXplGAIgASgEInYKGUdldEluY2x1c2lvblByb29mUmVzcG9uc2USEgoKbGVhZl9pbmRleBgBIAEoBBIRCgl0cmVlX3NpemUYAiABKAQSDQoFcHJvb2YYAyADKAwSDwoHcmVjZWlwdBgEIAEoDBISCgpjaGVja3BvaW50GAUgASgJIkAKGkdldENvbnNpc3RlbmN5UHJvb2ZSZXF1ZXN0EhAKCG9sZF9zaXplGAEgASgEEhAKCG5ld19zaXplGAIgASgEIiwKG0dldENvbnNpc3RlbmN5UHJvb2ZSZXNwb25zZRINCgVwcm9vZhgBIAMoDCIrChVHZXRQcm9vZkJ1bmRsZVJlcXVlc3QSEgoKYXR0ZW1wdF9pZBgBIAEoCSIoChZHZXRQcm9vZkJ1bmRsZVJlc3BvbnNlEg4KBmJ1bmRsZRgBIAEoCSIZChdXYXRjaENoZWNrcG9pbnRzUmVxdWVzdCJQChhXYXRjaENoZWNrcG9pbnRzUmVzcG9uc2USNAoKY2hlY2twb2ludBgBIAEoCzIgLmthcHNlbC52MS5HZXRDaGVja3BvaW50UmVzcG9uc2UyuAQKEkF0dGVzdGF0aW9uU2VydmljZRJSCg1HZXRDaGVja3BvaW50Eh8ua2Fwc2VsLnYxLkdldENoZWNrcG9pbnRSZXF1ZXN0GiAua2Fwc2VsLnYxLkdldENoZWNrcG9pbnRSZXNwb25zZRJSCg1HZXRQdWJsaWNLZXlzEh8ua2Fwc2VsLnYxLkdldFB1YmxpY0tleXNSZXF1ZXN0GiAua2Fwc2VsLnYxLkdldFB1YmxpY0tleXNSZXNwb25zZRJeChFHZXRJbmNsdXNpb25Qcm9vZhIjLmthcHNlbC52MS5HZXRJbmNsdXNpb25Qcm9vZlJlcXVlc3QaJC5rYXBzZWwudjEuR2V0SW5jbHVzaW9uUHJvb2ZSZXNwb25zZRJkChNHZXRDb25zaXN0ZW5jeVByb29mEiUua2Fwc2VsLnYxLkdldENvbnNpc3RlbmN5UHJvb2ZSZXF1ZXN0GiYua2Fwc2VsLnYxLkdldENvbnNpc3RlbmN5UHJvb2ZSZXNwb25zZRJVCg5HZXRQcm9vZkJ1bmRsZRIgLmthcHNlbC52MS5HZXRQcm9vZkJ1bmRsZVJlcXVlc3QaIS5rYXBzZWwudjEuR2V0UHJvb2ZCdW5kbGVSZXNwb25zZRJdChBXYXRjaENoZWNrcG9pbnRzEiIua2Fwc2VsLnYxLldhdGNoQ2hlY2twb2ludHNSZXF1ZXN0GiMua2Fwc2VsLnYxLldhdGNoQ2hlY2twb2ludHNSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChtrYXBzZWwvdjEvYXR0ZXN0YXRpb24ucHJvdG8SCWthcHNlbC52MSIpChRHZXRDaGVja3BvaW50UmVxdWVzdBIRCgl3aXRuZXNzZWQYASABKAgiowEKFUdldENoZWNrcG9pbnRSZXNwb25zZRISCgpjaGVja3BvaW50GAEgASgJEhEKCXRyZWVfc2l6ZRgCIAEoBBIRCglyb290X2hhc2gYAyABKAwSLQoJdGltZXN0YW1wGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZvcmlnaW4YBSABKAkSEQoJd2l0bmVzc2VzGAYgAygJIhYKFEdldFB1YmxpY0tleXNSZXF1ZXN0IooBCglQdWJsaWNLZXkSDAoEdmtleRgBIAEoCRIOCgZrZXlfaWQYAiABKAkSLgoKdmFsaWRfZnJvbRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdmFsaWRfdW50aWwYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjsKFUdldFB1YmxpY0tleXNSZXNwb25zZRIiCgRrZXlzGAEgAygLMhQua2Fwc2VsLnYxLlB1YmxpY0tleSJBChhHZXRJbmNsdXNpb25Qcm9vZlJlcXVlc3QSEgoKYXR0ZW1wdF9pZBgBIAEoCRIRCgl0cmVlX3NpemUYAiABKAQidgoZR2V0SW5jbHVzaW9uUHJvb2ZSZXNwb25zZRISCgpsZWFmX2luZGV4GAEgASgEEhEKCXRyZWVfc2l6ZRgCIAEoBBINCgVwcm9vZhgDIAMoDBIPCgdyZWNlaXB0GAQgASgMEhIKCmNoZWNrcG9pbnQYBSABKAkiQAoaR2V0Q29uc2lzdGVuY3lQcm9vZlJlcXVlc3QSEAoIb2xkX3NpemUYASABKAQSEAoIbmV3X3NpemUYAiABKAQiLAobR2V0Q29uc2lzdGVuY3lQcm9vZlJlc3BvbnNlEg0KBXByb29mGAEgAygMIj4KFUdldFByb29mQnVuZGxlUmVxdWVzdBISCgphdHRlbXB0X2lkGAEgASgJEhEKCXdpdG5lc3NlZBgCIAEoCCIoChZHZXRQcm9vZkJ1bmRsZVJlc3BvbnNlEg4KBmJ1bmRsZRgBIAEoCSIZChdXYXRjaENoZWNrcG9pbnRzUmVxdWVzdCJQChhXYXRjaENoZWNrcG9pbnRzUmVzcG9uc2USNAoKY2hlY2twb2ludBgBIAEoCzIgLmthcHNlbC52MS5HZXRDaGVja3BvaW50UmVzcG9uc2UyuAQKEkF0dGVzdGF0aW9uU2VydmljZRJSCg1HZXRDaGVja3BvaW50Eh8ua2Fwc2VsLnYxLkdldENoZWNrcG9pbnRSZXF1ZXN0GiAua2Fwc2VsLnYxLkdldENoZWNrcG9pbnRSZXNwb25zZRJSCg1HZXRQdWJsaWNLZXlzEh8ua2Fwc2VsLnYxLkdldFB1YmxpY0tleXNSZXF1ZXN0GiAua2Fwc2VsLnYxLkdldFB1YmxpY0tleXNSZXNwb25zZRJeChFHZXRJbmNsdXNpb25Qcm9vZhIjLmthcHNlbC52MS5HZXRJbmNsdXNpb25Qcm9vZlJlcXVlc3QaJC5rYXBzZWwudjEuR2V0SW5jbHVzaW9uUHJvb2ZSZXNwb25zZRJkChNHZXRDb25zaXN0ZW5jeVByb29mEiUua2Fwc2VsLnYxLkdldENvbnNpc3RlbmN5UHJvb2ZSZXF1ZXN0GiYua2Fwc2VsLnYxLkdldENvbnNpc3RlbmN5UHJvb2ZSZXNwb25zZRJVCg5HZXRQcm9vZkJ1bmRsZRIgLmthcHNlbC52MS5HZXRQcm9vZkJ1bmRsZVJlcXVlc3QaIS5rYXBzZWwudjEuR2V0UHJvb2ZCdW5kbGVSZXNwb25zZRJdChBXYXRjaENoZWNrcG9pbnRzEiIua2Fwc2VsLnYxLldhdGNoQ2hlY2twb2ludHNSZXF1ZXN0GiMua2Fwc2VsLnYxLldhdGNoQ2hlY2twb2ludHNSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
- * GetCheckpointRequest has no fields: the latest checkpoint is returned.
+ * GetCheckpointRequest chooses which checkpoint: the latest signed one, or the latest witnessed one.
  *
  * @generated from message kapsel.v1.GetCheckpointRequest
  */
 export type GetCheckpointRequest = Message<"kapsel.v1.GetCheckpointRequest"> & {
+  /**
+   * True: the latest checkpoint that meets the witness quorum, its note carrying the witnesses'
+   * cosignature lines (C2SP tlog-cosignature), so a verifier that requires the same witnesses
+   * and quorum accepts it offline. E3001 with RetryInfo until one exists; E3004 when the log has
+   * no witnesses configured.
+   *
+   * @generated from field: bool witnessed = 1;
+   */
+  witnessed: boolean;
 };
 
 /**
@@ -69,6 +78,14 @@ export type GetCheckpointResponse = Message<"kapsel.v1.GetCheckpointResponse"> &
    * @generated from field: string origin = 5;
    */
   origin: string;
+
+  /**
+   * For a witnessed checkpoint: the witnesses whose cosignatures the note carries, by their names
+   * in the quorum (key name, plus key ID when two share one). Empty otherwise.
+   *
+   * @generated from field: repeated string witnesses = 6;
+   */
+  witnesses: string[];
 };
 
 /**
@@ -294,6 +311,15 @@ export type GetProofBundleRequest = Message<"kapsel.v1.GetProofBundleRequest"> &
    * @generated from field: string attempt_id = 1;
    */
   attemptId: string;
+
+  /**
+   * True: prove the attempt against the witnessed checkpoint (see GetCheckpointRequest), so the
+   * bundle carries the witnesses' cosignatures. E3001 with RetryInfo until the attempt is inside
+   * a witnessed checkpoint; E3004 when the log has no witnesses configured.
+   *
+   * @generated from field: bool witnessed = 2;
+   */
+  witnessed: boolean;
 };
 
 /**
@@ -371,7 +397,9 @@ export const WatchCheckpointsResponseSchema: GenMessage<WatchCheckpointsResponse
  */
 export const AttestationService: GenService<{
   /**
-   * GetCheckpoint returns the latest signed checkpoint, as note text and parsed.
+   * GetCheckpoint returns the latest signed checkpoint, as note text and parsed; with `witnessed`,
+   * the latest one whose witness cosignatures meet the quorum (KAPSEL_WITNESSES,
+   * KAPSEL_WITNESS_QUORUM), carrying those cosignatures.
    *
    * @generated from rpc kapsel.v1.AttestationService.GetCheckpoint
    */
@@ -414,7 +442,8 @@ export const AttestationService: GenService<{
   },
   /**
    * GetProofBundle returns a `.tlog-proof` file for an attempt, to verify offline
-   * (E3001 with RetryInfo while the attempt is not yet in a signed checkpoint).
+   * (E3001 with RetryInfo while the attempt is not yet in a signed checkpoint, or with
+   * `witnessed`, not yet in a witnessed one).
    *
    * @generated from rpc kapsel.v1.AttestationService.GetProofBundle
    */
