@@ -6,6 +6,7 @@ import type { NotifyChannel } from "../db/notify-channel.ts";
 import type { DatabasePool } from "../db/pool.ts";
 import type { Logger } from "../logger.ts";
 import type { BackgroundGauges } from "../background-gauges.ts";
+import type { SecretBox } from "../secrets/secret-box.ts";
 import { CircuitStore } from "./circuit-store.ts";
 import { DeliveryMetrics } from "./delivery-metrics.ts";
 import { Dispatcher } from "./dispatcher.ts";
@@ -23,6 +24,8 @@ export interface DeliveryDeps {
   /** How often the queue and circuit gauges are read from the database. */
   metricsRefreshMs: number;
   log: Logger;
+  /** Opens the endpoints' sealed signing secrets at claim time. */
+  secrets: SecretBox;
   /** The endpoints table's own writer, for 410 Gone. */
   disableEndpoints: DisableEndpoints;
   /** Kapsel's own events about what delivery changed (ingest/operational-events.ts). */
@@ -44,7 +47,9 @@ export interface DeliveryCapability {
 
 export function assembleDelivery(config: DeliveryConfig, deps: DeliveryDeps): DeliveryCapability {
   const circuits = new CircuitStore(deps.pool, { ...config.circuit, maxProbes: 2 });
-  const queue = new JobQueue(deps.pool, circuits, { leaseMs: config.leaseMs, disableEndpoints: deps.disableEndpoints, emitOperationalEvents: deps.emitOperationalEvents });
+  const queue = new JobQueue(deps.pool, circuits, {
+    leaseMs: config.leaseMs, secrets: deps.secrets, log: deps.log, disableEndpoints: deps.disableEndpoints, emitOperationalEvents: deps.emitOperationalEvents,
+  });
   const metrics = new DeliveryMetrics(deps.registry, deps, deps.metricsRefreshMs);
   if (!config.enabled) return { queue, gauges: metrics.gauges, start: () => {}, stop: async () => {} };
   const policy = { allowPrivate: config.destinations.allowPrivate, allowList: config.destinations.allowList };

@@ -8,6 +8,7 @@ import type { NotifyChannel } from "../db/notify-channel.ts";
 import type { DatabasePool } from "../db/pool.ts";
 import type { PlainRoute } from "../http/plain-route.ts";
 import type { Logger } from "../logger.ts";
+import type { SecretBox } from "../secrets/secret-box.ts";
 import { EndpointCache } from "./endpoint-cache.ts";
 import { FailureLimiter } from "./failure-limiter.ts";
 import { DEFAULT_KEPT_HEADERS, gatewayRoutes } from "./gateway.ts";
@@ -28,6 +29,8 @@ export interface IngestDeps {
   jobs: NotifyChannel;
   registry: Registry;
   log: Logger;
+  /** Opens the endpoints' and sources' sealed verification secrets. */
+  secrets: SecretBox;
 }
 
 export interface IngestCapability {
@@ -44,8 +47,8 @@ export interface IngestCapability {
 
 export function assembleIngest(config: IngestConfig, deps: IngestDeps): IngestCapability {
   const metrics = new IngestMetrics(deps.registry);
-  const endpoints = new EndpointCache(deps.pool);
-  const sources = new SourceCache(deps.pool);
+  const endpoints = new EndpointCache(deps.pool, deps.secrets);
+  const sources = new SourceCache(deps.pool, deps.secrets);
   const subscribers = new SubscriberCache(deps.pool);
   const limiter = new RateLimiter((tenantId) => tenantRateLimit(deps.pool, tenantId, config.rateLimit));
   const commit = new GroupCommit<NewMessage, Accepted>({
