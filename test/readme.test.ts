@@ -62,9 +62,9 @@ describe("README.md", () => {
         detached: true,
       });
       let out = "";
-      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
       child.stderr?.on("data", (d: Buffer) => (out += d.toString()));
-      if (trace) child.stdout.on("data", (d: Buffer) => process.stderr.write(d));
+      if (trace) child.stdout!.on("data", (d: Buffer) => process.stderr.write(d));
       child.on("error", reject);
       // When the script ends, what it left running (a witness under npx holds our pipes) is stopped.
       child.on("exit", () => {
