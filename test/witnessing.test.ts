@@ -41,6 +41,7 @@ let db: pg.Client;
 /** Hot copies of the database taken early on: the backups restored at the end. */
 let backups: string[] = [];
 
+const METRICS_TOKEN = "witnessing-test-metrics-token";
 const env = (overrides: Record<string, string> = {}): Record<string, string> => ({
   DATABASE_URL: databaseUrl,
   KAPSEL_DATA_DIR: serverDataDir,
@@ -51,6 +52,9 @@ const env = (overrides: Record<string, string> = {}): Record<string, string> => 
   KAPSEL_WITNESS_QUORUM: "2",
   KAPSEL_WITNESS_INTERVAL_MS: "200",
   KAPSEL_WITNESS_TIMEOUT_MS: "2000",
+  // /metrics on the main port, to this token; database gauges refreshed four times a second.
+  KAPSEL_METRICS_TOKEN: METRICS_TOKEN,
+  KAPSEL_METRICS_REFRESH_MS: "250",
   ...overrides,
 });
 
@@ -112,7 +116,7 @@ function witnessedAtLeast(size: number, url = server.url): Promise<any> {
 }
 
 async function metrics(url = server.url): Promise<string> {
-  return (await fetch(`${url}/metrics`)).text();
+  return (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
 }
 
 function metric(text: string, series: string): number | undefined {
@@ -208,7 +212,11 @@ describe("a log with two witnesses and a quorum of 2", () => {
   });
 
   it("reports witnesses in /metrics (lag, cosignatures) and /readyz", async () => {
-    const text = await metrics();
+    // Database gauges are read in the background: the next refresh shows the witnessed checkpoint.
+    const text = await until("the witnessed size in /metrics", async () => {
+      const t = await metrics();
+      return (metric(t, "kapsel_log_witnessed_tree_size") ?? 0) >= 5 ? t : undefined;
+    });
     for (const name of names) {
       expect(metric(text, `kapsel_witness_cosignatures_total{witness="${name}"}`)).toBeGreaterThan(0);
       expect(metric(text, `kapsel_witness_lag_seconds{witness="${name}"}`)).toBeGreaterThanOrEqual(0);

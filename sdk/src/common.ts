@@ -24,6 +24,6 @@ export {
   type WebhookHeaders,
   type WebhookVerification,
 } from "./verify-webhook.ts";
-export { getVerifiedProof, ProofVerificationError, type GetVerifiedProofOptions, type VerifiedProof } from "./get-verified-proof.ts";
+export { getVerifiedProof, ProofVerificationError, type GetVerifiedProofOptions, type ReceiptMismatch, type VerifiedProof } from "./get-verified-proof.ts";
 export type { TrustedKey } from "@kapsel/verify";
 export * from "./services.ts";

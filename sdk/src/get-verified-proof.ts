@@ -20,6 +20,8 @@ export interface GetVerifiedProofOptions {
    * as the server's RetryInfo says (default 0: fail at once with that KapselError).
    */
   maxWaitMs?: number;
+  /** When given, the receipt must be this tenant's (a tenant checking its own attempts). */
+  tenantId?: string;
   signal?: AbortSignal;
 }
 
@@ -29,16 +31,22 @@ export interface VerifiedProof extends BundleFacts {
   readonly bundle: string;
 }
 
-/** The bundle arrived but does not verify: do not trust what it says. */
+/**
+ * Why a bundle that verifies is still not the proof asked for: a valid proof of another attempt
+ * (or of another tenant's) proves nothing about this one.
+ */
+export type ReceiptMismatch = "WRONG_ATTEMPT" | "WRONG_TENANT";
+
+/** The bundle arrived but does not verify, or is not about the attempt asked for: do not trust what it says. */
 export class ProofVerificationError extends Error {
   override readonly name = "ProofVerificationError";
-  /** The verifier's failure code (`BAD_SIGNATURE`, `INCLUSION_FAILED`, …). */
-  readonly code: FailureCode;
+  /** The verifier's failure code (`BAD_SIGNATURE`, `INCLUSION_FAILED`, …), or a ReceiptMismatch. */
+  readonly code: FailureCode | ReceiptMismatch;
   readonly attemptId: string;
   /** The bundle that failed, for a bug report or an auditor. */
   readonly bundle: string;
 
-  constructor(code: FailureCode, message: string, attemptId: string, bundle: string) {
+  constructor(code: FailureCode | ReceiptMismatch, message: string, attemptId: string, bundle: string) {
     super(`${code}: ${message}`);
     this.code = code;
     this.attemptId = attemptId;
@@ -49,7 +57,8 @@ export class ProofVerificationError extends Error {
 /**
  * Returns the verified facts of a delivery attempt's proof. Throws KapselError when the call
  * fails (E3003 unknown attempt, E3001 not yet signed after `maxWaitMs`) and
- * ProofVerificationError when the bundle does not verify against `trustedKeys`.
+ * ProofVerificationError when the bundle does not verify against `trustedKeys`, or verifies but
+ * its receipt is for another attempt (or, with `tenantId`, another tenant).
  */
 export async function getVerifiedProof(
   client: Pick<KapselClient, "attestation">,
@@ -75,6 +84,13 @@ export async function getVerifiedProof(
     payload: options.payload,
   });
   if (!result.ok) throw new ProofVerificationError(result.code, result.message, attemptId, bundle);
+  const { receipt } = result;
+  if (receipt.attempt_id !== attemptId) {
+    throw new ProofVerificationError("WRONG_ATTEMPT", `the bundle proves attempt ${receipt.attempt_id}, not ${attemptId}`, attemptId, bundle);
+  }
+  if (options.tenantId !== undefined && receipt.tenant_id !== options.tenantId) {
+    throw new ProofVerificationError("WRONG_TENANT", `the bundle proves an attempt of tenant ${receipt.tenant_id}, not ${options.tenantId}`, attemptId, bundle);
+  }
   const { ok: _ok, ...facts } = result;
   return { ...facts, bundle };
 }

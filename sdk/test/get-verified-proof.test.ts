@@ -96,6 +96,30 @@ describe("getVerifiedProof", () => {
     expect((otherBytes as ProofVerificationError).code).toBe("PAYLOAD_MISMATCH");
   });
 
+  it("refuses a valid proof of another attempt (WRONG_ATTEMPT) or of another tenant (WRONG_TENANT), as a lying server would send", async () => {
+    // A second real attempt, whose bundle verifies against the same log.
+    const endpointId = (await client.management.listEndpoints({})).endpoints[0]!.id;
+    const second = await client.ingest.ingest({ endpointId, payload, contentType: "application/json" });
+    for await (const { event } of client.management.watchEvent({ eventId: second.eventId })) if (event?.status === EventStatus.DELIVERED) break;
+    const otherAttempt = (await client.management.getEvent({ eventId: second.eventId })).event!.attempts[0]!.id;
+    // The server answers every request for `attemptId` with the other attempt's (valid) bundle.
+    const lying = {
+      attestation: {
+        ...client.attestation,
+        getProofBundle: (_req: { attemptId: string }, options?: { signal?: AbortSignal }) => client.attestation.getProofBundle({ attemptId: otherAttempt }, options),
+      },
+    } as Pick<KapselClient, "attestation">;
+    const swapped = await rejectionOf(getVerifiedProof(lying, attemptId, { trustedKeys: vkeys, maxWaitMs: 30_000 }));
+    expect(swapped).toBeInstanceOf(ProofVerificationError);
+    expect((swapped as ProofVerificationError).code).toBe("WRONG_ATTEMPT");
+    // The right attempt, checked against the tenant the caller is.
+    const proof = await getVerifiedProof(client, attemptId, { trustedKeys: vkeys, maxWaitMs: 30_000 });
+    const ours = await getVerifiedProof(client, attemptId, { trustedKeys: vkeys, tenantId: proof.receipt.tenant_id });
+    expect(ours.receipt.attempt_id).toBe(attemptId);
+    const theirs = await rejectionOf(getVerifiedProof(client, attemptId, { trustedKeys: vkeys, tenantId: "00000000-0000-4000-8000-000000000001" }));
+    expect((theirs as ProofVerificationError).code).toBe("WRONG_TENANT");
+  });
+
   it("an unknown attempt is a KapselError (NotFound, E3003), not a verification failure", async () => {
     const err = await rejectionOf(getVerifiedProof(client, "00000000-0000-4000-8000-000000000000", { trustedKeys: vkeys }));
     expect(err).toBeInstanceOf(KapselError);

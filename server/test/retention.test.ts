@@ -151,7 +151,7 @@ describe("the server's purger with windows of seconds", () => {
     const cli = await kapselVerifyProof(await bundleFor(server.url, d.apiKey, delivered[0]!.attemptId), keys, Buffer.from(delivered[0]!.body));
     expect([cli.code, cli.stdout]).toEqual([0, expect.stringMatching(/payload\s+matches payload_sha256/)]);
 
-    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const metrics = await (await fetch(`${server.metricsUrl}/metrics`)).text();
     const value = (line: string) => Number(metrics.split("\n").find((l) => l.startsWith(line))?.split(" ").at(-1));
     expect(value('kapsel_retention_purged_total{kind="event"}')).toBeGreaterThanOrEqual(4);
     expect(value('kapsel_retention_purged_total{kind="payload"}')).toBeGreaterThanOrEqual(3);

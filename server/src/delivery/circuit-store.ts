@@ -40,6 +40,8 @@ export interface ProbeCandidate {
  * that fail reopen a circuit without counting as a new opening. */
 export interface CircuitTransition {
   endpointId: string;
+  /** closed → open, half_open → open (the probe failed), or half_open/open → closed. */
+  from: BreakerState["state"];
   to: "open" | "closed";
   state: BreakerState;
 }
@@ -76,7 +78,7 @@ export class CircuitStore {
 
   /** Applies a batch of attempt outcomes to their endpoints' breakers, inside the transaction that
    * records them. The failure rate comes from the attempts in the sliding window, which already
-   * include this batch's. Returns the openings and closings. */
+   * include this batch's. Returns the openings (also after a failed probe) and closings. */
   async applyOutcomes(tx: DatabaseTransactionConnection, outcomes: readonly BreakerOutcome[], nowMs: number): Promise<CircuitTransition[]> {
     const endpointIds = [...new Set(outcomes.map((o) => o.endpointId))].sort();
     const rows = await tx.any(sql.type(breakerRow)`
@@ -107,8 +109,8 @@ export class CircuitStore {
         state = afterOutcome(state, o.success, o.wasProbe, windows.get(id) ?? { attempts: 0, failures: 0 }, nowMs, this.config);
       }
       if (JSON.stringify(state) !== JSON.stringify(before)) await this.write(tx, id, state);
-      if (before.state === "closed" && state.state === "open") transitions.push({ endpointId: id, to: "open", state });
-      else if (before.state !== "closed" && state.state === "closed") transitions.push({ endpointId: id, to: "closed", state });
+      if (before.state !== "open" && state.state === "open") transitions.push({ endpointId: id, from: before.state, to: "open", state });
+      else if (before.state !== "closed" && state.state === "closed") transitions.push({ endpointId: id, from: before.state, to: "closed", state });
     }
     return transitions;
   }

@@ -32,7 +32,7 @@ import { uuidv7 } from "../uuid.ts";
 import type { DeliveryMetrics } from "./delivery-metrics.ts";
 import type { EventChanges } from "./event-changes.ts";
 import type { HttpSender } from "./http-sender.ts";
-import type { ClaimedJob, DisabledEndpoint, JobQueue, Outcome } from "./job-queue.ts";
+import type { ClaimedJob, CompletedBatch, DisabledEndpoint, JobQueue, Outcome } from "./job-queue.ts";
 import { decide, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry-policy.ts";
 import { signingHeaders } from "./webhook-signature.ts";
 
@@ -362,8 +362,10 @@ export class Dispatcher {
   async #write(write: OutcomeWrite): Promise<void> {
     const batch = write.outcomes;
     try {
-      const { disabledEndpoints } = await this.#queue.complete(batch, Date.now());
+      const completed = await this.#queue.complete(batch, Date.now());
+      const { disabledEndpoints } = completed;
       if (disabledEndpoints.length > 0) this.#onEndpointsDisabled(disabledEndpoints);
+      logRecorded(this.#log, completed);
       this.#changes.changed(batch.map((o) => o.job.event_id));
       this.#onRecorded(batch.length);
       for (const o of batch) if (o.decision.kind === "retry" && this.#dueTimes.length < 1024) this.#dueTimes.push(o.decision.atMs);
@@ -391,4 +393,37 @@ export class Dispatcher {
       this.#retryTimers.set(timer, write);
     }
   }
+}
+
+/**
+ * What an operator reads at `info` once outcomes are recorded (so a batch written again logs
+ * nothing twice): every failed attempt with what happens next, every event that ran out of
+ * attempts, every circuit opened or closed, every endpoint disabled. Ids only: never a URL (its
+ * query may hold a credential), a header or a payload.
+ */
+function logRecorded(log: Logger, completed: CompletedBatch): void {
+  const decided = new Set(completed.decided);
+  for (const o of completed.recorded) {
+    if (o.result.outcome === "delivered") continue;
+    const d = o.decision;
+    const next = !decided.has(o) ? "superseded" : d.kind === "retry" ? new Date(d.atMs).toISOString() : d.kind === "disable" ? "endpoint disabled" : "none (event failed)";
+    log.info({
+      tenant_id: o.job.tenant_id, endpoint_id: o.job.endpoint_id, event_id: o.job.event_id, attempt: o.job.attempt,
+      outcome: o.result.outcome, status: o.result.statusCode, error: o.result.error.slice(0, 200) || undefined, next_attempt: next,
+    }, "delivery attempt failed");
+    if (decided.has(o) && d.kind === "failed") {
+      log.info({ tenant_id: o.job.tenant_id, endpoint_id: o.job.endpoint_id, event_id: o.job.event_id, attempts: o.job.attempt, reason: d.reason }, "event failed: no attempts left");
+    }
+  }
+  for (const c of completed.circuits) {
+    if (c.to === "open") {
+      log.info({
+        endpoint_id: c.endpointId, from: c.from, consecutive_failures: c.state.consecutiveFailures,
+        retry_at: c.state.retryAtMs === undefined ? undefined : new Date(c.state.retryAtMs).toISOString(),
+      }, c.from === "closed" ? "circuit opened" : "circuit re-opened: the probe failed");
+    } else {
+      log.info({ endpoint_id: c.endpointId, from: c.from }, "circuit closed");
+    }
+  }
+  for (const e of completed.disabledEndpoints) log.warn({ tenant_id: e.tenantId, endpoint_id: e.endpointId, reason: e.reason }, "endpoint disabled");
 }

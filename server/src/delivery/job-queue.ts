@@ -11,7 +11,7 @@ import { sql, type CommonQueryMethods, type DatabasePool, type DatabaseTransacti
 import { z } from "zod";
 import { mayProbe, probeClaimed } from "./circuit-breaker.ts";
 import type { EmitOperationalEvents } from "../ingest/operational-events.ts";
-import type { CircuitStore } from "./circuit-store.ts";
+import type { CircuitStore, CircuitTransition } from "./circuit-store.ts";
 import type { Decision } from "./retry-policy.ts";
 import type { SendResult } from "./http-sender.ts";
 import type { Logger } from "../logger.ts";
@@ -105,6 +105,17 @@ export type DisableEndpoints = (tx: DatabaseTransactionConnection, ids: readonly
 export interface DisabledEndpoint {
   endpointId: string;
   tenantId: string;
+  reason: string;
+}
+
+/** What one `complete` recorded now. */
+export interface CompletedBatch {
+  /** Outcomes whose attempt was inserted now. */
+  recorded: Outcome[];
+  /** Of those, the ones that decided their job (its lease was still theirs). */
+  decided: Outcome[];
+  disabledEndpoints: DisabledEndpoint[];
+  circuits: CircuitTransition[];
 }
 
 export interface JobQueueOptions {
@@ -251,9 +262,9 @@ export class JobQueue {
 
   /** Writes a batch of outcomes in one transaction: attempt rows, job deletion or rescheduling (only
    * while the lease is still ours), event status, endpoint disabling on 410, circuit breakers.
-   * Returns the endpoints it disabled. */
-  async complete(outcomes: readonly Outcome[], nowMs: number): Promise<{ disabledEndpoints: DisabledEndpoint[] }> {
-    if (outcomes.length === 0) return { disabledEndpoints: [] };
+   * Returns what it recorded now (a batch written again records nothing twice), for the logs. */
+  async complete(outcomes: readonly Outcome[], nowMs: number): Promise<CompletedBatch> {
+    if (outcomes.length === 0) return { recorded: [], decided: [], disabledEndpoints: [], circuits: [] };
     return this.#pool.transaction(async (tx) => {
       // Column arrays, unnested in SQL: a fixed number of parameters whatever the batch size, and
       // `j.event_id = ANY(ids)` keeps the job lookups on the primary key (joining the VALUES list
@@ -328,7 +339,8 @@ export class JobQueue {
       })), nowMs);
       await this.#emit(tx, [
         ...gone.map((endpointId) => ({ type: "kapsel.endpoint.disabled" as const, tenantId: tenantOf.get(endpointId)!, endpointId, reason: goneReason })),
-        ...circuits.map((c) => c.to === "open"
+        // A failed probe re-opens a circuit the tenant was already told is open: not reported again.
+        ...circuits.filter((c) => c.from === "closed" || c.to === "closed").map((c) => c.to === "open"
           ? { type: "kapsel.endpoint.circuit_opened" as const, tenantId: tenantOf.get(c.endpointId)!, endpointId: c.endpointId, consecutiveFailures: c.state.consecutiveFailures, retryAt: c.state.retryAtMs === undefined ? undefined : new Date(c.state.retryAtMs) }
           : { type: "kapsel.endpoint.circuit_closed" as const, tenantId: tenantOf.get(c.endpointId)!, endpointId: c.endpointId }),
         ...fresh.filter((o) => o.decision.kind === "failed" && isDecided(o)).map((o) => ({
@@ -344,7 +356,12 @@ export class JobQueue {
           reason: o.decision.kind === "failed" ? o.decision.reason : "",
         })),
       ]);
-      return { disabledEndpoints: gone.map((endpointId) => ({ endpointId, tenantId: tenantOf.get(endpointId)! })) };
+      return {
+        recorded: fresh,
+        decided: fresh.filter(isDecided),
+        disabledEndpoints: gone.map((endpointId) => ({ endpointId, tenantId: tenantOf.get(endpointId)!, reason: goneReason })),
+        circuits,
+      };
     });
   }
 
