@@ -3,7 +3,7 @@
 // tools read too; the witness cosigns with it under C2SP tlog-cosignature type 0x04, and publishes
 // it as a vkey of that type: `<name>+<hex 0x04 key ID>+<base64(0x04 || public key)>`.
 import { createPrivateKey, createPublicKey, randomBytes, sign, type KeyObject } from "node:crypto";
-import { constants, type FileHandle, open, readFile, stat } from "node:fs/promises";
+import { constants, type FileHandle, mkdir, open, readFile, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import {
   SIGNATURE_TYPE_COSIGNATURE,
@@ -108,6 +108,8 @@ async function createKeyFile(path: string, name: string): Promise<WitnessKey> {
   const line = `PRIVATE+KEY+${name}+${id}+${encodeBase64(Buffer.concat([Buffer.of(SIGNATURE_TYPE_ED25519), seed]))}\n`;
   let file: FileHandle;
   try {
+    // Its folder is made private when Kapsel creates it (an existing one is left as it is).
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     // O_EXCL: two witnesses started at once never both write, and an existing key is never replaced.
     file = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
   } catch (error) {

@@ -47,6 +47,13 @@ describe("the witness key file", () => {
     expect(witness.vkey).toMatch(/^witness\.example\.org\/w1\+[0-9a-f]{8}\+B[A-P][A-Za-z0-9+/]{42}$/);
   });
 
+  it("is created with its folder (mode 0700) when the folder does not exist yet", async () => {
+    const witness = await startWitness({ keyFile: path("new-folder/nested/w.key"), stateDir: path("new-folder/state"), logs: [log.key.vkey] });
+    await witness.stop();
+    expect(statSync(path("new-folder/nested")).mode & 0o777).toBe(0o700);
+    expect(statSync(path("new-folder/nested/w.key")).mode & 0o777).toBe(0o600);
+  });
+
   it("is named witness.localhost by default, and kept (not replaced) on the next start", async () => {
     const first = await startWitness({ keyFile: path("default.key"), stateDir: path("default-state"), logs: [log.key.vkey] });
     await first.stop();
