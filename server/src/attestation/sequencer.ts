@@ -203,10 +203,21 @@ export class Sequencer {
         const edge = this.#edge;
         const changed = edge.append(receipts.map(leafHash));
         if (attempts.length > 0) {
+          // The receipts travel as one binary parameter sliced by offset: a bytea[] would go as hex
+          // text, twice the bytes, encoded here and decoded by Postgres.
+          const starts: number[] = [];
+          let offset = 1;
+          for (const r of receipts) {
+            starts.push(offset);
+            offset += r.length;
+          }
           await tx.query(sql.unsafe`
             INSERT INTO log_leaves (idx, attempt_id, tenant_id, receipt)
-            SELECT * FROM unnest(${sql.array(attempts.map((_, i) => size + i), "int8")}, ${sql.array(attempts.map((a) => a.id), "uuid")},
-              ${sql.array(attempts.map((a) => a.tenant_id), "uuid")}, ${sql.array(receipts, "bytea")})`);
+            SELECT size + ord - 1, attempt_id, tenant_id, substring(${sql.binary(Buffer.concat(receipts))}::bytea FROM start FOR length)
+            FROM unnest(${sql.array(attempts.map((a) => a.id), "uuid")}, ${sql.array(attempts.map((a) => a.tenant_id), "uuid")},
+              ${sql.array(starts, "int4")}, ${sql.array(receipts.map((r) => r.length), "int4")})
+              WITH ORDINALITY AS t (attempt_id, tenant_id, start, length, ord),
+              (SELECT ${size}::int8 AS size) AS s`);
           await tx.query(sql.unsafe`
             INSERT INTO log_tiles (level, n, hashes) VALUES
             ${sql.join(changed.map((t) => sql.fragment`(${t.level}, ${t.n}, ${sql.binary(Buffer.concat(t.hashes))})`), sql.fragment`, `)}

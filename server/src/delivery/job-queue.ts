@@ -266,16 +266,31 @@ export class JobQueue {
   async complete(outcomes: readonly Outcome[], nowMs: number): Promise<CompletedBatch> {
     if (outcomes.length === 0) return { recorded: [], decided: [], disabledEndpoints: [], circuits: [] };
     return this.#pool.transaction(async (tx) => {
-      // Column arrays, unnested in SQL: a fixed number of parameters whatever the batch size, and
-      // `j.event_id = ANY(ids)` keeps the job lookups on the primary key (joining the VALUES list
-      // made the planner hash-join a sequential scan of the whole queue on every batch).
+      // One statement for the whole batch: decisions (job deleted or rescheduled, event status)
+      // and the attempt rows, from column arrays unnested in SQL — a fixed number of parameters
+      // whatever the batch size, and `j.event_id = ANY(ids)` keeps the job lookups on the primary
+      // key (joining the VALUES list made the planner hash-join a sequential scan of the whole
+      // queue on every batch).
       const ids = sql.array(outcomes.map((o) => o.job.event_id), "uuid");
-      const decided = await tx.any(sql.type(z.object({ event_id: z.string(), lease_id: z.string() }))`
+      const column = <T>(pick: (o: Outcome) => T) => outcomes.map(pick);
+      const rows = await tx.any(sql.type(z.object({ id: z.string(), decided: z.boolean(), inserted: z.boolean() }))`
         WITH i AS (
-          SELECT * FROM unnest(${ids}, ${sql.array(outcomes.map((o) => o.job.lease_id), "uuid")},
-            ${sql.array(outcomes.map((o) => (o.decision.kind === "disable" ? "failed" : o.decision.kind)), "text")},
-            ${sql.array(outcomes.map((o) => (o.decision.kind === "retry" ? new Date(o.decision.atMs).toISOString() : null)), "timestamptz")},
-            ${sql.array(outcomes.map((o) => o.job.attempt), "int4")}) AS t(event_id, lease_id, kind, run_at, attempt)
+          SELECT * FROM unnest(${ids}, ${sql.array(column((o) => o.job.lease_id), "uuid")},
+            ${sql.array(column((o) => (o.decision.kind === "disable" ? "failed" : o.decision.kind)), "text")},
+            ${sql.array(column((o) => (o.decision.kind === "retry" ? new Date(o.decision.atMs).toISOString() : null)), "timestamptz")},
+            ${sql.array(column((o) => o.job.attempt), "int4")},
+            ${sql.array(column((o) => o.attemptId), "uuid")},
+            ${sql.array(column((o) => o.job.tenant_id), "uuid")}, ${sql.array(column((o) => o.job.endpoint_id), "uuid")},
+            ${sql.array(column((o) => o.job.url), "text")},
+            ${sql.array(column((o) => o.payloadSha256), "text")}, ${sql.array(column((o) => o.result.startedAt.toISOString()), "timestamptz")},
+            ${sql.array(column((o) => o.result.durationMs), "int4")}, ${sql.array(column((o) => o.result.outcome), "text")},
+            ${sql.array(column((o) => o.result.statusCode ?? null), "int4")}, ${sql.array(column((o) => o.result.responseSha256 ?? null), "text")},
+            ${sql.array(column((o) => o.result.error.slice(0, 2000).replaceAll("\0", "")), "text")},
+            ${sql.array(column((o) => o.result.excerpt.replaceAll("\0", "")), "text")},
+            ${sql.array(column((o) => o.job.request_id), "text")},
+            ${sql.array(column((o) => o.result.refusedLocally !== undefined), "bool")})
+            AS t(event_id, lease_id, kind, run_at, attempt, attempt_id, tenant_id, endpoint_id, url, payload_sha256, started_at,
+              duration_ms, outcome, status_code, response_sha256, error, response_excerpt, request_id, refused_locally)
         ),
         -- An outcome decides its job only while the job's lease is still the one it was claimed
         -- with; matching on (event, lease) also keeps a stale outcome of the same event in the same
@@ -298,33 +313,27 @@ export class JobQueue {
             next_attempt_at = i.run_at,
             updated_at = now()
           FROM i JOIN done USING (event_id, lease_id) WHERE e.id = i.event_id
+        ),
+        a AS (
+          SELECT i.*, EXISTS (SELECT 1 FROM done d WHERE d.event_id = i.event_id AND d.lease_id = i.lease_id) AS decided FROM i
+        ),
+        -- Attempt ids are made once per attempt, so writing a batch again (after a commit whose
+        -- answer was lost) inserts nothing new; only attempts inserted now count below, which keeps
+        -- breakers, disabling and operational events from counting a replayed batch twice. (The
+        -- decisions above already match nothing on a replay: the lease they key on is gone.)
+        ins AS (
+          INSERT INTO delivery_attempts (id, event_id, tenant_id, endpoint_id, url, attempt, payload_sha256, started_at,
+            duration_ms, outcome, status_code, response_sha256, error, response_excerpt, request_id, decided, refused_locally)
+          SELECT attempt_id, event_id, tenant_id, endpoint_id, url, attempt, payload_sha256, started_at,
+            duration_ms, outcome, status_code, response_sha256, error, response_excerpt, request_id, decided, refused_locally
+          FROM a
+          ON CONFLICT (id) DO NOTHING
+          RETURNING id
         )
-        SELECT event_id, lease_id::text FROM done`);
-      const decidedKeys = new Set(decided.map((r) => `${r.event_id}/${r.lease_id}`));
-      const isDecided = (o: Outcome) => decidedKeys.has(`${o.job.event_id}/${o.job.lease_id}`);
-
-      // Attempt ids are made once per attempt, so writing a batch again (after a commit whose
-      // answer was lost) inserts nothing new; only attempts inserted now count below, which keeps
-      // breakers, disabling and operational events from counting a replayed batch twice. (The
-      // decisions above already match nothing on a replay: the lease they key on is gone.)
-      const column = <T>(pick: (o: Outcome) => T) => outcomes.map(pick);
-      const inserted = await tx.any(sql.type(z.object({ id: z.string() }))`
-        INSERT INTO delivery_attempts (id, event_id, tenant_id, endpoint_id, url, attempt, payload_sha256, started_at,
-          duration_ms, outcome, status_code, response_sha256, error, response_excerpt, request_id, decided, refused_locally)
-        SELECT * FROM unnest(
-          ${sql.array(column((o) => o.attemptId), "uuid")}, ${ids},
-          ${sql.array(column((o) => o.job.tenant_id), "uuid")}, ${sql.array(column((o) => o.job.endpoint_id), "uuid")},
-          ${sql.array(column((o) => o.job.url), "text")}, ${sql.array(column((o) => o.job.attempt), "int4")},
-          ${sql.array(column((o) => o.payloadSha256), "text")}, ${sql.array(column((o) => o.result.startedAt.toISOString()), "timestamptz")},
-          ${sql.array(column((o) => o.result.durationMs), "int4")}, ${sql.array(column((o) => o.result.outcome), "text")},
-          ${sql.array(column((o) => o.result.statusCode ?? null), "int4")}, ${sql.array(column((o) => o.result.responseSha256 ?? null), "text")},
-          ${sql.array(column((o) => o.result.error.slice(0, 2000).replaceAll("\0", "")), "text")},
-          ${sql.array(column((o) => o.result.excerpt.replaceAll("\0", "")), "text")},
-          ${sql.array(column((o) => o.job.request_id), "text")}, ${sql.array(column(isDecided), "bool")},
-          ${sql.array(column((o) => o.result.refusedLocally !== undefined), "bool")})
-        ON CONFLICT (id) DO NOTHING
-        RETURNING id`);
-      const insertedIds = new Set(inserted.map((r) => r.id));
+        SELECT a.attempt_id::text AS id, a.decided, a.attempt_id IN (SELECT id FROM ins) AS inserted FROM a`);
+      const decidedIds = new Set(rows.filter((r) => r.decided).map((r) => r.id));
+      const insertedIds = new Set(rows.filter((r) => r.inserted).map((r) => r.id));
+      const isDecided = (o: Outcome) => decidedIds.has(o.attemptId);
       const fresh = outcomes.filter((o) => insertedIds.has(o.attemptId));
 
       const tenantOf = new Map(outcomes.map((o) => [o.job.endpoint_id, o.job.tenant_id]));
