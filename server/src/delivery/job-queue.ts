@@ -247,7 +247,8 @@ export class JobQueue {
             ${sql.array(column((o) => o.result.excerpt.replaceAll("\0", "")), "text")},
             ${sql.array(column((o) => o.job.request_id), "text")},
             ${sql.array(column((o) => o.result.refusedLocally !== undefined), "bool")},
-            ${sql.array(column((o) => o.traceparent ?? null), "text")})
+            -- With no attempt span (tracing off) an empty array, which unnest pads with NULLs.
+            ${sql.array(outcomes.some((o) => o.traceparent !== undefined) ? column((o) => o.traceparent ?? null) : [], "text")})
             AS t(event_id, lease_id, kind, run_at, attempt, attempt_id, tenant_id, endpoint_id, url, payload_sha256, started_at,
               duration_ms, outcome, status_code, response_sha256, error, response_excerpt, request_id, refused_locally, traceparent)
         ),

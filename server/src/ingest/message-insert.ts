@@ -127,6 +127,9 @@ async function writeMessages(db: CommonQueryMethods, unique: readonly NewMessage
   // UUIDs and integers never need quoting, so their array literals are joined here rather than
   // escaped element by element by the driver.
   const plain = (values: (string | number)[]) => `{${values.join(",")}}`;
+  // Without trace context (the rule when tracing is off) the columns go as empty arrays, which
+  // unnest pads with NULLs: no per-row work for them.
+  const traced = unique.some((m) => m.trace !== undefined);
   const inserted = await db.any(sql.type(idRow)`
     ${marker === undefined ? sql.fragment`` : sql.fragment`/* ${sql.literalValue(marker)} */`}
     WITH input AS (
@@ -140,7 +143,8 @@ async function writeMessages(db: CommonQueryMethods, unique: readonly NewMessage
         ${sql.array(column((m) => m.contentType), "text")}, ${sql.array(column((m) => JSON.stringify(m.headers)), "jsonb")},
         ${sql.array(column((m) => m.idempotencyKey ?? null), "text")}, ${sql.array(column((m) => m.sourceId ?? null), "uuid")},
         ${sql.array(column((m) => m.requestId), "text")}, ${plain(column((m) => m.events.length))}::int4[],
-        ${sql.array(column((m) => m.trace?.traceparent ?? null), "text")}, ${sql.array(column((m) => m.trace?.tracestate ?? null), "text")})
+        ${sql.array(traced ? column((m) => m.trace?.traceparent ?? null) : [], "text")},
+        ${sql.array(traced ? column((m) => m.trace?.tracestate ?? null) : [], "text")})
         AS t (id, tenant_id, scope_id, event_type, channels, payload_start, payload_length, content_type, headers,
           idempotency_key, source_id, request_id, event_count, traceparent, tracestate)
     ),
