@@ -91,6 +91,7 @@ export default async function tracingBenchmark(): Promise<void> {
   const collector = await startCollector();
   try {
     const started = new Date();
+    const loadAtStart = os.loadavg()[0]!.toFixed(1);
     console.log(`tracing benchmark — ${started.toISOString()}; ${ROUNDS} round(s) of off/on, ${SECONDS} s each, ${CONNECTIONS} gateway senders`);
     console.log(`machine: ${os.availableParallelism()} cores, load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}, Node ${process.version}`);
     pgServer = await startEmbeddedPostgres({ dataDir: dir, log });
@@ -163,7 +164,7 @@ export default async function tracingBenchmark(): Promise<void> {
     console.log(`\n${table}`);
     if (env.KAPSEL_BENCH_NO_README !== "1") {
       await writeReadmeSection("tracing", [
-        `\`npm run bench -- tracing\` — ${started.toISOString().slice(0, 10)}, ${ROUNDS} round(s) of off/on, ${SECONDS} s of gateway load each (${CONNECTIONS} senders, 1 KiB payloads, delivery on to a loopback sink), on a ${os.availableParallelism()}-core machine shared with other sessions (figures move by ±10 % between runs).`,
+        `\`npm run bench -- tracing\` — ${started.toISOString().slice(0, 10)}, ${ROUNDS} round(s) of off/on, ${SECONDS} s of gateway load each (${CONNECTIONS} senders, 1 KiB payloads, delivery on to a loopback sink), on a ${os.availableParallelism()}-core machine shared with other sessions (load average ${loadAtStart} at the start, ${os.loadavg()[0]!.toFixed(1)} at the end: the rounds disagree by as much as the modes do, so read the ratio as a rough figure).`,
         `Tracing on: every span sampled and exported over OTLP/HTTP protobuf to a local collector stand-in (${f0(mean(on.map((r) => r.exportBytes / r.events)))} bytes exported per event).`,
         "",
         table,
