@@ -56,7 +56,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   const changes = new EventChanges();
 
   // Off (no SDK, no-op everywhere) unless an OTLP endpoint is configured.
-  const tracing = startTracing(config.tracing, log);
+  const tracing = await startTracing(config.tracing, log);
 
   const metricsRefreshMs = config.metrics.refreshMs;
   const ingest = assembleIngest(config.ingest, { pool, jobs, registry, log, tracing });

@@ -4,15 +4,11 @@
 // undefined and every instrumented place does one test of it and nothing else.
 //
 // The SDK core used (@opentelemetry/sdk-trace) reads no environment variables: config.ts reads the
-// OTEL_* variables (tracing-config.ts) and everything is passed here explicitly.
+// OTEL_* variables (tracing-config.ts) and everything is passed here explicitly. The SDK and the
+// exporter are imported only when tracing is on: a process that does not trace never loads them.
 import { readFileSync } from "node:fs";
 import { diag, DiagLogLevel, type Tracer } from "@opentelemetry/api";
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
-import { resourceFromAttributes } from "@opentelemetry/resources";
-import {
-  AlwaysOffSampler, AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, TracerProvider,
-  type Sampler,
-} from "@opentelemetry/sdk-trace";
+import type { Sampler } from "@opentelemetry/sdk-trace";
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from "@opentelemetry/semantic-conventions";
 import type { Logger } from "../logger.ts";
 import type { SamplerName, TracingConfig } from "./tracing-config.ts";
@@ -32,9 +28,13 @@ export interface Tracing {
 
 export const TRACING_OFF: Tracing = { tracer: undefined, shutdown: async () => {} };
 
-export function startTracing(config: TracingConfig, log: Logger): Tracing {
+export async function startTracing(config: TracingConfig, log: Logger): Promise<Tracing> {
   const exporterConfig = config.exporter;
   if (exporterConfig === undefined) return TRACING_OFF;
+  const [{ OTLPTraceExporter }, { resourceFromAttributes }, sdk] = await Promise.all([
+    import("@opentelemetry/exporter-trace-otlp-proto"), import("@opentelemetry/resources"), import("@opentelemetry/sdk-trace"),
+  ]);
+  const { BatchSpanProcessor, TracerProvider } = sdk;
   // The SDK reports export failures through its diagnostic logger: into ours, at warn.
   const tracingLog = log.child({ component: "tracing" });
   diag.setLogger({
@@ -47,7 +47,7 @@ export function startTracing(config: TracingConfig, log: Logger): Tracing {
   const exporter = new OTLPTraceExporter({ url: exporterConfig.url, headers: exporterConfig.headers, timeoutMillis: exporterConfig.timeoutMs });
   const provider = new TracerProvider({
     resource: resourceFromAttributes({ ...config.resourceAttributes, [ATTR_SERVICE_NAME]: config.serviceName, [ATTR_SERVICE_VERSION]: VERSION }),
-    sampler: sampler(config.sampler.name, config.sampler.ratio),
+    sampler: sampler(sdk, config.sampler.name, config.sampler.ratio),
     spanLimits: { linkCountLimit: MAX_LINKS, attributeValueLengthLimit: 4096 },
     spanProcessors: [new BatchSpanProcessor({
       exporter,
@@ -64,7 +64,8 @@ export function startTracing(config: TracingConfig, log: Logger): Tracing {
   };
 }
 
-function sampler(name: SamplerName, ratio: number): Sampler {
+function sampler(sdk: typeof import("@opentelemetry/sdk-trace"), name: SamplerName, ratio: number): Sampler {
+  const { AlwaysOffSampler, AlwaysOnSampler, ParentBasedSampler, TraceIdRatioBasedSampler } = sdk;
   switch (name) {
     case "always_on": return new AlwaysOnSampler();
     case "always_off": return new AlwaysOffSampler();
