@@ -10,6 +10,8 @@ import type { Database } from "../db/database.ts";
 import type { ReadinessComponent } from "../http/health.ts";
 import type { PlainRoute } from "../http/plain-route.ts";
 import type { Logger } from "../logger.ts";
+import { SequencerTracing } from "../tracing/sequencer-tracing.ts";
+import type { Tracing } from "../tracing/tracing.ts";
 import type { BackgroundGauges } from "../background-gauges.ts";
 import type { SecretBox } from "../secrets/secret-box.ts";
 import { AttestationMetrics } from "./attestation-metrics.ts";
@@ -31,6 +33,7 @@ export interface AttestationDeps {
   authenticator: Authenticator;
   /** Opens and seals the stored log key seed. */
   secrets: SecretBox;
+  tracing: Tracing;
 }
 
 export interface AttestationCapability {
@@ -59,7 +62,7 @@ export function assembleAttestation(config: AttestationConfig, deps: Attestation
     refused: metrics.signingRefused,
   });
   const sequencer = new Sequencer(
-    { pool, databaseUrl: deps.db.url, log: deps.log, metrics, feed, guard },
+    { pool, databaseUrl: deps.db.url, log: deps.log, metrics, feed, guard, tracing: new SequencerTracing(deps.tracing.tracer) },
     { origin: config.origin, intervalMs: config.checkpointIntervalMs, envSeed: config.signingKey ? seedFromEnv(config.signingKey) : undefined, secrets: deps.secrets },
   );
   const proofs = new Proofs(pool, config.checkpointIntervalMs);

@@ -19,6 +19,7 @@ import { disableEndpoints } from "../management/endpoints.ts";
 import { assembleRetention } from "../retention/assemble.ts";
 import type { SecretBox } from "../secrets/secret-box.ts";
 import { Registry } from "prom-client";
+import { TRACING_OFF } from "../tracing/tracing.ts";
 
 type Service = typeof ManagementService;
 type MethodName = keyof Service["method"];
@@ -35,7 +36,7 @@ export function operator(config: Config, db: Database, log: Logger, secrets: Sec
   const jobs = new NotifyChannel(db.pool, db.url, "kapsel_jobs");
   const delivery = assembleDelivery({ ...config.delivery, enabled: false }, {
     pool: db.pool, jobs, changes: new EventChanges(), registry: new Registry(), metricsRefreshMs: config.metrics.refreshMs, log, secrets,
-    disableEndpoints, emitOperationalEvents, onEndpointsDisabled: () => {}, onRecorded: () => {},
+    tracing: TRACING_OFF, disableEndpoints, emitOperationalEvents, onEndpointsDisabled: () => {}, onRecorded: () => {},
   });
   const management = assembleManagement({
     pool: db.pool,

@@ -5,6 +5,8 @@ import type { DeliveryConfig } from "../config.ts";
 import type { NotifyChannel } from "../db/notify-channel.ts";
 import type { DatabasePool } from "../db/pool.ts";
 import type { Logger } from "../logger.ts";
+import { DeliveryTracing } from "../tracing/delivery-tracing.ts";
+import type { Tracing } from "../tracing/tracing.ts";
 import type { BackgroundGauges } from "../background-gauges.ts";
 import type { SecretBox } from "../secrets/secret-box.ts";
 import { CircuitStore } from "./circuit-store.ts";
@@ -26,6 +28,7 @@ export interface DeliveryDeps {
   log: Logger;
   /** Opens the endpoints' sealed signing secrets at claim time. */
   secrets: SecretBox;
+  tracing: Tracing;
   /** The endpoints table's own writer, for 410 Gone. */
   disableEndpoints: DisableEndpoints;
   /** Kapsel's own events about what delivery changed (ingest/operational-events.ts). */
@@ -61,6 +64,7 @@ export function assembleDelivery(config: DeliveryConfig, deps: DeliveryDeps): De
       metrics,
       changes: deps.changes,
       log: deps.log,
+      tracing: new DeliveryTracing(deps.tracing.tracer),
       onEndpointsDisabled: deps.onEndpointsDisabled,
       onRecorded: deps.onRecorded,
     },

@@ -28,6 +28,7 @@
 import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import type { NotifyChannel } from "../db/notify-channel.ts";
+import type { DeliveryTracing } from "../tracing/delivery-tracing.ts";
 import { uuidv7 } from "../uuid.ts";
 import type { DeliveryMetrics } from "./delivery-metrics.ts";
 import type { EventChanges } from "./event-changes.ts";
@@ -64,6 +65,8 @@ export interface DispatcherDeps {
   metrics: DeliveryMetrics;
   changes: EventChanges;
   log: Logger;
+  /** An attempt's spans, and the trace context its request carries. */
+  tracing: DeliveryTracing;
   /** After this process disabled endpoints (410 Gone), so ingest's cache drops them at once. */
   onEndpointsDisabled: (endpoints: DisabledEndpoint[]) => void;
   /** After attempts are recorded (the sequencer starts early on a big backlog). */
@@ -87,6 +90,7 @@ export class Dispatcher {
   readonly #metrics: DeliveryMetrics;
   readonly #changes: EventChanges;
   readonly #log: Logger;
+  readonly #tracing: DeliveryTracing;
   readonly #options: Required<DispatcherOptions>;
 
   #running = false;
@@ -125,6 +129,7 @@ export class Dispatcher {
     this.#metrics = deps.metrics;
     this.#changes = deps.changes;
     this.#log = deps.log.child({ component: "dispatcher" });
+    this.#tracing = deps.tracing;
     this.#options = { pollMs: 1000, claimBatch: 200, retryPolicy: DEFAULT_RETRY_POLICY, random: Math.random, ...options };
   }
 
@@ -273,6 +278,7 @@ export class Dispatcher {
         return;
       }
       const secrets = job.previous_secret ? [job.signing_secret, job.previous_secret] : [job.signing_secret];
+      const trace = this.#tracing.attempt(job, Date.now());
       const result = await this.#sender.send({
         url: job.url,
         body: job.payload,
@@ -280,6 +286,7 @@ export class Dispatcher {
           ...job.headers,
           "content-type": job.content_type,
           ...signingHeaders(secrets, job.event_id, Math.floor(Date.now() / 1000), job.payload),
+          ...trace.headers,
         },
         timeoutMs: job.timeout_ms,
         signal: this.#abort.signal,
@@ -293,6 +300,7 @@ export class Dispatcher {
         this.#options.random,
         this.#options.retryPolicy,
       );
+      trace.end(result, decision.kind);
       this.#metrics.attempts.inc({ outcome: result.outcome });
       this.#metrics.attemptDuration.observe({ outcome: result.outcome }, result.durationMs / 1000);
       if (result.outcome === "delivered") {
@@ -306,6 +314,7 @@ export class Dispatcher {
         result,
         payloadSha256: createHash("sha256").update(job.payload).digest("hex"),
         decision,
+        traceparent: trace.traceparent,
       });
       void this.#flush();
     } catch (err) {
