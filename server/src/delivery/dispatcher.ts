@@ -16,22 +16,30 @@
 //   #dueTimes         when retries this process scheduled fall due, so it wakes for them rather
 //                     than at the next poll.
 //   #claimPausedUntil after a failed claim (database trouble), no claim before this time.
+//   #maybeDue/#dueSignals  whether the database may hold jobs to claim: set by the jobs channel, a
+//                     full claim, a timer (poll, due retry), released jobs and probe outcomes;
+//                     cleared by a claim that found less than it asked for with no signal since
+//                     it began. A finished delivery only frees room; it claims only if work may wait.
+//   #handOffReserved  room set aside for jobs that ingest is inserting leased to this process
+//                     (job-handoff.ts), per endpoint, until their statement ends.
 //   #lastProbeMs      when half-open probes were last looked for (at most every 250 ms).
 //   #wake/#wakeRequested  cut the loop's sleep short; a request during a claim is not lost.
 //   #abort            aborts in-flight requests when stop() runs out of time; #idle resolves once
 //                     the last delivery ends.
 //
-//   idle ──wake (jobs channel, finished delivery, due retry, poll)──▶ claim (while room ≥ a
-//   worthwhile batch) ──jobs──▶ deliver ──outcome──▶ flush ──▶ idle
+//   idle ──wake (jobs channel, finished delivery, due retry, poll)──▶ claim (while work may be due
+//   and room ≥ a worthwhile batch) ──jobs──▶ deliver ──outcome──▶ flush ──▶ idle
+//   ingest commit ──handed-over jobs──▶ deliver (no claim)
 //   any ──stop()──▶ no new claims; in-flight finish (or abort at the deadline); outcomes written;
 //   held-back jobs released unsent.
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { NotifyChannel } from "../db/notify-channel.ts";
 import { uuidv7 } from "../uuid.ts";
 import type { DeliveryMetrics } from "./delivery-metrics.ts";
 import type { EventChanges } from "./event-changes.ts";
 import type { HttpSender } from "./http-sender.ts";
+import type { HandOffReservation, JobHandOff } from "./job-handoff.ts";
 import type { ClaimedJob, CompletedBatch, DisabledEndpoint, JobQueue, Outcome } from "./job-queue.ts";
 import { decide, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry-policy.ts";
 import { signingHeaders } from "./webhook-signature.ts";
@@ -80,7 +88,12 @@ export interface DispatcherOptions {
   random?: () => number;
 }
 
-export class Dispatcher {
+/** A reservation with the per-endpoint room it holds. */
+interface Reserved extends HandOffReservation {
+  perEndpoint: Map<string, number>;
+}
+
+export class Dispatcher implements JobHandOff {
   readonly #jobs: NotifyChannel;
   readonly #queue: JobQueue;
   readonly #sender: HttpSender;
@@ -107,6 +120,9 @@ export class Dispatcher {
   readonly #claims = new Set<Promise<void>>();
   #reserved = 0;
   #claimPausedUntil = 0;
+  #maybeDue = true;
+  #dueSignals = 0;
+  readonly #handOffReserved = new Map<string, number>();
   /** When retries this process scheduled fall due, so the loop wakes for them rather than at the
    * next poll (bounded; beyond it the poll finds them). */
   #dueTimes: number[] = [];
@@ -131,13 +147,74 @@ export class Dispatcher {
   start(): void {
     this.#running = true;
     this.#loop = this.#run();
-    this.#unsubscribe = this.#jobs.subscribe(() => this.wake());
+    this.#unsubscribe = this.#jobs.subscribe(() => this.#due());
   }
 
   /** Something became due: claim now rather than at the next timer. */
   wake(): void {
     this.#wakeRequested = true;
     this.#wake?.();
+  }
+
+  /** Jobs may be waiting in the database: the next worthwhile room claims. */
+  #due(): void {
+    this.#maybeDue = true;
+    this.#dueSignals++;
+    this.wake();
+  }
+
+  /** Sets room aside for events about to be inserted leased to this process: while running, up to
+   * the free worker slots (so handed-over jobs never queue beyond the pool's bound), and only for
+   * endpoints below their concurrency limit counting what is in flight, held back and reserved. */
+  reserve(events: readonly { id: string; endpointId: string }[]): HandOffReservation | undefined {
+    if (!this.#running) return undefined;
+    let room = this.#options.concurrency - (this.#inFlight + this.#waitingCount + this.#reserved);
+    if (room <= 0) return undefined;
+    const eventIds = new Set<string>();
+    const perEndpoint = new Map<string, number>();
+    for (const e of events) {
+      if (room === 0) break;
+      const mine = perEndpoint.get(e.endpointId) ?? 0;
+      const busy = (this.#perEndpoint.get(e.endpointId) ?? 0) + (this.#waiting.get(e.endpointId)?.length ?? 0)
+        + (this.#handOffReserved.get(e.endpointId) ?? 0) + mine;
+      if (busy >= this.#options.perEndpoint) continue;
+      eventIds.add(e.id);
+      perEndpoint.set(e.endpointId, mine + 1);
+      room--;
+    }
+    if (eventIds.size === 0) return undefined;
+    this.#reserved += eventIds.size;
+    for (const [id, n] of perEndpoint) this.#handOffReserved.set(id, (this.#handOffReserved.get(id) ?? 0) + n);
+    const leaseMs = this.#queue.leaseMs;
+    const reservation: Reserved = { leaseId: randomUUID(), leaseMs, sendByMs: Date.now() + leaseMs, eventIds, perEndpoint };
+    return reservation;
+  }
+
+  /** Sends jobs the ingest statement inserted leased to this process; after stop() began, gives
+   * them back unsent. */
+  handOver(reservation: HandOffReservation, jobs: readonly ClaimedJob[]): void {
+    this.cancel(reservation);
+    if (jobs.length === 0) return;
+    if (!this.#running) {
+      void this.#release([...jobs]);
+      return;
+    }
+    this.#metrics.handedOver.inc(jobs.length);
+    this.#changes.changed(jobs.map((j) => j.event_id));
+    for (const job of jobs) this.#enqueue(job);
+  }
+
+  /** Frees a reservation's room. */
+  cancel(reservation: HandOffReservation): void {
+    const { eventIds, perEndpoint } = reservation as Reserved;
+    this.#reserved -= eventIds.size;
+    for (const [id, n] of perEndpoint) {
+      const left = (this.#handOffReserved.get(id) ?? n) - n;
+      if (left <= 0) this.#handOffReserved.delete(id);
+      else this.#handOffReserved.set(id, left);
+    }
+    // Room came free (also for a claim).
+    this.wake();
   }
 
   /** Stops claiming, lets in-flight deliveries finish (aborting them after `timeoutMs`), writes
@@ -177,7 +254,7 @@ export class Dispatcher {
       // Under load, wait until a worthwhile batch is free rather than claiming a few jobs after
       // every finished delivery: a claim costs about the same for 5 rows as for 100.
       const worthwhile = busy === 0 || room >= Math.min(this.#options.claimBatch, Math.ceil(this.#options.concurrency / 4));
-      if (now >= this.#claimPausedUntil && this.#claims.size < MAX_CLAIMS && room > 0 && worthwhile) {
+      if (this.#maybeDue && now >= this.#claimPausedUntil && this.#claims.size < MAX_CLAIMS && room > 0 && worthwhile) {
         this.#claim(Math.min(room, this.#options.claimBatch), now);
         continue;
       }
@@ -200,6 +277,7 @@ export class Dispatcher {
     };
     const probing = now - this.#lastProbeMs >= Math.min(250, this.#options.pollMs);
     if (probing) this.#lastProbeMs = now;
+    const signals = this.#dueSignals;
     const claim = (async (): Promise<boolean> => {
       try {
         const jobs = probing ? await this.#queue.claimProbes(now) : [];
@@ -217,15 +295,16 @@ export class Dispatcher {
       } catch (err) {
         this.#log.warn({ err }, "claiming jobs failed; retrying");
         this.#claimPausedUntil = Date.now() + 1000;
-        return false;
+        return true;
       } finally {
         unreserve();
       }
     })();
     const tracked: Promise<void> = claim.then((full) => {
       this.#claims.delete(tracked);
-      // A full claim means more may be due now; otherwise new work wakes the loop.
-      if (full) this.wake();
+      // A full claim means more may be due now; otherwise new work signals (jobs channel, timers).
+      if (full) this.#due();
+      else if (this.#dueSignals === signals) this.#maybeDue = false;
     });
     this.#claims.add(tracked);
   }
@@ -239,7 +318,12 @@ export class Dispatcher {
 
   #sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
+      const timer = setTimeout(() => {
+        // The poll, or a retry this process scheduled, is due.
+        this.#maybeDue = true;
+        this.#dueSignals++;
+        done();
+      }, ms);
       function done() {
         clearTimeout(timer);
         resolve();
@@ -332,6 +416,7 @@ export class Dispatcher {
     try {
       await this.#queue.release(jobs);
       this.#changes.changed(jobs.map((j) => j.event_id));
+      if (this.#running) this.#due();
     } catch (err) {
       this.#log.warn({ err }, "could not release unsent jobs; their leases will expire");
     }
@@ -369,8 +454,10 @@ export class Dispatcher {
       this.#changes.changed(batch.map((o) => o.job.event_id));
       this.#onRecorded(batch.length);
       for (const o of batch) if (o.decision.kind === "retry" && this.#dueTimes.length < 1024) this.#dueTimes.push(o.decision.atMs);
-      // Closed circuits and rescheduled jobs may have made work claimable.
-      this.wake();
+      // A probe's outcome may have closed a circuit, making its jobs claimable; rescheduled jobs
+      // are due at times this process waits for (#dueTimes).
+      if (batch.some((o) => o.job.probe)) this.#due();
+      else this.wake();
     } catch (err) {
       write.tries++;
       // While stopping there is no time to wait long: a few quick tries, then the leases decide.

@@ -52,10 +52,18 @@ export interface Outcome {
   decision: Decision;
 }
 
-/** The insert that queues a job for each row of `source` (a CTE with `id` and `endpoint_id`
- * columns), for ingest's single group-commit statement. */
-export function enqueueJobsSql(source: string) {
-  return sql.fragment`INSERT INTO delivery_jobs (event_id, endpoint_id) SELECT id, endpoint_id FROM ${sql.identifier([source])}`;
+/** The insert that queues a job for each row of `source` (a CTE with `id`, `endpoint_id` and
+ * `handoff` columns), for ingest's single group-commit statement. Rows marked `handoff` whose
+ * endpoint is in `handed` (job-handoff.ts) are inserted leased to this process, as a claim would
+ * leave them; the others wait for a claim. Returns each job's event id and lease id. */
+export function enqueueJobsSql(source: string, handed: string, lease: { leaseId: string; leaseMs: number } | undefined) {
+  return sql.fragment`
+    INSERT INTO delivery_jobs (event_id, endpoint_id, attempt, lease_id, lease_until)
+    SELECT s.id, s.endpoint_id, CASE WHEN h.id IS NULL THEN 0 ELSE 1 END,
+      CASE WHEN h.id IS NOT NULL THEN ${lease?.leaseId ?? null}::uuid END,
+      now() + (${lease?.leaseMs ?? 0} + h.timeout_ms) * interval '1 millisecond'
+    FROM ${sql.identifier([source])} s LEFT JOIN ${sql.identifier([handed])} h ON s.handoff AND h.id = s.endpoint_id
+    RETURNING event_id, lease_id`;
 }
 
 /** The status an event shows: a pending event whose job is leased is being delivered. For reads
@@ -124,6 +132,11 @@ export class JobQueue {
   readonly #leaseMs: number;
   readonly #disableEndpoints: DisableEndpoints;
   readonly #emit: EmitOperationalEvents;
+
+  /** KAPSEL_DELIVERY_LEASE_MS: a lease lasts this beyond the endpoint's timeout. */
+  get leaseMs(): number {
+    return this.#leaseMs;
+  }
 
   constructor(pool: DatabasePool, circuits: CircuitStore, options: JobQueueOptions) {
     this.#pool = pool;

@@ -7,6 +7,7 @@ import type { IngestConfig } from "../config.ts";
 import type { NotifyChannel } from "../db/notify-channel.ts";
 import type { DatabasePool } from "../db/pool.ts";
 import type { PlainRoute } from "../http/plain-route.ts";
+import type { JobHandOff } from "../delivery/job-handoff.ts";
 import type { Logger } from "../logger.ts";
 import { EndpointCache } from "./endpoint-cache.ts";
 import { FailureLimiter } from "./failure-limiter.ts";
@@ -28,6 +29,8 @@ export interface IngestDeps {
   jobs: NotifyChannel;
   registry: Registry;
   log: Logger;
+  /** This process's dispatcher, when it delivers: new jobs go to it leased, without a claim. */
+  handOff: JobHandOff | undefined;
 }
 
 export interface IngestCapability {
@@ -56,8 +59,19 @@ export function assembleIngest(config: IngestConfig, deps: IngestDeps): IngestCa
     maxQueuedBytes: config.queue.maxBytes,
     write: async (batch) => {
       metrics.groupCommitMessages.observe(batch.length);
-      const accepted = await insertSettled(deps.pool, batch, config.idempotencyWindowMs, deps.log);
-      if (accepted.some((a) => !a.duplicate && a.eventIds.length > 0)) deps.jobs.notify();
+      const reservation = deps.handOff?.reserve(batch.flatMap((m) => m.events));
+      let inserted;
+      try {
+        inserted = await insertSettled(deps.pool, batch, config.idempotencyWindowMs, deps.log, reservation);
+      } catch (err) {
+        if (reservation) deps.handOff!.cancel(reservation);
+        throw err;
+      }
+      const { accepted, handed } = inserted;
+      if (reservation) deps.handOff!.handOver(reservation, handed);
+      // Only jobs left for a claim are announced (to every process's dispatcher).
+      const queued = accepted.reduce((n, a) => n + (a.duplicate ? 0 : a.eventIds.length), 0);
+      if (queued > handed.length) deps.jobs.notify();
       return accepted;
     },
   });
