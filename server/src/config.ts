@@ -2,6 +2,7 @@
 // process.env: a bad value stops the process with a message naming the variable.
 import { keptNameProblem } from "./http/header-names.ts";
 import { parseWitnesses, type WitnessingConfig } from "./attestation/witnessing/witness-config.ts";
+import { parseTracingConfig, TRACING_ENVIRONMENT, TracingConfigError, type TracingConfig } from "./tracing/tracing-config.ts";
 
 /** The configuration, nested by capability; each capability's assembler takes its own slice. */
 export interface Config {
@@ -18,6 +19,8 @@ export interface Config {
   delivery: DeliveryConfig;
   attestation: AttestationConfig;
   retention: RetentionConfig;
+  /** OpenTelemetry tracing, from the standard OTEL_* variables (off without an endpoint). */
+  tracing: TracingConfig;
 }
 
 export interface DatabaseConfig {
@@ -209,6 +212,7 @@ export const ENVIRONMENT: readonly VarSpec[] = [
   { name: "KAPSEL_RETENTION_MAX_SECONDS", help: "longest window a tenant may choose for itself; the admin token may exceed it (0 = no limit)", default: String(365 * 86400) },
   { name: "KAPSEL_PURGE_INTERVAL_MS", help: "how often the purger removes expired payloads, excerpts, events and idempotency keys", default: "60000" },
   { name: "KAPSEL_PURGE_BATCH_SIZE", help: "rows per purge transaction", default: "500" },
+  ...TRACING_ENVIRONMENT,
 ];
 
 export class ConfigError extends Error {}
@@ -307,6 +311,13 @@ export function loadConfig(env: Env = process.env): Config {
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }
+  let tracing: TracingConfig;
+  try {
+    tracing = parseTracingConfig(raw);
+  } catch (err) {
+    if (err instanceof TracingConfigError) throw new ConfigError(err.message);
+    throw err;
+  }
   const dataDir = str("KAPSEL_DATA_DIR");
   return {
     dataDir,
@@ -390,6 +401,7 @@ export function loadConfig(env: Env = process.env): Config {
       purgeBatchSize: int("KAPSEL_PURGE_BATCH_SIZE", 1, 10_000),
       idempotencyWindowMs,
     },
+    tracing,
   };
 }
 

@@ -32,6 +32,7 @@ import { assembleManagement } from "./management/assemble.ts";
 import { disableEndpoints } from "./management/endpoints.ts";
 import { assembleRetention } from "./retention/assemble.ts";
 import { registerReflection } from "./reflection/server-reflection.ts";
+import { startTracing } from "./tracing/tracing.ts";
 
 export interface Server {
   port: number;
@@ -54,16 +55,19 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   const jobs = new NotifyChannel(pool, db.url, "kapsel_jobs");
   const changes = new EventChanges();
 
+  // Off (no SDK, no-op everywhere) unless an OTLP endpoint is configured.
+  const tracing = await startTracing(config.tracing, log);
+
   const metricsRefreshMs = config.metrics.refreshMs;
-  const attestation = assembleAttestation(config.attestation, { db, registry, metricsRefreshMs, log, authenticator });
+  const attestation = assembleAttestation(config.attestation, { db, registry, metricsRefreshMs, log, authenticator, tracing });
   const readiness = new Readiness(db, [attestation.readiness]);
   const delivery = assembleDelivery(config.delivery, {
-    pool, jobs, changes, registry, metricsRefreshMs, log, disableEndpoints, emitOperationalEvents,
+    pool, jobs, changes, registry, metricsRefreshMs, log, tracing, disableEndpoints, emitOperationalEvents,
     // Called only once delivering, long after ingest below is assembled.
     onEndpointsDisabled: (gone) => gone.forEach((e) => ingest.endpointChanged(e.endpointId, e.tenantId)),
     onRecorded: attestation.recorded,
   });
-  const ingest = assembleIngest(config.ingest, { pool, jobs, registry, log, handOff: delivery.handOff });
+  const ingest = assembleIngest(config.ingest, { pool, jobs, registry, log, tracing, handOff: delivery.handOff });
   const retention = assembleRetention(config.retention, { pool, registry, log });
   const management = assembleManagement({
     pool, keys, jobs, changes, queue: delivery.queue,
@@ -100,6 +104,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
     return listen(config.http, app.handle);
   })().catch(async (err: unknown) => {
     await metricsListener?.close();
+    await tracing.shutdown();
     await db.close();
     throw err;
   });
@@ -137,6 +142,8 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
     await step("delivery", () => delivery.stop(Math.max(0, deadline - Date.now())));
     // After the last deliveries are recorded: the leader signs a final checkpoint covering them.
     await step("sequencer", () => attestation.stop());
+    // After the last spans (deliveries, the final batch) have ended: export what is left.
+    await step("tracing", () => tracing.shutdown());
     await step("database", () => db.close());
     log.info("stopped");
   })());

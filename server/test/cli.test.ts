@@ -129,5 +129,5 @@ describe("the kapsel command", () => {
     expect(status).toMatchObject({ treeSize: expect.any(Number), queued: expect.any(Number), keys: [expect.stringMatching(/^kapsel\.localhost\/log\+/)] });
     const missing = await runCli(["endpoint", "list"], { DATABASE_URL: databaseUrl });
     expect([missing.code, missing.stderr]).toEqual([2, "kapsel: configuration error: --tenant ID is required (kapsel tenant list shows the ids)\n"]);
-  });
+  }, 180_000); // a dozen CLI processes, each starting Node and a pool: slow on a busy machine
 });

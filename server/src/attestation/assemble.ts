@@ -10,6 +10,8 @@ import type { Database } from "../db/database.ts";
 import type { ReadinessComponent } from "../http/health.ts";
 import type { PlainRoute } from "../http/plain-route.ts";
 import type { Logger } from "../logger.ts";
+import { SequencerTracing } from "../tracing/sequencer-tracing.ts";
+import type { Tracing } from "../tracing/tracing.ts";
 import type { BackgroundGauges } from "../background-gauges.ts";
 import { AttestationMetrics } from "./attestation-metrics.ts";
 import { attestationService, type WitnessedSource } from "./attestation-service.ts";
@@ -28,6 +30,7 @@ export interface AttestationDeps {
   metricsRefreshMs: number;
   log: Logger;
   authenticator: Authenticator;
+  tracing: Tracing;
 }
 
 export interface AttestationCapability {
@@ -56,7 +59,7 @@ export function assembleAttestation(config: AttestationConfig, deps: Attestation
     refused: metrics.signingRefused,
   });
   const sequencer = new Sequencer(
-    { pool, databaseUrl: deps.db.url, log: deps.log, metrics, feed, guard },
+    { pool, databaseUrl: deps.db.url, log: deps.log, metrics, feed, guard, tracing: new SequencerTracing(deps.tracing.tracer) },
     { origin: config.origin, intervalMs: config.checkpointIntervalMs, envSeed: config.signingKey ? seedFromEnv(config.signingKey) : undefined },
   );
   const proofs = new Proofs(pool, config.checkpointIntervalMs);

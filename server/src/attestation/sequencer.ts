@@ -27,6 +27,7 @@ import type { Logger } from "pino";
 import { sql, type DatabasePool } from "slonik";
 import { z } from "zod";
 import { LeaderLock } from "../db/leader-lock.ts";
+import { SequencerTracing } from "../tracing/sequencer-tracing.ts";
 import { ATTEMPT_OUTCOMES } from "../delivery/attempt-outcome.ts";
 import type { AttestationMetrics } from "./attestation-metrics.ts";
 import { CheckpointFeed, latestCheckpoint, type StoredCheckpoint } from "./checkpoints.ts";
@@ -63,6 +64,8 @@ const attemptRow = z.object({
   outcome: z.enum(ATTEMPT_OUTCOMES),
   status_code: z.number().nullable(),
   response_sha256: z.string().nullable(),
+  /** The attempt's span, for the batch span's links (not part of the receipt). */
+  traceparent: z.string().nullable(),
 });
 
 export class Sequencer {
@@ -71,6 +74,7 @@ export class Sequencer {
   readonly #metrics: AttestationMetrics;
   readonly #feed: CheckpointFeed;
   readonly #guard: ForkGuard;
+  readonly #tracing: SequencerTracing;
   readonly #options: Required<SequencerOptions>;
   #edge: TreeEdge | undefined;
   #key: LogKey | undefined;
@@ -81,7 +85,7 @@ export class Sequencer {
   #pending = 0;
 
   constructor(
-    deps: { pool: DatabasePool; databaseUrl: string; log: Logger; metrics: AttestationMetrics; feed: CheckpointFeed; guard: ForkGuard },
+    deps: { pool: DatabasePool; databaseUrl: string; log: Logger; metrics: AttestationMetrics; feed: CheckpointFeed; guard: ForkGuard; tracing?: SequencerTracing },
     options: SequencerOptions,
   ) {
     this.#pool = deps.pool;
@@ -95,6 +99,7 @@ export class Sequencer {
     this.#metrics = deps.metrics;
     this.#feed = deps.feed;
     this.#guard = deps.guard;
+    this.#tracing = deps.tracing ?? new SequencerTracing(undefined);
     this.#options = { batchMax: 10_000, eagerAt: 5_000, ...options };
   }
 
@@ -175,8 +180,10 @@ export class Sequencer {
     if (!keyId || !keyId.equals(this.#key.keyId)) this.#key = await currentKey(this.#pool, this.#options.origin, this.#options.envSeed);
     const key = this.#key;
     const started = performance.now();
+    const startedMs = Date.now();
     let published: StoredCheckpoint | undefined;
     let appended = 0;
+    let sequenced: readonly z.infer<typeof attemptRow>[] = [];
     try {
       await this.#pool.transaction(async (tx) => {
         const size = Number(await tx.oneFirst(sql.type(z.object({ tree_size: z.string() }))`SELECT tree_size FROM log_state FOR UPDATE`));
@@ -191,8 +198,9 @@ export class Sequencer {
             RETURNING attempt_seq
           )
           SELECT a.id, a.event_id, a.tenant_id, a.endpoint_id, a.url, a.attempt, a.payload_sha256, a.started_at,
-            a.duration_ms, a.outcome, a.status_code, a.response_sha256
+            a.duration_ms, a.outcome, a.status_code, a.response_sha256, a.traceparent
           FROM delivery_attempts a WHERE a.seq = ANY (ARRAY(SELECT attempt_seq FROM q)) ORDER BY a.seq`);
+        sequenced = attempts;
         const hasCheckpoint = (await latestCheckpoint(tx)) !== undefined;
         if (attempts.length === 0 && hasCheckpoint) return;
 
@@ -237,11 +245,13 @@ export class Sequencer {
       // The in-memory edge may be ahead of what committed; reload it next time.
       this.#edge = undefined;
       this.#guard.failed();
+      this.#tracing.batch(startedMs, sequenced, { error: err });
       // The guard has said why, loudly; the attempts wait in log_queue.
       if (err instanceof SigningRefused) return 0;
       throw err;
     }
     if (published) {
+      this.#tracing.batch(startedMs, sequenced, { treeSize: published.treeSize });
       try {
         await this.#guard.committed({ size: published.treeSize, root: published.rootHash });
       } catch (err) {

@@ -18,6 +18,7 @@ import { assembleManagement } from "../management/assemble.ts";
 import { disableEndpoints } from "../management/endpoints.ts";
 import { assembleRetention } from "../retention/assemble.ts";
 import { Registry } from "prom-client";
+import { TRACING_OFF } from "../tracing/tracing.ts";
 
 type Service = typeof ManagementService;
 type MethodName = keyof Service["method"];
@@ -34,7 +35,7 @@ export function operator(config: Config, db: Database, log: Logger): Operator {
   const jobs = new NotifyChannel(db.pool, db.url, "kapsel_jobs");
   const delivery = assembleDelivery({ ...config.delivery, enabled: false }, {
     pool: db.pool, jobs, changes: new EventChanges(), registry: new Registry(), metricsRefreshMs: config.metrics.refreshMs, log,
-    disableEndpoints, emitOperationalEvents, onEndpointsDisabled: () => {}, onRecorded: () => {},
+    tracing: TRACING_OFF, disableEndpoints, emitOperationalEvents, onEndpointsDisabled: () => {}, onRecorded: () => {},
   });
   const management = assembleManagement({
     pool: db.pool,

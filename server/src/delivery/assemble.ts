@@ -5,6 +5,8 @@ import type { DeliveryConfig } from "../config.ts";
 import type { NotifyChannel } from "../db/notify-channel.ts";
 import type { DatabasePool } from "../db/pool.ts";
 import type { Logger } from "../logger.ts";
+import { DeliveryTracing } from "../tracing/delivery-tracing.ts";
+import type { Tracing } from "../tracing/tracing.ts";
 import type { BackgroundGauges } from "../background-gauges.ts";
 import { CircuitStore } from "./circuit-store.ts";
 import { DeliveryMetrics } from "./delivery-metrics.ts";
@@ -24,6 +26,7 @@ export interface DeliveryDeps {
   /** How often the queue and circuit gauges are read from the database. */
   metricsRefreshMs: number;
   log: Logger;
+  tracing: Tracing;
   /** The endpoints table's own writer, for 410 Gone. */
   disableEndpoints: DisableEndpoints;
   /** Kapsel's own events about what delivery changed (ingest/operational-events.ts). */
@@ -60,6 +63,7 @@ export function assembleDelivery(config: DeliveryConfig, deps: DeliveryDeps): De
       metrics,
       changes: deps.changes,
       log: deps.log,
+      tracing: new DeliveryTracing(deps.tracing.tracer),
       onEndpointsDisabled: deps.onEndpointsDisabled,
       onRecorded: deps.onRecorded,
     },

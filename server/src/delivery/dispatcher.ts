@@ -35,6 +35,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { NotifyChannel } from "../db/notify-channel.ts";
+import type { DeliveryTracing } from "../tracing/delivery-tracing.ts";
 import { uuidv7 } from "../uuid.ts";
 import type { DeliveryMetrics } from "./delivery-metrics.ts";
 import type { EventChanges } from "./event-changes.ts";
@@ -72,6 +73,8 @@ export interface DispatcherDeps {
   metrics: DeliveryMetrics;
   changes: EventChanges;
   log: Logger;
+  /** An attempt's spans, and the trace context its request carries. */
+  tracing: DeliveryTracing;
   /** After this process disabled endpoints (410 Gone), so ingest's cache drops them at once. */
   onEndpointsDisabled: (endpoints: DisabledEndpoint[]) => void;
   /** After attempts are recorded (the sequencer starts early on a big backlog). */
@@ -100,6 +103,7 @@ export class Dispatcher implements JobHandOff {
   readonly #metrics: DeliveryMetrics;
   readonly #changes: EventChanges;
   readonly #log: Logger;
+  readonly #tracing: DeliveryTracing;
   readonly #options: Required<DispatcherOptions>;
 
   #running = false;
@@ -141,6 +145,7 @@ export class Dispatcher implements JobHandOff {
     this.#metrics = deps.metrics;
     this.#changes = deps.changes;
     this.#log = deps.log.child({ component: "dispatcher" });
+    this.#tracing = deps.tracing;
     this.#options = { pollMs: 1000, claimBatch: 200, retryPolicy: DEFAULT_RETRY_POLICY, random: Math.random, ...options };
   }
 
@@ -357,6 +362,7 @@ export class Dispatcher implements JobHandOff {
         return;
       }
       const secrets = job.previous_secret ? [job.signing_secret, job.previous_secret] : [job.signing_secret];
+      const trace = this.#tracing.attempt(job, Date.now());
       const result = await this.#sender.send({
         url: job.url,
         body: job.payload,
@@ -364,6 +370,7 @@ export class Dispatcher implements JobHandOff {
           ...job.headers,
           "content-type": job.content_type,
           ...signingHeaders(secrets, job.event_id, Math.floor(Date.now() / 1000), job.payload),
+          ...trace.headers,
         },
         timeoutMs: job.timeout_ms,
         signal: this.#abort.signal,
@@ -377,6 +384,7 @@ export class Dispatcher implements JobHandOff {
         this.#options.random,
         this.#options.retryPolicy,
       );
+      trace.end(result, decision.kind);
       this.#metrics.attempts.inc({ outcome: result.outcome });
       this.#metrics.attemptDuration.observe({ outcome: result.outcome }, result.durationMs / 1000);
       if (result.outcome === "delivered") {
@@ -390,6 +398,7 @@ export class Dispatcher implements JobHandOff {
         result,
         payloadSha256: createHash("sha256").update(job.payload).digest("hex"),
         decision,
+        traceparent: trace.traceparent,
       });
       void this.#flush();
     } catch (err) {

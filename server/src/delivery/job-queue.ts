@@ -35,6 +35,9 @@ export const claimedJob = z.object({
   previous_secret: z.string().nullable(),
   max_attempts: z.number(),
   timeout_ms: z.number(),
+  /** The message's trace context (tracing/delivery-tracing.ts), or null. */
+  traceparent: z.string().nullable(),
+  tracestate: z.string().nullable(),
 });
 export type ClaimedJob = z.infer<typeof claimedJob> & {
   probe: boolean;
@@ -50,6 +53,8 @@ export interface Outcome {
   result: SendResult;
   payloadSha256: string;
   decision: Decision;
+  /** The attempt span's traceparent when tracing is on, stored for the sequencer's links. */
+  traceparent: string | undefined;
 }
 
 /** The insert that queues a job for each row of `source` (a CTE with `id`, `endpoint_id` and
@@ -95,7 +100,7 @@ export type RequeueSelector =
 const claimColumns = sql.fragment`c.event_id, c.endpoint_id, c.attempt, c.round_start, c.lease_id, e.tenant_id, e.message_id,
   m.event_type, e.received_at, m.payload, m.content_type, m.headers, m.request_id, p.url, p.signing_secret,
   CASE WHEN p.previous_secret_expires_at > now() THEN p.previous_signing_secret END AS previous_secret,
-  p.max_attempts, p.timeout_ms`;
+  p.max_attempts, p.timeout_ms, m.traceparent, m.tracestate`;
 
 /** Writes to the endpoints table belong to its owner (management/endpoints.ts); the queue is given
  * the one it needs, disabling an endpoint that answered 410 Gone, to run in its own transaction. */
@@ -254,9 +259,11 @@ export class JobQueue {
             ${sql.array(column((o) => o.result.error.slice(0, 2000).replaceAll("\0", "")), "text")},
             ${sql.array(column((o) => o.result.excerpt.replaceAll("\0", "")), "text")},
             ${sql.array(column((o) => o.job.request_id), "text")},
-            ${sql.array(column((o) => o.result.refusedLocally !== undefined), "bool")})
+            ${sql.array(column((o) => o.result.refusedLocally !== undefined), "bool")},
+            -- With no attempt span (tracing off) an empty array, which unnest pads with NULLs.
+            ${sql.array(outcomes.some((o) => o.traceparent !== undefined) ? column((o) => o.traceparent ?? null) : [], "text")})
             AS t(event_id, lease_id, kind, run_at, attempt, attempt_id, tenant_id, endpoint_id, url, payload_sha256, started_at,
-              duration_ms, outcome, status_code, response_sha256, error, response_excerpt, request_id, refused_locally)
+              duration_ms, outcome, status_code, response_sha256, error, response_excerpt, request_id, refused_locally, traceparent)
         ),
         -- An outcome decides its job only while the job's lease is still the one it was claimed
         -- with; matching on (event, lease) also keeps a stale outcome of the same event in the same
@@ -289,9 +296,9 @@ export class JobQueue {
         -- decisions above already match nothing on a replay: the lease they key on is gone.)
         ins AS (
           INSERT INTO delivery_attempts (id, event_id, tenant_id, endpoint_id, url, attempt, payload_sha256, started_at,
-            duration_ms, outcome, status_code, response_sha256, error, response_excerpt, request_id, decided, refused_locally)
+            duration_ms, outcome, status_code, response_sha256, error, response_excerpt, request_id, decided, refused_locally, traceparent)
           SELECT attempt_id, event_id, tenant_id, endpoint_id, url, attempt, payload_sha256, started_at,
-            duration_ms, outcome, status_code, response_sha256, error, response_excerpt, request_id, decided, refused_locally
+            duration_ms, outcome, status_code, response_sha256, error, response_excerpt, request_id, decided, refused_locally, traceparent
           FROM a
           ON CONFLICT (id) DO NOTHING
           RETURNING id

@@ -9,6 +9,8 @@ import type { DatabasePool } from "../db/pool.ts";
 import type { PlainRoute } from "../http/plain-route.ts";
 import type { JobHandOff } from "../delivery/job-handoff.ts";
 import type { Logger } from "../logger.ts";
+import { IngestTracing } from "../tracing/ingest-tracing.ts";
+import type { Tracing } from "../tracing/tracing.ts";
 import { EndpointCache } from "./endpoint-cache.ts";
 import { FailureLimiter } from "./failure-limiter.ts";
 import { DEFAULT_KEPT_HEADERS, gatewayRoutes } from "./gateway.ts";
@@ -31,6 +33,7 @@ export interface IngestDeps {
   log: Logger;
   /** This process's dispatcher, when it delivers: new jobs go to it leased, without a claim. */
   handOff: JobHandOff | undefined;
+  tracing: Tracing;
 }
 
 export interface IngestCapability {
@@ -50,6 +53,7 @@ export function assembleIngest(config: IngestConfig, deps: IngestDeps): IngestCa
   const endpoints = new EndpointCache(deps.pool);
   const sources = new SourceCache(deps.pool);
   const subscribers = new SubscriberCache(deps.pool);
+  const tracing = new IngestTracing(deps.tracing.tracer);
   const limiter = new RateLimiter((tenantId) => tenantRateLimit(deps.pool, tenantId, config.rateLimit));
   const commit = new GroupCommit<NewMessage, Accepted>({
     keyOf: idempotencyKeyOf,
@@ -57,7 +61,7 @@ export function assembleIngest(config: IngestConfig, deps: IngestDeps): IngestCa
     rowsOf: (m) => 1 + m.events.length,
     maxQueuedRows: config.queue.maxRows,
     maxQueuedBytes: config.queue.maxBytes,
-    write: async (batch) => {
+    write: (batch) => tracing.groupCommit(batch, async () => {
       metrics.groupCommitMessages.observe(batch.length);
       const reservation = deps.handOff?.reserve(batch.flatMap((m) => m.events));
       let inserted;
@@ -73,7 +77,7 @@ export function assembleIngest(config: IngestConfig, deps: IngestDeps): IngestCa
       const queued = accepted.reduce((n, a) => n + (a.duplicate ? 0 : a.eventIds.length), 0);
       if (queued > handed.length) deps.jobs.notify();
       return accepted;
-    },
+    }, (a) => a.duplicate),
   });
   const failures = new FailureLimiter({ limit: config.failedSignatureLimit, addressLimit: config.failedSignatureAddressLimit });
   const ingestor = new Ingestor({ endpoints, sources, subscribers, limiter, failures, commit }, {
@@ -82,8 +86,8 @@ export function assembleIngest(config: IngestConfig, deps: IngestDeps): IngestCa
     keptHeaders: [...DEFAULT_KEPT_HEADERS, ...config.keptHeaders],
   });
   return {
-    routes: gatewayRoutes(ingestor, metrics, { log: deps.log }),
-    service: ingestService(ingestor, metrics),
+    routes: gatewayRoutes(ingestor, metrics, { log: deps.log, tracing }),
+    service: ingestService(ingestor, metrics, tracing),
     endpointChanged: (id, tenantId) => {
       endpoints.invalidate(id);
       subscribers.invalidate(tenantId);

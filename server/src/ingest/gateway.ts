@@ -8,8 +8,9 @@ import { drain, readBody, SenderGone } from "../http/body-reader.ts";
 import { decodePathSegment, sendError, sendJson, type PlainRoute, type Req, type Res } from "../http/plain-route.ts";
 import type { RequestContext } from "../http/request-context.ts";
 import { KapselError, toKapselError } from "../errors.ts";
+import type { IngestTracing } from "../tracing/ingest-tracing.ts";
 import type { IngestMetrics, IngestPath } from "./ingest-metrics.ts";
-import type { IngestTarget, Ingestor } from "./ingestor.ts";
+import type { Ingestor } from "./ingestor.ts";
 import type { Accepted } from "./message-insert.ts";
 
 /** Inbound headers kept with every event (and forwarded on delivery): ones that say what the event
@@ -24,7 +25,7 @@ export const DEFAULT_KEPT_HEADERS = [
 const ENDPOINT_PATH = /^\/ingest\/([^/]+)\/?$/;
 const SOURCE_PATH = /^\/ingest\/sources\/([^/]+)\/?$/;
 
-export function gatewayRoutes(ingestor: Ingestor, metrics: IngestMetrics, options: { log: Logger }): PlainRoute[] {
+export function gatewayRoutes(ingestor: Ingestor, metrics: IngestMetrics, options: { log: Logger; tracing: IngestTracing }): PlainRoute[] {
   // During an outage thousands of requests a second fail alike: one warning a second says it.
   let lastWarnMs = 0;
   let suppressed = 0;
@@ -40,8 +41,10 @@ export function gatewayRoutes(ingestor: Ingestor, metrics: IngestMetrics, option
   };
 
   /** Reads one sender's request into the ingestor and answers it; `answer` shapes the JSON. */
-  const handle = async (req: Req, res: Res, path: IngestPath, target: IngestTarget, ctx: RequestContext, answer: (a: Accepted) => object) => {
+  const handle = async (req: Req, res: Res, path: IngestPath, route: string, target: { endpointId: string } | { sourceId: string }, ctx: RequestContext, answer: (a: Accepted) => object) => {
     const started = performance.now();
+    const trace = options.tracing.gateway(route, req.headers, req.httpVersion, target);
+    let failure: string | undefined;
     try {
       const declared = req.headers["content-length"];
       const explicitKey = req.headers["idempotency-key"] ?? req.headers["x-idempotency-key"];
@@ -62,9 +65,11 @@ export function gatewayRoutes(ingestor: Ingestor, metrics: IngestMetrics, option
           eventType: "",
           channels: [],
         }],
+        trace: trace?.carried,
       });
       if (result instanceof KapselError) throw result;
       const accepted = result!;
+      trace?.accepted(accepted);
       metrics.accepted(path, accepted);
       if (accepted.duplicate) sendJson(res, 200, { ...answer(accepted), duplicate: true });
       else sendJson(res, 202, answer(accepted));
@@ -73,16 +78,20 @@ export function gatewayRoutes(ingestor: Ingestor, metrics: IngestMetrics, option
       if (err instanceof SenderGone) {
         metrics.refused(path, "aborted");
         ctx.code = "aborted";
+        failure = "aborted";
         res.destroy();
         return;
       }
       const known = toKapselError(err);
+      failure = known?.code ?? "internal";
       if (!known) throw err;
       if (known.code === "E9001") outageLog(err, ctx.requestId);
       metrics.refused(path, known.code);
       if (known.code === "E1001" && req.httpVersionMajor === 1) res.setHeader("connection", "close");
       sendError(res, known, ctx);
       drain(req, res, ingestor.maxPayloadBytes);
+    } finally {
+      trace?.end(failure, res.statusCode);
     }
   };
 
@@ -95,7 +104,7 @@ export function gatewayRoutes(ingestor: Ingestor, metrics: IngestMetrics, option
         const m = SOURCE_PATH.exec(pathname);
         return m ? [decodePathSegment(m[1]!)] : undefined;
       },
-      handle: (req, res, [sourceId], ctx) => handle(req, res, "source_gateway", { sourceId: sourceId! }, ctx, (a) => ({ message_id: a.messageId, event_ids: a.eventIds })),
+      handle: (req, res, [sourceId], ctx) => handle(req, res, "source_gateway", "/ingest/sources/{source_id}", { sourceId: sourceId! }, ctx, (a) => ({ message_id: a.messageId, event_ids: a.eventIds })),
     },
     {
       name: "/ingest/{endpoint_id}",
@@ -105,7 +114,7 @@ export function gatewayRoutes(ingestor: Ingestor, metrics: IngestMetrics, option
         const m = ENDPOINT_PATH.exec(pathname);
         return [m ? decodePathSegment(m[1]!) : ""];
       },
-      handle: (req, res, [endpointId], ctx) => handle(req, res, "gateway", { endpointId: endpointId! }, ctx, (a) => ({ event_id: a.eventIds[0], message_id: a.messageId })),
+      handle: (req, res, [endpointId], ctx) => handle(req, res, "gateway", "/ingest/{endpoint_id}", { endpointId: endpointId! }, ctx, (a) => ({ event_id: a.eventIds[0], message_id: a.messageId })),
     },
   ];
 }

@@ -9,6 +9,7 @@ import {
   type IngestBatchRequest, type IngestRequest, type IngestService,
 } from "@kapsel/contracts/ingest";
 import { requestContextKey } from "../http/request-context.ts";
+import type { IngestTrace, IngestTracing } from "../tracing/ingest-tracing.ts";
 import type { IngestMetrics } from "./ingest-metrics.ts";
 import type { IngestItem, Ingestor } from "./ingestor.ts";
 import type { Accepted } from "./message-insert.ts";
@@ -33,35 +34,42 @@ function idsOf(req: IngestRequest, a: Accepted) {
   return { eventId: req.endpointId === "" ? "" : a.eventIds[0] ?? "", messageId: a.messageId, eventIds: a.eventIds };
 }
 
-export function ingestService(ingestor: Ingestor, metrics: IngestMetrics): ServiceImpl<typeof IngestService> {
-  /** Times an acknowledged call; a call refused as a whole counts each of its `messages`. */
-  const observe = async <T>(path: "ingest" | "ingest_batch", messages: number, run: () => Promise<T>): Promise<T> => {
+export function ingestService(ingestor: Ingestor, metrics: IngestMetrics, tracing: IngestTracing): ServiceImpl<typeof IngestService> {
+  /** Times (and traces) an acknowledged call; a call refused as a whole counts each of its
+   * `messages`. */
+  const observe = async <T>(path: "ingest" | "ingest_batch", ctx: HandlerContext, messages: number, run: (trace: IngestTrace | undefined) => Promise<T>): Promise<T> => {
     const started = performance.now();
+    const trace = tracing.rpc(ctx.service.typeName, ctx.method.name, ctx.requestHeader, tenantOf(ctx), messages);
     try {
-      const result = await run();
+      const result = await run(trace);
       metrics.duration.observe({ path }, (performance.now() - started) / 1000);
+      trace?.end(undefined);
       return result;
     } catch (err) {
-      metrics.refused(path, toKapselError(err)?.code ?? "internal", messages);
+      const code = toKapselError(err)?.code ?? "internal";
+      metrics.refused(path, code, messages);
+      trace?.end(code);
       throw err;
     }
   };
-  const callOf = (ctx: HandlerContext, items: IngestItem[]) => ({
+  const callOf = (ctx: HandlerContext, items: IngestItem[], trace: IngestTrace | undefined) => ({
     tenantId: tenantOf(ctx),
     requestId: ctx.values.get(requestContextKey)?.requestId ?? "",
     items,
+    trace: trace?.carried,
   });
 
   return {
-    ingest: (req: IngestRequest, ctx: HandlerContext) => observe("ingest", 1, async () => {
-      const [result] = await ingestor.accept(callOf(ctx, [itemOf(req)]));
+    ingest: (req: IngestRequest, ctx: HandlerContext) => observe("ingest", ctx, 1, async (trace) => {
+      const [result] = await ingestor.accept(callOf(ctx, [itemOf(req)], trace));
       if (result instanceof KapselError) throw result;
       metrics.accepted("ingest", result!);
+      trace?.accepted(result!);
       return { ...idsOf(req, result!), duplicate: result!.duplicate };
     }),
 
-    ingestBatch: (req: IngestBatchRequest, ctx: HandlerContext) => observe("ingest_batch", req.events.length, async () => {
-      const call = callOf(ctx, req.events.map(itemOf));
+    ingestBatch: (req: IngestBatchRequest, ctx: HandlerContext) => observe("ingest_batch", ctx, req.events.length, async (trace) => {
+      const call = callOf(ctx, req.events.map(itemOf), trace);
       if (req.events.length > MAX_BATCH) throw new KapselError("E1006", `a batch holds at most ${MAX_BATCH} events`);
       const results = (await ingestor.accept(call)).map((r, i) => {
         if (r instanceof KapselError) {

@@ -17,6 +17,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import { KapselError, toKapselError } from "../errors.ts";
 import { BodyTooLarge } from "../http/body-reader.ts";
 import { headerProblem, isReservedHeader } from "../http/header-names.ts";
+import type { CarriedContext } from "../tracing/trace-context.ts";
 import { isUuid, uuidv7 } from "../uuid.ts";
 import type { EndpointCache, IngestEndpoint } from "./endpoint-cache.ts";
 import type { FailureLimiter } from "./failure-limiter.ts";
@@ -68,6 +69,8 @@ export interface IngestCall {
   tenantId: string | undefined;
   requestId: string;
   items: readonly IngestItem[];
+  /** The trace context its messages carry on to their deliveries (tracing/ingest-tracing.ts). */
+  trace?: CarriedContext | undefined;
 }
 
 export type ItemResult = Accepted | KapselError;
@@ -194,7 +197,7 @@ export class Ingestor {
     const prepared: (NewMessage | undefined)[] = [];
     for (const [i, r] of received.entries()) {
       try {
-        prepared.push(r ? await this.#prepare(targets[i]!, r, call.requestId) : undefined);
+        prepared.push(r ? await this.#prepare(targets[i]!, r, call) : undefined);
       } catch (err) {
         itemError(i, err);
         prepared.push(undefined);
@@ -270,7 +273,7 @@ export class Ingestor {
     };
   }
 
-  async #prepare(target: Resolved, r: Received, requestId: string): Promise<NewMessage> {
+  async #prepare(target: Resolved, r: Received, call: IngestCall): Promise<NewMessage> {
     const { endpoint, source } = target;
     const endpointIds = endpoint ? [endpoint.id] : await this.#deps.subscribers.matching(target.tenantId, r.eventType, r.channels);
     return {
@@ -284,7 +287,8 @@ export class Ingestor {
       headers: this.#checkHeaders(r.headers),
       idempotencyKey: this.#checkKey(r.idempotencyKey),
       sourceId: source?.id,
-      requestId,
+      requestId: call.requestId,
+      trace: call.trace,
       events: endpointIds.map((endpointId) => ({ id: uuidv7(), endpointId })),
     };
   }

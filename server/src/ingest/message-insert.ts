@@ -7,6 +7,7 @@ import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
 import { handOffEndpointsSql, type HandedEndpoint, type HandOffReservation } from "../delivery/job-handoff.ts";
 import { enqueueJobsSql, type ClaimedJob } from "../delivery/job-queue.ts";
+import type { CarriedContext } from "../tracing/trace-context.ts";
 
 /** The idempotency scope of fan-out by the RPCs: keys are per tenant. */
 export const TENANT_SCOPE = "00000000-0000-0000-0000-000000000000";
@@ -25,6 +26,8 @@ export interface NewMessage {
   idempotencyKey: string | undefined;
   sourceId: string | undefined;
   requestId: string;
+  /** The trace its deliveries continue (tracing/ingest-tracing.ts); undefined: none. */
+  trace?: CarriedContext | undefined;
   /** One event per destination endpoint (none when nothing subscribes), ids made by the caller. */
   events: { id: string; endpointId: string }[];
 }
@@ -147,21 +150,26 @@ async function writeMessages(db: CommonQueryMethods, unique: readonly NewMessage
   // UUIDs and integers never need quoting, so their array literals are joined here rather than
   // escaped element by element by the driver.
   const plain = (values: (string | number)[]) => `{${values.join(",")}}`;
+  // Without trace context (the rule when tracing is off) the columns go as empty arrays, which
+  // unnest pads with NULLs: no per-row work for them.
+  const traced = unique.some((m) => m.trace !== undefined);
   const rows = await db.any(sql.type(writtenRow)`
     ${marker === undefined ? sql.fragment`` : sql.fragment`/* ${sql.literalValue(marker)} */`}
     WITH input AS (
       SELECT id, tenant_id, scope_id, event_type, channels::text[] AS channels,
         substring(${sql.binary(Buffer.concat(column((m) => m.payload), bytes))}::bytea FROM payload_start FOR payload_length) AS payload,
-        content_type, headers, idempotency_key, source_id, request_id, event_count
+        content_type, headers, idempotency_key, source_id, request_id, event_count, traceparent, tracestate
       FROM unnest(${plain(column((m) => m.id))}::uuid[], ${plain(column((m) => m.tenantId))}::uuid[],
         ${plain(column((m) => m.scopeId))}::uuid[], ${sql.array(column((m) => m.eventType), "text")},
         ${sql.array(column((m) => `{${m.channels.join(",")}}`), "text")},
         ${plain(offsets)}::int4[], ${plain(column((m) => m.payload.length))}::int4[],
         ${sql.array(column((m) => m.contentType), "text")}, ${sql.array(column((m) => JSON.stringify(m.headers)), "jsonb")},
         ${sql.array(column((m) => m.idempotencyKey ?? null), "text")}, ${sql.array(column((m) => m.sourceId ?? null), "uuid")},
-        ${sql.array(column((m) => m.requestId), "text")}, ${plain(column((m) => m.events.length))}::int4[])
+        ${sql.array(column((m) => m.requestId), "text")}, ${plain(column((m) => m.events.length))}::int4[],
+        ${sql.array(traced ? column((m) => m.trace?.traceparent ?? null) : [], "text")},
+        ${sql.array(traced ? column((m) => m.trace?.tracestate ?? null) : [], "text")})
         AS t (id, tenant_id, scope_id, event_type, channels, payload_start, payload_length, content_type, headers,
-          idempotency_key, source_id, request_id, event_count)
+          idempotency_key, source_id, request_id, event_count, traceparent, tracestate)
     ),
     keys AS (
       INSERT INTO idempotency_keys AS k (tenant_id, scope_id, key, message_id)
@@ -178,8 +186,9 @@ async function writeMessages(db: CommonQueryMethods, unique: readonly NewMessage
     ),
     stored AS (
       INSERT INTO messages (id, tenant_id, event_type, channels, payload, content_type, headers, idempotency_key,
-        source_id, request_id, event_count)
-      SELECT id, tenant_id, event_type, channels, payload, content_type, headers, idempotency_key, source_id, request_id, event_count
+        source_id, request_id, event_count, traceparent, tracestate)
+      SELECT id, tenant_id, event_type, channels, payload, content_type, headers, idempotency_key, source_id, request_id, event_count,
+        traceparent, tracestate
       FROM accepted
       RETURNING id
     ),
@@ -215,6 +224,7 @@ async function writeMessages(db: CommonQueryMethods, unique: readonly NewMessage
       event_id: eventId, endpoint_id: endpointId, attempt: 1, round_start: 0, lease_id: handOff.leaseId,
       tenant_id: m.tenantId, message_id: m.id, event_type: m.eventType, received_at: receivedAt,
       payload: m.payload, content_type: m.contentType, headers: m.headers, request_id: m.requestId,
+      traceparent: m.trace?.traceparent ?? null, tracestate: m.trace?.tracestate ?? null,
       ...endpoints.get(endpointId)!, probe: false, sendByMs: handOff.sendByMs,
     };
   });
