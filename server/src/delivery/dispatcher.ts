@@ -20,8 +20,6 @@
 //                     full claim, a timer (poll, due retry), released jobs and probe outcomes;
 //                     cleared by a claim that found less than it asked for with no signal since
 //                     it began. A finished delivery only frees room; it claims only if work may wait.
-//   #handOffReserved  room set aside for jobs that ingest is inserting leased to this process
-//                     (job-handoff.ts), per endpoint, until their statement ends.
 //   #lastProbeMs      when half-open probes were last looked for (at most every 250 ms).
 //   #wake/#wakeRequested  cut the loop's sleep short; a request during a claim is not lost.
 //   #abort            aborts in-flight requests when stop() runs out of time; #idle resolves once
@@ -51,6 +49,12 @@ const MAX_CLAIMS = 2;
 const OUTCOME_WRITE_TRIES = 8;
 const OUTCOME_RETRY_BASE_MS = 250;
 const OUTCOME_RETRY_MAX_MS = 8_000;
+/** A write costs Postgres about as much for a few outcomes as for dozens (a transaction, a commit
+ * flushed to disk): while running, a write that would carry fewer than OUTCOME_GATHER outcomes
+ * waits OUTCOME_LINGER_MS for more. Only the recording waits (the event shows delivering a few ms
+ * longer); deliveries do not, and the lease is far longer. */
+const OUTCOME_GATHER = 64;
+const OUTCOME_LINGER_MS = 10;
 
 /** A batch of outcomes on its way to the database, with the tries it has had. */
 interface OutcomeWrite {
@@ -91,11 +95,6 @@ export interface DispatcherOptions {
   random?: () => number;
 }
 
-/** A reservation with the per-endpoint room it holds. */
-interface Reserved extends HandOffReservation {
-  perEndpoint: Map<string, number>;
-}
-
 export class Dispatcher implements JobHandOff {
   readonly #jobs: NotifyChannel;
   readonly #queue: JobQueue;
@@ -126,7 +125,6 @@ export class Dispatcher implements JobHandOff {
   #claimPausedUntil = 0;
   #maybeDue = true;
   #dueSignals = 0;
-  readonly #handOffReserved = new Map<string, number>();
   /** When retries this process scheduled fall due, so the loop wakes for them rather than at the
    * next poll (bounded; beyond it the poll finds them). */
   #dueTimes: number[] = [];
@@ -168,31 +166,19 @@ export class Dispatcher implements JobHandOff {
     this.wake();
   }
 
-  /** Sets room aside for events about to be inserted leased to this process: while running, up to
-   * the free worker slots (so handed-over jobs never queue beyond the pool's bound), and only for
-   * endpoints below their concurrency limit counting what is in flight, held back and reserved. */
+  /** Sets room aside (in #reserved, as a claim does) for events about to be inserted leased to
+   * this process: while running, as many as there are free worker slots, so that what is in memory
+   * (in flight, held back, reserved) stays within the pool's bound; none when saturated. An
+   * endpoint's concurrency limit is kept when they are sent: beyond it they wait in #waiting, in
+   * order, like claimed jobs (and go back unsent if their lease could run out meanwhile). */
   reserve(events: readonly { id: string; endpointId: string }[]): HandOffReservation | undefined {
     if (!this.#running) return undefined;
-    let room = this.#options.concurrency - (this.#inFlight + this.#waitingCount + this.#reserved);
-    if (room <= 0) return undefined;
-    const eventIds = new Set<string>();
-    const perEndpoint = new Map<string, number>();
-    for (const e of events) {
-      if (room === 0) break;
-      const mine = perEndpoint.get(e.endpointId) ?? 0;
-      const busy = (this.#perEndpoint.get(e.endpointId) ?? 0) + (this.#waiting.get(e.endpointId)?.length ?? 0)
-        + (this.#handOffReserved.get(e.endpointId) ?? 0) + mine;
-      if (busy >= this.#options.perEndpoint) continue;
-      eventIds.add(e.id);
-      perEndpoint.set(e.endpointId, mine + 1);
-      room--;
-    }
-    if (eventIds.size === 0) return undefined;
+    const room = this.#options.concurrency - (this.#inFlight + this.#waitingCount + this.#reserved);
+    if (room <= 0 || events.length === 0) return undefined;
+    const eventIds = new Set(events.slice(0, room).map((e) => e.id));
     this.#reserved += eventIds.size;
-    for (const [id, n] of perEndpoint) this.#handOffReserved.set(id, (this.#handOffReserved.get(id) ?? 0) + n);
     const leaseMs = this.#queue.leaseMs;
-    const reservation: Reserved = { leaseId: randomUUID(), leaseMs, sendByMs: Date.now() + leaseMs, eventIds, perEndpoint };
-    return reservation;
+    return { leaseId: randomUUID(), leaseMs, sendByMs: Date.now() + leaseMs, eventIds };
   }
 
   /** Sends jobs the ingest statement inserted leased to this process; after stop() began, gives
@@ -211,13 +197,7 @@ export class Dispatcher implements JobHandOff {
 
   /** Frees a reservation's room. */
   cancel(reservation: HandOffReservation): void {
-    const { eventIds, perEndpoint } = reservation as Reserved;
-    this.#reserved -= eventIds.size;
-    for (const [id, n] of perEndpoint) {
-      const left = (this.#handOffReserved.get(id) ?? n) - n;
-      if (left <= 0) this.#handOffReserved.delete(id);
-      else this.#handOffReserved.set(id, left);
-    }
+    this.#reserved -= reservation.eventIds.size;
     // Room came free (also for a claim).
     this.wake();
   }
@@ -441,6 +421,7 @@ export class Dispatcher implements JobHandOff {
     if (this.#flushing) return this.#flushing;
     this.#flushing = (async () => {
       try {
+        if (this.#running && this.#outcomes.length < OUTCOME_GATHER) await new Promise((r) => setTimeout(r, OUTCOME_LINGER_MS));
         for (;;) {
           const write = this.#retriesDue.shift() ?? (this.#outcomes.length > 0 ? { outcomes: this.#outcomes.splice(0, 500), tries: 0 } : undefined);
           if (!write) break;

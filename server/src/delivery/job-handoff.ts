@@ -1,11 +1,12 @@
 // Hand-off: new jobs go from ingest's group commit straight to this process's dispatcher, without
-// a claim. Before the statement, the dispatcher reserves room for some of the batch's events (free
-// worker slots, each endpoint below its concurrency limit); the statement inserts those jobs
+// a claim. Before the statement, the dispatcher reserves room for some of the batch's events (its free
+// worker slots, the bound on what it holds in memory); the statement inserts those jobs
 // already leased to this process, as a claim would have (lease id, lease time, attempt 1), but only
 // where the endpoint is enabled and its circuit closed — the claim's own conditions, checked in the
 // same statement — and reads back the few endpoint columns a delivery needs. After the commit the
 // dispatcher sends them from the payload, headers and ids ingest already holds in memory: no claim
-// statement, no payload read back, no NOTIFY for them.
+// statement, no payload read back, no NOTIFY for them. An endpoint's concurrency limit is kept
+// when they are sent: beyond it they wait in the dispatcher, in order, as claimed jobs do.
 //
 // Guarantees are the claim's: durable before the acknowledgement (the jobs are in the same
 // statement as the messages); at-least-once (if this process dies, the leases run out after
