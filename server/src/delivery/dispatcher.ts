@@ -421,8 +421,11 @@ export class Dispatcher implements JobHandOff {
     if (this.#flushing) return this.#flushing;
     this.#flushing = (async () => {
       try {
-        if (this.#running && this.#outcomes.length < OUTCOME_GATHER) await new Promise((r) => setTimeout(r, OUTCOME_LINGER_MS));
         for (;;) {
+          // Also before a write that follows one: what finished during a write is often a handful.
+          if (this.#running && this.#retriesDue.length === 0 && this.#outcomes.length > 0 && this.#outcomes.length < OUTCOME_GATHER) {
+            await new Promise((r) => setTimeout(r, OUTCOME_LINGER_MS));
+          }
           const write = this.#retriesDue.shift() ?? (this.#outcomes.length > 0 ? { outcomes: this.#outcomes.splice(0, 500), tries: 0 } : undefined);
           if (!write) break;
           await this.#write(write);
