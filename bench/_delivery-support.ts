@@ -1,6 +1,7 @@
 // Helpers for bench/delivery.ts: a Kapsel server process, the sink process, CPU accounting from
 // /proc, a V8 CPU profile summary, percentiles, and the README section writer.
 import { fork, spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -24,12 +25,15 @@ export interface KapselProcess {
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
+/** KAPSEL_MASTER_KEY is required with DATABASE_URL: a fresh one per run unless `env` gives one. */
+const MASTER_KEY = randomBytes(32).toString("base64");
+
 /** Runs `kapsel serve` with `env` and waits for /readyz. */
 export async function startKapsel(env: Record<string, string>, nodeArgs: string[] = []): Promise<KapselProcess> {
   const port = await freePort();
   const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, "server/src/cli.ts"), "serve"], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, KAPSEL_HOST: "127.0.0.1", KAPSEL_LOG_LEVEL: "warn", KAPSEL_METRICS_LISTEN: "off", ...env, KAPSEL_PORT: String(port) },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, KAPSEL_HOST: "127.0.0.1", KAPSEL_LOG_LEVEL: "warn", KAPSEL_METRICS_LISTEN: "off", KAPSEL_MASTER_KEY: MASTER_KEY, ...env, KAPSEL_PORT: String(port) },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

@@ -65,6 +65,8 @@ export interface LaunchOptions {
 export class NotAvailable extends Error {}
 
 const ADMIN_TOKEN = `bench-admin-${randomBytes(16).toString("hex")}`;
+/** KAPSEL_MASTER_KEY is required with DATABASE_URL: a fresh one per run. */
+const MASTER_KEY = randomBytes(32).toString("base64");
 
 /** KAPSEL_* variables of the bench's environment go to the servers (for experiments). */
 function passThroughEnv(): Record<string, string> {
@@ -112,6 +114,7 @@ async function launchKapsel(kind: SystemKind, pg: Awaited<ReturnType<typeof fres
   const env = {
     ...passThroughEnv(),
     DATABASE_URL: pg.db.url,
+    KAPSEL_MASTER_KEY: MASTER_KEY,
     KAPSEL_ADMIN_TOKEN: ADMIN_TOKEN,
     KAPSEL_ALLOW_PRIVATE_DESTINATIONS: "true", // the sink is on loopback
     KAPSEL_DATA_DIR: path.join(pg.dir, "data"),

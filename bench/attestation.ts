@@ -45,6 +45,8 @@ import { inclusiveTime, topSelfTime } from "./_attestation-profile.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const ADMIN_TOKEN = `bench-admin-${randomBytes(16).toString("hex")}`;
+/** KAPSEL_MASTER_KEY is required with DATABASE_URL: a fresh one per run. */
+const MASTER_KEY = randomBytes(32).toString("base64");
 
 const env = process.env;
 const LEAVES = Number(env.KAPSEL_BENCH_LEAVES ?? 1_000_000);
@@ -124,6 +126,7 @@ async function serve(databaseUrl: string, dataDir: string, extraEnv: Record<stri
       PATH: env.PATH,
       HOME: env.HOME,
       DATABASE_URL: databaseUrl,
+      KAPSEL_MASTER_KEY: MASTER_KEY,
       KAPSEL_HOST: "127.0.0.1",
       KAPSEL_PORT: String(port),
       KAPSEL_ADMIN_TOKEN: ADMIN_TOKEN,
@@ -208,7 +211,7 @@ export default async function run(): Promise<void> {
     console.log(`attestation benchmark, ${new Date().toISOString()}`);
     console.log(`node ${process.version}, PostgreSQL ${pgVersion} (embedded, fsync on, synchronous_commit on), ${cpu[0]?.model ?? "unknown CPU"} × ${cpu.length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB`);
 
-    const created = await cli(["tenant", "create", "bench"], { DATABASE_URL: databaseUrl, KAPSEL_LOG_LEVEL: "warn" });
+    const created = await cli(["tenant", "create", "bench"], { DATABASE_URL: databaseUrl, KAPSEL_MASTER_KEY: MASTER_KEY, KAPSEL_LOG_LEVEL: "warn" });
     const tenantId = /^tenant (\S+)/m.exec(created)![1]!;
     const apiKey = /api key \(shown once\): (\S+)/.exec(created)![1]!;
 

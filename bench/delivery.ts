@@ -45,6 +45,8 @@ const INGEST_BATCH = 1_000;
 const TARGET_RATE = 5_000;
 const TARGET_P50_MS = 20;
 const ADMIN_TOKEN = `bench-admin-${randomBytes(16).toString("hex")}`;
+/** KAPSEL_MASTER_KEY is required with DATABASE_URL: a fresh one per run. */
+const MASTER_KEY = randomBytes(32).toString("base64");
 const PAYLOAD = Buffer.from(JSON.stringify({ type: "invoice.paid", data: { id: "in_".padEnd(40, "x"), note: "".padEnd(900, "lorem ipsum ") } }).slice(0, 1024));
 
 function passThroughEnv(): Record<string, string> {
@@ -248,6 +250,7 @@ export default async function delivery(): Promise<void> {
     const serverEnv = {
       ...passThroughEnv(),
       DATABASE_URL: pgServer.url,
+      KAPSEL_MASTER_KEY: MASTER_KEY,
       KAPSEL_ADMIN_TOKEN: ADMIN_TOKEN,
       KAPSEL_ALLOW_PRIVATE_DESTINATIONS: "true",
       KAPSEL_DATA_DIR: path.join(dir, "data"),

@@ -45,6 +45,8 @@ import { summariseCpuProfile } from "./_cpu-profile.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const ADMIN_TOKEN = `bench-admin-${randomBytes(16).toString("hex")}`;
+/** KAPSEL_MASTER_KEY is required with DATABASE_URL: a fresh one per run. */
+const MASTER_KEY = randomBytes(32).toString("base64");
 const PAYLOAD_BYTES = 1024;
 
 const env = process.env;
@@ -275,6 +277,7 @@ async function spawnServer(databaseUrl: string, dataDir: string, profileDir: str
       PATH: env.PATH,
       HOME: env.HOME,
       DATABASE_URL: databaseUrl,
+      KAPSEL_MASTER_KEY: MASTER_KEY,
       KAPSEL_HOST: "127.0.0.1",
       KAPSEL_PORT: String(port),
       KAPSEL_ADMIN_TOKEN: ADMIN_TOKEN,

@@ -22,7 +22,7 @@
 //
 // Knobs: KAPSEL_BENCH_EVENTS (default 1000000), KAPSEL_BENCH_SECONDS (15), KAPSEL_BENCH_NO_README=1.
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { chmod, mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -35,6 +35,9 @@ import { createLogger } from "../server/src/logger.ts";
 import { Purger, type PassReport } from "../server/src/retention/purger.ts";
 import { RetentionMetrics } from "../server/src/retention/retention-metrics.ts";
 import { RetentionPolicies } from "../server/src/retention/retention-policies.ts";
+import { generateMasterKey, parseMasterKey } from "../server/src/secrets/master-key.ts";
+import { SecretBox } from "../server/src/secrets/secret-box.ts";
+import { endpointSecret } from "../server/src/secrets/secret-columns.ts";
 import { createTenant, rpc } from "../test/support/rpc.ts";
 import { cpuSeconds, postgresCpuSeconds, ROOT, SinkProcess, sleep, startKapsel, waitQuiet, writeReadmeSection, type KapselProcess } from "./_delivery-support.ts";
 import type { SinkStats } from "./_delivery-sink.ts";
@@ -202,7 +205,11 @@ async function storage(adminUrl: string): Promise<string[]> {
     // VACUUM below is run explicitly (and timed), as autovacuum would run it.
     for (const t of TABLES) await db.query(`ALTER TABLE ${t} SET (autovacuum_enabled = false)`);
     const tenantId = (await db.query<{ id: string }>("INSERT INTO tenants (name) VALUES ('bench') RETURNING id")).rows[0]!.id;
-    const endpointId = (await db.query<{ id: string }>("INSERT INTO endpoints (tenant_id, url, signing_secret) VALUES ($1, 'https://hooks.example.com/webhooks/kapsel', 'whsec_x') RETURNING id", [tenantId])).rows[0]!.id;
+    // Secrets are stored sealed (server/src/secrets): this one under a key of the run's own.
+    const endpointId = randomUUID();
+    const box = new SecretBox(parseMasterKey(generateMasterKey(), "bench"));
+    await db.query("INSERT INTO endpoints (id, tenant_id, url, signing_secret, source_secret) VALUES ($1, $2, 'https://hooks.example.com/webhooks/kapsel', $3, $4)",
+      [endpointId, tenantId, box.seal("whsec_x", endpointSecret(endpointId, "signing_secret")), box.seal("", endpointSecret(endpointId, "source_secret"))]);
     console.log(`storage: ${f0(EVENTS)} events over ${DAYS} days, written in SQL`);
     const gen = await timed(() => generate(db, tenantId, endpointId));
     await db.query("VACUUM ANALYZE");

@@ -63,9 +63,12 @@ async function busyShare(): Promise<number> {
   return (b.busy - a.busy) / (b.total - a.total);
 }
 
+/** KAPSEL_MASTER_KEY is required with DATABASE_URL: a fresh one per run. */
+const MASTER_KEY = randomBytes(32).toString("base64");
+
 function cli(args: string[], extraEnv: Record<string, string>): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [path.join(ROOT, "server/src/cli.ts"), ...args], { cwd: ROOT, env: { PATH: env.PATH, HOME: env.HOME, ...extraEnv } }, (err, stdout, stderr) =>
+    execFile(process.execPath, [path.join(ROOT, "server/src/cli.ts"), ...args], { cwd: ROOT, env: { PATH: env.PATH, HOME: env.HOME, KAPSEL_MASTER_KEY: MASTER_KEY, ...extraEnv } }, (err, stdout, stderr) =>
       err ? reject(new Error(`kapsel ${args.join(" ")}: ${stderr || err.message}`)) : resolve(stdout),
     );
   });
@@ -75,7 +78,7 @@ async function serve(extraEnv: Record<string, string>): Promise<{ url: string; c
   const port = await freePort();
   const child = spawn(process.execPath, [path.join(ROOT, "server/src/cli.ts"), "serve"], {
     cwd: ROOT,
-    env: { PATH: env.PATH, HOME: env.HOME, KAPSEL_HOST: "127.0.0.1", KAPSEL_PORT: String(port), KAPSEL_ADMIN_TOKEN: ADMIN_TOKEN, KAPSEL_LOG_LEVEL: "warn", ...extraEnv },
+    env: { PATH: env.PATH, HOME: env.HOME, KAPSEL_HOST: "127.0.0.1", KAPSEL_PORT: String(port), KAPSEL_ADMIN_TOKEN: ADMIN_TOKEN, KAPSEL_LOG_LEVEL: "warn", KAPSEL_MASTER_KEY: MASTER_KEY, ...extraEnv },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

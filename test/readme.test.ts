@@ -29,6 +29,7 @@ beforeAll(async () => {
   server = await spawnServer({
     KAPSEL_DATA_DIR: path.join(dir, ".kapsel"),
     KAPSEL_ADMIN_TOKEN: "", // generated into .kapsel/admin-token, as on a first `npm start`
+    KAPSEL_MASTER_KEY: "", // generated into .kapsel/master-key, which the blocks' `npx kapsel` then reads too
     KAPSEL_ALLOW_PRIVATE_DESTINATIONS: "true",
   });
 });

@@ -1,6 +1,7 @@
 // `kapsel`: the server (`serve`, what `npm start` runs) and the operator's commands. Every command
 // has --help and starts nothing then; data commands take --json; what goes wrong is one line.
 import { readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { toJson } from "@bufbuild/protobuf";
 import { TenantSchema } from "@kapsel/contracts/management";
@@ -16,6 +17,10 @@ import { logStatus } from "./attestation/log-status.ts";
 import { currentKey, publishedKeys, rotateKey } from "./attestation/signing-keys.ts";
 import { describeFatal, type FatalContext } from "./cli/fatal-error.ts";
 import { operator } from "./cli/operator.ts";
+import { MasterKeyError, parseMasterKey, resolveMasterKey } from "./secrets/master-key.ts";
+import { openSecrets } from "./secrets/open-secrets.ts";
+import { rotateMasterKey } from "./secrets/rotate-master.ts";
+import { SecretUnreadable, type SecretBox } from "./secrets/secret-box.ts";
 
 const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
@@ -38,6 +43,8 @@ interface CommandContext {
   json: boolean;
   /** Opens the database (embedded or DATABASE_URL, migrated) for the command's duration. */
   withDatabase<T>(run: (db: Database) => Promise<T>): Promise<T>;
+  /** The stored secrets' box: the master key checked against the database, plain values sealed. */
+  openSecrets(db: Database): Promise<SecretBox>;
 }
 
 const out = (text: string) => process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
@@ -53,7 +60,9 @@ const COMMANDS: Record<string, Command> = {
     usage: "kapsel migrate",
     summary: "apply database migrations and say which, then exit",
     json: true,
-    run: ({ withDatabase, json }) => withDatabase(async (db) => {
+    run: ({ withDatabase, openSecrets, json }) => withDatabase(async (db) => {
+      // Secrets stored before sealing existed are sealed now rather than at the next start.
+      await openSecrets(db);
       const applied = db.applied.map(fileName);
       if (json) printJson({ applied, current: db.migrations.length });
       else if (applied.length === 0) out(`database is up to date (${db.migrations.length} migrations)`);
@@ -78,8 +87,8 @@ const COMMANDS: Record<string, Command> = {
     usage: "kapsel tenant list",
     summary: "list tenants with their ids and rate limits",
     json: true,
-    run: ({ json, withDatabase, config, log }) => withDatabase(async (db) => {
-      const op = operator(config, db, log);
+    run: ({ json, withDatabase, openSecrets, config, log }) => withDatabase(async (db) => {
+      const op = operator(config, db, log, await openSecrets(db));
       const page = (await op.json("listTenants", { pageSize: 500 })) as { tenants?: { id: string; name: string; rateLimitPerSecond?: number; rateLimitBurst?: number }[] };
       if (json) printJson(page);
       else for (const t of page.tenants ?? []) out(`${t.id}  ${t.name}  ${t.rateLimitPerSecond ?? 0}/s burst ${t.rateLimitBurst ?? 0}`);
@@ -144,16 +153,23 @@ const COMMANDS: Record<string, Command> = {
   "keys rotate": {
     usage: "kapsel keys rotate",
     summary: "start a new log signing key (old checkpoints keep their signatures)",
-    run: ({ config, withDatabase }) => {
+    run: ({ config, withDatabase, openSecrets }) => {
       if (config.attestation.signingKey !== undefined) throw new ConfigError("KAPSEL_SIGNING_KEY is set; rotate by setting a new key there instead");
       return withDatabase(async (db) => {
+        const secrets = await openSecrets(db);
         // Make sure the key being retired exists first, so its period is recorded.
-        await currentKey(db.pool, config.attestation.origin, undefined);
-        const key = await rotateKey(db.pool, config.attestation.origin);
+        await currentKey(db.pool, config.attestation.origin, undefined, secrets);
+        const key = await rotateKey(db.pool, config.attestation.origin, secrets);
         out(`new log key, valid from ${key.validFrom.toISOString()}:\n${key.vkey}`);
         return 0;
       });
     },
+  },
+  "keys rotate-master": {
+    usage: "kapsel keys rotate-master (--new-key-file FILE | --new-key BASE64)",
+    summary: "re-seal every stored secret under a new master key (stop the servers first; the old key is the configured one)",
+    options: { "new-key-file": { type: "string" }, "new-key": { type: "string" } },
+    run: ({ config, log, options }) => rotateMaster(config, log, options),
   },
   "keys list": {
     usage: "kapsel keys list",
@@ -204,7 +220,7 @@ function tenantCall<T>(ctx: CommandContext, method: Parameters<ReturnType<typeof
   const tenantId = ctx.options.tenant as string | undefined;
   if (!tenantId) throw new ConfigError("--tenant ID is required (kapsel tenant list shows the ids)");
   return ctx.withDatabase(async (db) => {
-    const op = operator(ctx.config, db, ctx.log);
+    const op = operator(ctx.config, db, ctx.log, await ctx.openSecrets(db));
     const answer = (await op.json(method, request as never, tenantId)) as T;
     await op.close();
     if (ctx.json) printJson(answer);
@@ -283,6 +299,7 @@ async function run(command: Command, name: string, rest: string[]): Promise<numb
     args: parsed.positionals,
     options: parsed.values as Record<string, string | boolean | undefined>,
     json: parsed.values.json === true,
+    openSecrets: (db) => openSecrets(config.secrets, config.dataDir, db.pool, log),
     async withDatabase(use) {
       const db = await openDatabase(config.database, config.dataDir, log);
       try {
@@ -292,6 +309,34 @@ async function run(command: Command, name: string, rest: string[]): Promise<numb
       }
     },
   });
+}
+
+/** `kapsel keys rotate-master`: the new key from a file (preferred: an argument shows in the
+ * process list and the shell's history) or an argument. */
+async function rotateMaster(config: Config, log: Logger, options: Record<string, string | boolean | undefined>): Promise<number> {
+  const file = options["new-key-file"] as string | undefined;
+  const given = options["new-key"] as string | undefined;
+  if ((file === undefined) === (given === undefined)) throw new ConfigError("give the new key with exactly one of --new-key-file FILE or --new-key BASE64");
+  const next = file === undefined
+    ? parseMasterKey(given!, "--new-key")
+    : parseMasterKey(await readFile(file, "utf8").catch((err: NodeJS.ErrnoException) => {
+      throw new MasterKeyError(`${file}: cannot read the new key (${err.code ?? err.message})`);
+    }), file);
+  const db = await openDatabase(config.database, config.dataDir, log);
+  try {
+    const current = await resolveMasterKey(config.secrets.masterKey, config.dataDir);
+    const r = await rotateMasterKey(db.pool, current, next).catch((err: unknown) => {
+      if (!(err instanceof SecretUnreadable)) throw err;
+      throw new MasterKeyError(`${err.message}; give it a new secret (RotateEndpointSecret or RotateSourceSecret, or kapsel keys rotate for the log key) and run this again: the values already re-sealed stay so`);
+    });
+    process.stdout.write(`re-sealed ${r.resealed} secret(s) under master key ${r.toKeyId}; key ${r.fromKeyId} no longer opens any of them\n`);
+    process.stdout.write(r.replacedFile !== undefined
+      ? `the new key replaced ${r.replacedFile}\n`
+      : "set KAPSEL_MASTER_KEY to the new key before starting Kapsel again\n");
+    return 0;
+  } finally {
+    await db.close();
+  }
 }
 
 async function serve(config: Config, log: Logger): Promise<number> {

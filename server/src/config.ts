@@ -13,6 +13,7 @@ export interface Config {
   /** Admin token for tenant management; undefined → generated and stored under dataDir. */
   adminToken: string | undefined;
   database: DatabaseConfig;
+  secrets: SecretsConfig;
   http: HttpConfig;
   metrics: MetricsConfig;
   ingest: IngestConfig;
@@ -27,6 +28,12 @@ export interface DatabaseConfig {
   /** Postgres connection string; undefined → embedded Postgres under the data dir. */
   url: string | undefined;
   poolSize: number;
+}
+
+export interface SecretsConfig {
+  /** KAPSEL_MASTER_KEY, decoded: the key that seals stored secrets. Undefined → a key generated
+   * into the data folder (embedded database only; with DATABASE_URL it is required). */
+  masterKey: Buffer | undefined;
 }
 
 export interface HttpConfig {
@@ -157,6 +164,7 @@ export const ENVIRONMENT: readonly VarSpec[] = [
   { name: "KAPSEL_ADMIN_TOKEN", help: "admin token for tenant management; unset → generated into KAPSEL_DATA_DIR/admin-token" },
   { name: "KAPSEL_LOG_LEVEL", help: "pino level: fatal|error|warn|info|debug|trace|silent (default info for serve, warn for other commands)" },
   { name: "KAPSEL_LOG_ORIGIN", help: "attestation log origin (no spaces or +)", default: "kapsel.localhost/log" },
+  { name: "KAPSEL_MASTER_KEY", help: "base64 of 32 random bytes that seals stored secrets (openssl rand -base64 32); required with DATABASE_URL; unset on embedded Postgres → generated into KAPSEL_DATA_DIR/master-key" },
   { name: "KAPSEL_SIGNING_KEY", help: "log signing key: base64 Ed25519 seed (32 bytes); unset → generated and stored in the database" },
   { name: "KAPSEL_ALLOW_PRIVATE_DESTINATIONS", help: "true → endpoints may point at private or loopback addresses", default: "false" },
   { name: "KAPSEL_DESTINATION_ALLOWLIST", help: "comma-separated CIDRs or host names allowed although private" },
@@ -273,6 +281,10 @@ export function loadConfig(env: Env = process.env): Config {
   if ((tlsCert === undefined) !== (tlsKey === undefined)) {
     throw new ConfigError("KAPSEL_TLS_CERT and KAPSEL_TLS_KEY must be set together");
   }
+  const masterKey = raw("KAPSEL_MASTER_KEY");
+  if (masterKey !== undefined && (!/^[A-Za-z0-9+/]{43}=$/.test(masterKey.trim()) || Buffer.from(masterKey.trim(), "base64").length !== 32)) {
+    throw new ConfigError("KAPSEL_MASTER_KEY: expected the base64 of 32 random bytes (make one with: openssl rand -base64 32)");
+  }
   const adminToken = raw("KAPSEL_ADMIN_TOKEN");
   if (adminToken !== undefined && adminToken.length < 16) {
     throw new ConfigError("KAPSEL_ADMIN_TOKEN: must be at least 16 characters");
@@ -319,11 +331,12 @@ export function loadConfig(env: Env = process.env): Config {
     throw err;
   }
   const dataDir = str("KAPSEL_DATA_DIR");
-  return {
+  const config: Config = {
     dataDir,
     logLevel,
     adminToken,
     database: { url: databaseUrl, poolSize: int("KAPSEL_DB_POOL_SIZE", 2, 500) },
+    secrets: { masterKey: masterKey === undefined ? undefined : Buffer.from(masterKey.trim(), "base64") },
     http: {
       host: str("KAPSEL_HOST"),
       port: int("KAPSEL_PORT", 0, 65535),
@@ -403,6 +416,13 @@ export function loadConfig(env: Env = process.env): Config {
     },
     tracing,
   };
+  // Several processes may share an external database, and a container's data folder may not
+  // outlive it: a key made up locally could differ between processes or vanish with every secret
+  // it sealed. The operator keeps this key, like the database password.
+  if (databaseUrl !== undefined && masterKey === undefined) {
+    throw new ConfigError("KAPSEL_MASTER_KEY: required with DATABASE_URL (the base64 of 32 random bytes, e.g. openssl rand -base64 32; keep it safe: stored secrets cannot be read without it)");
+  }
+  return config;
 }
 
 /** `HOST:PORT` (an IPv6 host in brackets), or `off`. */

@@ -32,6 +32,7 @@ import { assembleManagement } from "./management/assemble.ts";
 import { disableEndpoints } from "./management/endpoints.ts";
 import { assembleRetention } from "./retention/assemble.ts";
 import { registerReflection } from "./reflection/server-reflection.ts";
+import { openSecrets } from "./secrets/open-secrets.ts";
 import { startTracing } from "./tracing/tracing.ts";
 
 export interface Server {
@@ -48,6 +49,11 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   const token = await adminToken(config.adminToken, config.dataDir, log);
   const db = await openDatabase(config.database, config.dataDir, log);
   const { pool } = db;
+  // Before anything is served: a wrong master key stops here.
+  const secrets = await openSecrets(config.secrets, config.dataDir, pool, log).catch(async (err: unknown) => {
+    await db.close();
+    throw err;
+  });
   const registry = new Registry();
   const keys = new ApiKeyStore(pool);
   const authenticator = createAuthenticator(token, keys);
@@ -59,18 +65,18 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   const tracing = await startTracing(config.tracing, log);
 
   const metricsRefreshMs = config.metrics.refreshMs;
-  const attestation = assembleAttestation(config.attestation, { db, registry, metricsRefreshMs, log, authenticator, tracing });
+  const attestation = assembleAttestation(config.attestation, { db, registry, metricsRefreshMs, log, authenticator, tracing, secrets });
   const readiness = new Readiness(db, [attestation.readiness]);
   const delivery = assembleDelivery(config.delivery, {
-    pool, jobs, changes, registry, metricsRefreshMs, log, tracing, disableEndpoints, emitOperationalEvents,
+    pool, jobs, changes, registry, metricsRefreshMs, log, tracing, secrets, disableEndpoints, emitOperationalEvents,
     // Called only once delivering, long after ingest below is assembled.
     onEndpointsDisabled: (gone) => gone.forEach((e) => ingest.endpointChanged(e.endpointId, e.tenantId)),
     onRecorded: attestation.recorded,
   });
-  const ingest = assembleIngest(config.ingest, { pool, jobs, registry, log, tracing, handOff: delivery.handOff });
+  const ingest = assembleIngest(config.ingest, { pool, jobs, registry, log, tracing, secrets, handOff: delivery.handOff });
   const retention = assembleRetention(config.retention, { pool, registry, log });
   const management = assembleManagement({
-    pool, keys, jobs, changes, queue: delivery.queue,
+    pool, secrets, keys, jobs, changes, queue: delivery.queue,
     destinations: config.delivery.destinations,
     defaultTimeoutMs: config.delivery.timeoutMs,
     rateLimitDefaults: config.ingest.rateLimit,

@@ -8,6 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { runCli } from "../../test/support/kapsel-cli.ts";
+import { TEST_MASTER_KEY } from "../../test/support/secrets.ts";
 import { ROOT } from "../../test/support/server.ts";
 
 const dirs: string[] = [];
@@ -21,7 +22,7 @@ async function dataDir(): Promise<string> {
   return d;
 }
 
-const NO_DATABASE = { DATABASE_URL: "postgres://127.0.0.1:1/none", KAPSEL_PORT: "0", KAPSEL_LOG_LEVEL: "info" };
+const NO_DATABASE = { DATABASE_URL: "postgres://127.0.0.1:1/none", KAPSEL_MASTER_KEY: TEST_MASTER_KEY, KAPSEL_PORT: "0", KAPSEL_LOG_LEVEL: "info" };
 
 describe("the generated admin token", () => {
   it("with stderr not a terminal: written to the 0600 file, never to the output, which names the file", async () => {

@@ -86,7 +86,9 @@ describe("loadConfig", () => {
       KAPSEL_KEPT_HEADERS: "X-Trace-Id, X-Shop",
       KAPSEL_PORT: "0",
       DATABASE_URL: "postgresql://u:p@db:5432/kapsel",
+      KAPSEL_MASTER_KEY: Buffer.alloc(32, 9).toString("base64"),
     });
+    expect(config.secrets.masterKey).toEqual(Buffer.alloc(32, 9));
     expect(config.delivery.destinations).toEqual({ allowList: ["10.0.0.0/8", "hooks.internal"], allowPrivate: true });
     expect(config.ingest.keptHeaders).toEqual(["x-trace-id", "x-shop"]);
     expect(config.http.port).toBe(0);
@@ -99,8 +101,16 @@ describe("loadConfig", () => {
     ["KAPSEL_DB_POOL_SIZE", "1"],
     ["KAPSEL_SHUTDOWN_TIMEOUT_MS", "soon"],
     ["KAPSEL_LOG_ORIGIN", "a+b"],
+    ["KAPSEL_MASTER_KEY", "c2hvcnQ="],
+    ["KAPSEL_MASTER_KEY", Buffer.alloc(33).toString("base64")],
+    ["KAPSEL_MASTER_KEY", Buffer.alloc(32).toString("hex")],
   ])("%s=%j is refused, naming the variable", (name, value) => {
     expect(configError({ [name]: value })).toMatch(new RegExp(`^${name}\\b`));
+  });
+
+  it("an external database needs KAPSEL_MASTER_KEY: a key made up per process could differ between processes or be lost", () => {
+    expect(configError({ DATABASE_URL: "postgres://db/kapsel" })).toMatch(/^KAPSEL_MASTER_KEY: required with DATABASE_URL/);
+    expect(loadConfig({}).secrets.masterKey).toBeUndefined();
   });
 
   it("ENVIRONMENT names each variable once, and every variable loadConfig reads is in it", () => {

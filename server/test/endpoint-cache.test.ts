@@ -6,6 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDatabasePool } from "../src/db/pool.ts";
 import { EndpointCache } from "../src/ingest/endpoint-cache.ts";
 import { connect, createTestDatabase } from "../../test/support/database.ts";
+import { testSecretBox } from "../../test/support/secrets.ts";
+import { endpointSecret } from "../src/secrets/secret-columns.ts";
+import { randomUUID } from "node:crypto";
 
 let url: string;
 let pool: DatabasePool;
@@ -16,11 +19,12 @@ beforeAll(async () => {
   pool = await createDatabasePool(url, { maximumPoolSize: 2 });
   db = await connect(url);
   const tenant = await db.query<{ id: string }>("INSERT INTO tenants (name) VALUES ('cache') RETURNING id");
-  const endpoint = await db.query<{ id: string }>(
-    "INSERT INTO endpoints (tenant_id, url, signing_secret) VALUES ($1, 'https://93.184.216.34/', 'whsec_x') RETURNING id",
-    [tenant.rows[0]!.id],
+  endpointId = randomUUID();
+  const box = testSecretBox();
+  await db.query(
+    "INSERT INTO endpoints (id, tenant_id, url, signing_secret, source_secret) VALUES ($1, $2, 'https://93.184.216.34/', $3, $4)",
+    [endpointId, tenant.rows[0]!.id, box.seal("whsec_x", endpointSecret(endpointId, "signing_secret")), box.seal("", endpointSecret(endpointId, "source_secret"))],
   );
-  endpointId = endpoint.rows[0]!.id;
 });
 afterAll(async () => {
   await db?.end();
@@ -32,7 +36,7 @@ const setEnabled = (enabled: boolean) => db.query("UPDATE endpoints SET enabled 
 describe("EndpointCache", () => {
   it("answers from the cache within the TTL and reloads after invalidate", async () => {
     await setEnabled(true);
-    const cache = new EndpointCache(pool, { ttlMs: 60_000 });
+    const cache = new EndpointCache(pool, testSecretBox(), { ttlMs: 60_000 });
     expect((await cache.get(endpointId))?.enabled).toBe(true);
     await setEnabled(false);
     expect((await cache.get(endpointId))?.enabled).toBe(true);
@@ -42,7 +46,7 @@ describe("EndpointCache", () => {
 
   it("a lookup that was in flight across an invalidate is not kept", async () => {
     await setEnabled(true);
-    const cache = new EndpointCache(pool, { ttlMs: 60_000 });
+    const cache = new EndpointCache(pool, testSecretBox(), { ttlMs: 60_000 });
     // Hold the lookup's SELECT back until after the invalidate, so its answer spans the change.
     const blocker = await connect(url);
     try {
@@ -61,7 +65,7 @@ describe("EndpointCache", () => {
 
   it("stays within its size, and a stream of unknown ids does not push out an endpoint in use", async () => {
     await setEnabled(true);
-    const cache = new EndpointCache(pool, { ttlMs: 60_000, max: 3 });
+    const cache = new EndpointCache(pool, testSecretBox(), { ttlMs: 60_000, max: 3 });
     expect((await cache.get(endpointId))?.enabled).toBe(true);
     // A reload from here on would see the endpoint disabled: enabled === true means a cache hit.
     await setEnabled(false);
@@ -72,7 +76,7 @@ describe("EndpointCache", () => {
   });
 
   it("an unknown id is undefined", async () => {
-    const cache = new EndpointCache(pool);
+    const cache = new EndpointCache(pool, testSecretBox());
     expect(await cache.get("00000000-0000-4000-8000-000000000000")).toBeUndefined();
   });
 });

@@ -18,6 +18,7 @@ import { createDatabasePool, type DatabasePool } from "../src/db/pool.ts";
 import { createLogger } from "../src/logger.ts";
 import { insertSyntheticAttempts, treeSize } from "../../test/support/attestation.ts";
 import { connect, createTestDatabase } from "../../test/support/database.ts";
+import { testSecretBox } from "../../test/support/secrets.ts";
 
 const ORIGIN = "fork-guard.test.example/log";
 const SEED = Buffer.alloc(32, 3);
@@ -58,7 +59,7 @@ function host(name: string, seed = SEED): Host {
   const guard = new ForkGuard(join(dir, name), ORIGIN, createLogger("silent"), { refusals: metrics.signingRefusals, refused: metrics.signingRefused });
   const sequencer = new Sequencer(
     { pool, databaseUrl: url, log: createLogger("silent"), metrics, feed: new CheckpointFeed(), guard },
-    { origin: ORIGIN, intervalMs: 1000, envSeed: seed },
+    { origin: ORIGIN, intervalMs: 1000, envSeed: seed, secrets: testSecretBox() },
   );
   sequencers.push(sequencer);
   return { sequencer, guard, file, registry };

@@ -9,6 +9,8 @@ import {
 import { connect, createTestDatabase } from "../../test/support/database.ts";
 import { rpc } from "../../test/support/rpc.ts";
 import { spawnServer, type ServerProcess } from "../../test/support/server.ts";
+import { testSecretBox } from "../../test/support/secrets.ts";
+import { signingSeed } from "../src/secrets/secret-columns.ts";
 
 const ORIGIN = "rotation.test.example/log";
 
@@ -106,8 +108,11 @@ describe("kapsel keys rotate", () => {
       const tile = Buffer.from(await (await fetch(`${s.url}/log/tile/0/000.p/6`)).arrayBuffer());
       await s.stop("SIGTERM");
 
-      const seeds = (await db.query<{ private_seed: Buffer }>("SELECT private_seed FROM signing_keys ORDER BY valid_from")).rows.map((r) => r.private_seed);
+      // Stored sealed under the master key: opened here to look for them everywhere else.
+      const stored = (await db.query<{ key_id: Buffer; private_seed: Buffer }>("SELECT key_id, private_seed FROM signing_keys ORDER BY valid_from")).rows;
+      const seeds = stored.map((r) => testSecretBox().open(r.private_seed, signingSeed(r.key_id)));
       expect(seeds).toHaveLength(2);
+      for (const [i, r] of stored.entries()) expect(r.private_seed.includes(seeds[i]!)).toBe(false);
       // The debug log has plenty to search through.
       expect(s.output()).toContain("checkpoint signed");
       const everything = [s.output(), rotated.stdout, rotated.stderr, listed.stdout, listed.stderr, ...answers].join("\n");

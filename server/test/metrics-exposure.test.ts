@@ -17,6 +17,7 @@ import { createTestDatabase } from "../../test/support/database.ts";
 import { createDestination, ingest, until } from "../../test/support/delivery.ts";
 import { sample, scrape } from "../../test/support/metrics.ts";
 import { errorCode, rpc } from "../../test/support/rpc.ts";
+import { TEST_MASTER_KEY } from "../../test/support/secrets.ts";
 import { ADMIN_TOKEN, startTestServer, type TestServer } from "../../test/support/server.ts";
 import { alwaysFail, startSink, type Sink } from "../../test/support/sink.ts";
 import { startTcpProxy, type TcpProxy } from "../../test/support/tcp-proxy.ts";
@@ -153,6 +154,7 @@ describe("request logs at info", () => {
       KAPSEL_METRICS_LISTEN: "off",
       KAPSEL_DELIVERY_ENABLED: "false",
       KAPSEL_ALLOW_PRIVATE_DESTINATIONS: "true",
+      KAPSEL_MASTER_KEY: TEST_MASTER_KEY,
     });
     server = await startServer(config, pino({ level: "info" }, sink));
   });

@@ -17,6 +17,7 @@ import { createDatabasePool, type DatabasePool } from "../src/db/pool.ts";
 import { createLogger } from "../src/logger.ts";
 import { checkCheckpoint, insertSyntheticAttempts, treeSize, until } from "../../test/support/attestation.ts";
 import { connect, createTestDatabase } from "../../test/support/database.ts";
+import { testSecretBox } from "../../test/support/secrets.ts";
 import { ReferenceTree, refVerifyConsistency } from "../../test/support/rfc6962-reference.ts";
 
 const ORIGIN = "sequencer.test.example/log";
@@ -47,7 +48,7 @@ async function fixture(): Promise<Fixture> {
       const guard = new ForkGuard(join(stateDir, `host-${sequencers.length}`), ORIGIN, log, { refusals: metrics.signingRefusals, refused: metrics.signingRefused });
       const s = new Sequencer(
         { pool, databaseUrl: url, log, metrics, feed: new CheckpointFeed(), guard },
-        { origin: ORIGIN, intervalMs: 1000, envSeed: undefined, ...options },
+        { origin: ORIGIN, intervalMs: 1000, envSeed: undefined, secrets: testSecretBox(), ...options },
       );
       sequencers.push(s);
       return s;

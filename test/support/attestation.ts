@@ -11,6 +11,7 @@ import type pg from "pg";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { AttestationService } from "@kapsel/contracts/attestation";
+import { TEST_MASTER_KEY } from "./secrets.ts";
 import { refRootFromInclusion, refLeafHash } from "./rfc6962-reference.ts";
 import { createTenant, rpc } from "./rpc.ts";
 import { ADMIN_TOKEN, ROOT } from "./server.ts";
@@ -346,7 +347,7 @@ export function kapselCli(args: string[], env: Record<string, string>): Promise<
     execFile(
       process.execPath,
       [path.join(ROOT, "server/src/cli.ts"), ...args],
-      { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, KAPSEL_LOG_LEVEL: "warn", ...env }, timeout: 120_000 },
+      { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, KAPSEL_LOG_LEVEL: "warn", KAPSEL_MASTER_KEY: TEST_MASTER_KEY, ...env }, timeout: 120_000 },
       (err, stdout, stderr) => {
         const code = err ? (typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : -1) : 0;
         resolve({ code, stdout, stderr });

@@ -1,7 +1,9 @@
 // Runs the `kapsel` command line (server/src/cli.ts) as a child process with exactly the given
-// environment, the way an operator's shell or a container runtime would.
+// environment (plus the tests' master key, which KAPSEL_MASTER_KEY: "" takes away), the way an
+// operator's shell or a container runtime would.
 import { spawn } from "node:child_process";
 import path from "node:path";
+import { TEST_MASTER_KEY } from "./secrets.ts";
 import { ROOT } from "./server.ts";
 
 export interface CliResult {
@@ -15,7 +17,7 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
     const child = spawn(process.execPath, [path.join(ROOT, "server/src/cli.ts"), ...args], {
       cwd: ROOT,
       // Off unless a test asks: parallel test files must not race for the default metrics port.
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, KAPSEL_METRICS_LISTEN: "off", ...env },
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, KAPSEL_METRICS_LISTEN: "off", KAPSEL_MASTER_KEY: TEST_MASTER_KEY, ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";

@@ -10,6 +10,7 @@ import { createLogger } from "../../server/src/logger.ts";
 import { startServer, type Server } from "../../server/src/main.ts";
 import { freePort } from "../../server/src/free-port.ts";
 import { createTestDatabase } from "./database.ts";
+import { TEST_MASTER_KEY } from "./secrets.ts";
 
 export const ADMIN_TOKEN = "test-admin-token-0123456789abcdef";
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -32,6 +33,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     // Its own metrics port (server.metricsUrl), and database gauges fresh within a quarter second.
     KAPSEL_METRICS_LISTEN: "127.0.0.1:0",
     KAPSEL_METRICS_REFRESH_MS: "250",
+    KAPSEL_MASTER_KEY: TEST_MASTER_KEY,
     ...env,
     DATABASE_URL: databaseUrl,
   });
@@ -84,6 +86,7 @@ export async function spawnServer(env: Record<string, string>, options: { waitRe
       // Test files run in parallel: none may take the default metrics port (tests that scrape a
       // process give it a port or a token).
       KAPSEL_METRICS_LISTEN: "off",
+      KAPSEL_MASTER_KEY: TEST_MASTER_KEY,
       ...env,
       KAPSEL_PORT: String(port),
     },

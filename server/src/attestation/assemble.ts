@@ -13,6 +13,7 @@ import type { Logger } from "../logger.ts";
 import { SequencerTracing } from "../tracing/sequencer-tracing.ts";
 import type { Tracing } from "../tracing/tracing.ts";
 import type { BackgroundGauges } from "../background-gauges.ts";
+import type { SecretBox } from "../secrets/secret-box.ts";
 import { AttestationMetrics } from "./attestation-metrics.ts";
 import { attestationService, type WitnessedSource } from "./attestation-service.ts";
 import { CheckpointFeed } from "./checkpoints.ts";
@@ -30,6 +31,8 @@ export interface AttestationDeps {
   metricsRefreshMs: number;
   log: Logger;
   authenticator: Authenticator;
+  /** Opens and seals the stored log key seed. */
+  secrets: SecretBox;
   tracing: Tracing;
 }
 
@@ -60,7 +63,7 @@ export function assembleAttestation(config: AttestationConfig, deps: Attestation
   });
   const sequencer = new Sequencer(
     { pool, databaseUrl: deps.db.url, log: deps.log, metrics, feed, guard, tracing: new SequencerTracing(deps.tracing.tracer) },
-    { origin: config.origin, intervalMs: config.checkpointIntervalMs, envSeed: config.signingKey ? seedFromEnv(config.signingKey) : undefined },
+    { origin: config.origin, intervalMs: config.checkpointIntervalMs, envSeed: config.signingKey ? seedFromEnv(config.signingKey) : undefined, secrets: deps.secrets },
   );
   const proofs = new Proofs(pool, config.checkpointIntervalMs);
   const witnessing = new Witnessing(

@@ -35,6 +35,7 @@ import { SigningRefused, type ForkGuard } from "./fork-guard.ts";
 import { checkpointBody, signCheckpoint, type LogKey } from "./log-key.ts";
 import { leafHash, rootAt } from "./merkle.ts";
 import { receiptBytes } from "./receipt.ts";
+import type { SecretBox } from "../secrets/secret-box.ts";
 import { currentKey } from "./signing-keys.ts";
 import { TileReader, TreeEdge } from "./tiles.ts";
 
@@ -45,6 +46,8 @@ export interface SequencerOptions {
   origin: string;
   intervalMs: number;
   envSeed: Buffer | undefined;
+  /** Opens (and seals) the stored, generated log key seed. */
+  secrets: SecretBox;
   /** Most leaves per batch (one transaction). */
   batchMax?: number;
   /** Queued attempts that trigger a batch before the interval ends. */
@@ -174,10 +177,10 @@ export class Sequencer {
       this.#guard.remind();
       return 0;
     }
-    this.#key ??= await currentKey(this.#pool, this.#options.origin, this.#options.envSeed);
+    this.#key ??= await currentKey(this.#pool, this.#options.origin, this.#options.envSeed, this.#options.secrets);
     const keyId = await this.#pool.maybeOneFirst(sql.type(z.object({ key_id: z.instanceof(Buffer) }))`
       SELECT key_id FROM signing_keys WHERE valid_until IS NULL`);
-    if (!keyId || !keyId.equals(this.#key.keyId)) this.#key = await currentKey(this.#pool, this.#options.origin, this.#options.envSeed);
+    if (!keyId || !keyId.equals(this.#key.keyId)) this.#key = await currentKey(this.#pool, this.#options.origin, this.#options.envSeed, this.#options.secrets);
     const key = this.#key;
     const started = performance.now();
     const startedMs = Date.now();

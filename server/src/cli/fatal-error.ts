@@ -5,6 +5,7 @@ import { ConfigError } from "../config.ts";
 import { DurabilityError } from "../db/database.ts";
 import { MigrationError } from "../db/migrate.ts";
 import { isDatabaseUnavailable, KapselError } from "../errors.ts";
+import { MasterKeyError } from "../secrets/master-key.ts";
 
 export interface FatalContext {
   databaseUrl: string | undefined;
@@ -16,7 +17,7 @@ export interface FatalContext {
 /** The line to print and the exit code; undefined for an error nobody foresaw (print its stack). */
 export function describeFatal(err: unknown, ctx: FatalContext | undefined): { line: string; code: number } | undefined {
   if (err instanceof ConfigError) return { line: `configuration error: ${err.message}`, code: 2 };
-  if (err instanceof MigrationError || err instanceof DurabilityError) return { line: err.message, code: 1 };
+  if (err instanceof MigrationError || err instanceof DurabilityError || err instanceof MasterKeyError) return { line: err.message, code: 1 };
   if (err instanceof KapselError) return { line: `${err.code}: ${err.message}`, code: 1 };
   const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
   if (e?.code === "EADDRINUSE") {

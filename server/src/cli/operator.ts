@@ -17,6 +17,7 @@ import type { Logger } from "../logger.ts";
 import { assembleManagement } from "../management/assemble.ts";
 import { disableEndpoints } from "../management/endpoints.ts";
 import { assembleRetention } from "../retention/assemble.ts";
+import type { SecretBox } from "../secrets/secret-box.ts";
 import { Registry } from "prom-client";
 import { TRACING_OFF } from "../tracing/tracing.ts";
 
@@ -31,14 +32,15 @@ export interface Operator {
   close(): Promise<void>;
 }
 
-export function operator(config: Config, db: Database, log: Logger): Operator {
+export function operator(config: Config, db: Database, log: Logger, secrets: SecretBox): Operator {
   const jobs = new NotifyChannel(db.pool, db.url, "kapsel_jobs");
   const delivery = assembleDelivery({ ...config.delivery, enabled: false }, {
-    pool: db.pool, jobs, changes: new EventChanges(), registry: new Registry(), metricsRefreshMs: config.metrics.refreshMs, log,
+    pool: db.pool, jobs, changes: new EventChanges(), registry: new Registry(), metricsRefreshMs: config.metrics.refreshMs, log, secrets,
     tracing: TRACING_OFF, disableEndpoints, emitOperationalEvents, onEndpointsDisabled: () => {}, onRecorded: () => {},
   });
   const management = assembleManagement({
     pool: db.pool,
+    secrets,
     keys: new ApiKeyStore(db.pool),
     queue: delivery.queue,
     // Requeued events wake the dispatchers of running servers (NOTIFY).

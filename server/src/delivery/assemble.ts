@@ -8,6 +8,7 @@ import type { Logger } from "../logger.ts";
 import { DeliveryTracing } from "../tracing/delivery-tracing.ts";
 import type { Tracing } from "../tracing/tracing.ts";
 import type { BackgroundGauges } from "../background-gauges.ts";
+import type { SecretBox } from "../secrets/secret-box.ts";
 import { CircuitStore } from "./circuit-store.ts";
 import { DeliveryMetrics } from "./delivery-metrics.ts";
 import { Dispatcher } from "./dispatcher.ts";
@@ -26,6 +27,8 @@ export interface DeliveryDeps {
   /** How often the queue and circuit gauges are read from the database. */
   metricsRefreshMs: number;
   log: Logger;
+  /** Opens the endpoints' sealed signing secrets at claim time. */
+  secrets: SecretBox;
   tracing: Tracing;
   /** The endpoints table's own writer, for 410 Gone. */
   disableEndpoints: DisableEndpoints;
@@ -51,7 +54,9 @@ export interface DeliveryCapability {
 
 export function assembleDelivery(config: DeliveryConfig, deps: DeliveryDeps): DeliveryCapability {
   const circuits = new CircuitStore(deps.pool, { ...config.circuit, maxProbes: 2 });
-  const queue = new JobQueue(deps.pool, circuits, { leaseMs: config.leaseMs, disableEndpoints: deps.disableEndpoints, emitOperationalEvents: deps.emitOperationalEvents });
+  const queue = new JobQueue(deps.pool, circuits, {
+    leaseMs: config.leaseMs, secrets: deps.secrets, log: deps.log, disableEndpoints: deps.disableEndpoints, emitOperationalEvents: deps.emitOperationalEvents,
+  });
   const metrics = new DeliveryMetrics(deps.registry, deps, deps.metricsRefreshMs);
   if (!config.enabled) return { queue, gauges: metrics.gauges, handOff: undefined, start: () => {}, stop: async () => {} };
   const policy = { allowPrivate: config.destinations.allowPrivate, allowList: config.destinations.allowList };

@@ -39,7 +39,7 @@ import type { DeliveryMetrics } from "./delivery-metrics.ts";
 import type { EventChanges } from "./event-changes.ts";
 import type { HttpSender } from "./http-sender.ts";
 import type { HandOffReservation, JobHandOff } from "./job-handoff.ts";
-import type { ClaimedJob, CompletedBatch, DisabledEndpoint, JobQueue, Outcome } from "./job-queue.ts";
+import type { ClaimedJob, ClaimedRow, CompletedBatch, DisabledEndpoint, JobQueue, Outcome } from "./job-queue.ts";
 import { decide, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry-policy.ts";
 import { signingHeaders } from "./webhook-signature.ts";
 
@@ -183,16 +183,22 @@ export class Dispatcher implements JobHandOff {
 
   /** Sends jobs the ingest statement inserted leased to this process; after stop() began, gives
    * them back unsent. */
-  handOver(reservation: HandOffReservation, jobs: readonly ClaimedJob[]): void {
-    this.cancel(reservation);
-    if (jobs.length === 0) return;
-    if (!this.#running) {
-      void this.#release([...jobs]);
+  handOver(reservation: HandOffReservation, rows: readonly ClaimedRow[]): void {
+    if (rows.length === 0) {
+      this.cancel(reservation);
       return;
     }
-    this.#metrics.handedOver.inc(jobs.length);
-    this.#changes.changed(jobs.map((j) => j.event_id));
-    for (const job of jobs) this.#enqueue(job);
+    // Opening the secrets is synchronous unless one cannot be opened (its job goes back unsent).
+    void this.#queue.openHandedOver(rows, reservation.sendByMs).then((jobs) => {
+      this.cancel(reservation);
+      if (!this.#running) return this.#release(jobs);
+      this.#metrics.handedOver.inc(jobs.length);
+      this.#changes.changed(jobs.map((j) => j.event_id));
+      for (const job of jobs) this.#enqueue(job);
+    }, (err: unknown) => {
+      this.cancel(reservation);
+      this.#log.warn({ err }, "could not open handed-over jobs; their leases will expire");
+    });
   }
 
   /** Frees a reservation's room. */

@@ -15,7 +15,7 @@
 // normal path (unleased, announced on the jobs channel). Jobs handed over after stop() began are
 // released at once.
 import { sql } from "slonik";
-import type { ClaimedJob } from "./job-queue.ts";
+import type { ClaimedRow } from "./job-queue.ts";
 
 /** Room the dispatcher set aside for one group-commit statement's events. */
 export interface HandOffReservation {
@@ -32,8 +32,9 @@ export interface HandOffReservation {
 /** What a delivery needs of its endpoint, read in the ingest statement. */
 export interface HandedEndpoint {
   url: string;
-  signing_secret: string;
-  previous_secret: string | null;
+  /** Sealed (secrets/secret-box.ts); the dispatcher opens them as a claim does. */
+  signing_secret: Buffer;
+  previous_secret: Buffer | null;
   max_attempts: number;
   timeout_ms: number;
 }
@@ -44,7 +45,7 @@ export interface JobHandOff {
    * stopping). Every reservation must end in handOver or cancel. */
   reserve(events: readonly { id: string; endpointId: string }[]): HandOffReservation | undefined;
   /** The statement committed: these jobs (a subset of the reservation) are leased to this process. */
-  handOver(reservation: HandOffReservation, jobs: readonly ClaimedJob[]): void;
+  handOver(reservation: HandOffReservation, jobs: readonly ClaimedRow[]): void;
   /** The statement failed, or its outcome is unknown: nothing to send (any leases it took expire). */
   cancel(reservation: HandOffReservation): void;
 }

@@ -7,15 +7,19 @@
 // out. A claim does not write the event row: an event reads as delivering while its job is leased
 // (eventStatusSql below), which spares a write of the whole row, payload included, per attempt.
 import { randomUUID } from "node:crypto";
-import { sql, type DatabasePool, type DatabaseTransactionConnection, type FragmentSqlToken } from "slonik";
+import { sql, type CommonQueryMethods, type DatabasePool, type DatabaseTransactionConnection, type FragmentSqlToken } from "slonik";
 import { z } from "zod";
 import { mayProbe, probeClaimed } from "./circuit-breaker.ts";
 import type { EmitOperationalEvents } from "../ingest/operational-events.ts";
 import type { CircuitStore, CircuitTransition } from "./circuit-store.ts";
 import type { Decision } from "./retry-policy.ts";
 import type { SendResult } from "./http-sender.ts";
+import type { Logger } from "../logger.ts";
+import { endpointSecret } from "../secrets/secret-columns.ts";
+import { SecretUnreadable, type SecretBox } from "../secrets/secret-box.ts";
 
-export const claimedJob = z.object({
+/** A claimed row as read: the endpoint's signing secrets still sealed. */
+const claimedRow = z.object({
   event_id: z.string(),
   endpoint_id: z.string(),
   attempt: z.number(),
@@ -31,15 +35,19 @@ export const claimedJob = z.object({
   headers: z.record(z.string(), z.string()),
   request_id: z.string(),
   url: z.string(),
-  signing_secret: z.string(),
-  previous_secret: z.string().nullable(),
+  signing_secret: z.instanceof(Buffer),
+  previous_secret: z.instanceof(Buffer).nullable(),
   max_attempts: z.number(),
   timeout_ms: z.number(),
   /** The message's trace context (tracing/delivery-tracing.ts), or null. */
   traceparent: z.string().nullable(),
   tracestate: z.string().nullable(),
 });
-export type ClaimedJob = z.infer<typeof claimedJob> & {
+export type ClaimedRow = z.infer<typeof claimedRow>;
+export type ClaimedJob = Omit<ClaimedRow, "signing_secret" | "previous_secret"> & {
+  /** The endpoint's signing secrets, opened (secrets/secret-box.ts). */
+  signing_secret: string;
+  previous_secret: string | null;
   probe: boolean;
   /** The latest time the attempt may start: its lease (KAPSEL_DELIVERY_LEASE_MS beyond the
    * endpoint's timeout) is then sure to outlast it. A job that waited longer for a free slot goes
@@ -125,6 +133,9 @@ export interface CompletedBatch {
 
 export interface JobQueueOptions {
   leaseMs: number;
+  /** Opens the endpoints' sealed signing secrets. */
+  secrets: SecretBox;
+  log: Logger;
   disableEndpoints: DisableEndpoints;
   /** Reports what a batch changed (endpoints disabled, circuits opened or closed, events that
    * used up their attempts) as operational events, in the batch's transaction. */
@@ -137,6 +148,8 @@ export class JobQueue {
   readonly #leaseMs: number;
   readonly #disableEndpoints: DisableEndpoints;
   readonly #emit: EmitOperationalEvents;
+  readonly #secrets: SecretBox;
+  readonly #log: Logger;
 
   /** KAPSEL_DELIVERY_LEASE_MS: a lease lasts this beyond the endpoint's timeout. */
   get leaseMs(): number {
@@ -144,6 +157,8 @@ export class JobQueue {
   }
 
   constructor(pool: DatabasePool, circuits: CircuitStore, options: JobQueueOptions) {
+    this.#secrets = options.secrets;
+    this.#log = options.log;
     this.#pool = pool;
     this.#circuits = circuits;
     this.#leaseMs = options.leaseMs;
@@ -162,7 +177,7 @@ export class JobQueue {
    * for the jobs it finds. Left alone they would wait forever, since no claim takes them. */
   async claim(limit: number): Promise<ClaimedJob[]> {
     const sendByMs = Date.now() + this.#leaseMs;
-    const rows = await this.#pool.any(sql.type(claimedJob)`
+    const rows = await this.#pool.any(sql.type(claimedRow)`
       WITH due AS (
         SELECT j.event_id FROM delivery_jobs j
         WHERE j.run_at <= now() AND (j.lease_until IS NULL OR j.lease_until < now())
@@ -196,7 +211,43 @@ export class JobQueue {
         FROM orphaned WHERE events.id = orphaned.event_id
       )
       SELECT ${claimColumns} FROM c JOIN events e ON e.id = c.event_id JOIN messages m ON m.id = e.message_id JOIN endpoints p ON p.id = c.endpoint_id`);
-    return rows.map((r) => ({ ...r, probe: false, sendByMs }));
+    return this.#opened(this.#pool, rows, false, sendByMs);
+  }
+
+  /** Claimed rows with their signing secrets opened. A row whose secret cannot be opened (sealed
+   * under another master key, or moved from another row) is never sent, least of all signed with
+   * whatever it holds: its job goes back unsent, to be tried again in a minute, and the reason is
+   * logged. */
+  async #opened(db: CommonQueryMethods, rows: readonly ClaimedRow[], probe: boolean, sendByMs: number): Promise<ClaimedJob[]> {
+    const jobs: ClaimedJob[] = [];
+    const unreadable: ClaimedRow[] = [];
+    for (const r of rows) {
+      try {
+        jobs.push({
+          ...r,
+          signing_secret: this.#secrets.openText(r.signing_secret, endpointSecret(r.endpoint_id, "signing_secret")),
+          previous_secret: r.previous_secret === null ? null : this.#secrets.openText(r.previous_secret, endpointSecret(r.endpoint_id, "previous_signing_secret")),
+          probe,
+          sendByMs,
+        });
+      } catch (err) {
+        if (!(err instanceof SecretUnreadable)) throw err;
+        this.#log.error({ err, endpoint_id: r.endpoint_id, event_id: r.event_id }, "not delivering: the endpoint's signing secret cannot be read");
+        unreadable.push(r);
+      }
+    }
+    if (unreadable.length > 0) {
+      await db.query(sql.unsafe`
+        UPDATE delivery_jobs j SET lease_until = NULL, lease_id = NULL, attempt = j.attempt - 1, run_at = now() + interval '1 minute'
+        WHERE (j.event_id, j.lease_id) IN (${sql.join(unreadable.map((r) => sql.fragment`(${r.event_id}::uuid, ${r.lease_id}::uuid)`), sql.fragment`, `)})`);
+    }
+    return jobs;
+  }
+
+  /** Jobs ingest inserted leased to this process (job-handoff.ts), with their signing secrets
+   * opened as a claim's are (an unreadable one goes back unsent). */
+  openHandedOver(rows: readonly ClaimedRow[], sendByMs: number): Promise<ClaimedJob[]> {
+    return this.#opened(this.#pool, rows, false, sendByMs);
   }
 
   /** For circuits whose open timeout has passed (or half-open with a free slot), claims one due
@@ -212,7 +263,7 @@ export class JobQueue {
         // Probes of a process that died never report back; their slots come free with the lease.
         if (state.state === "half_open" && nowMs - candidate.updatedAt.getTime() > leaseMs) state = { ...state, probes: 0 };
         if (!mayProbe(state, nowMs, this.#circuits.config)) continue;
-        const [job] = await tx.any(sql.type(claimedJob)`
+        const [job] = await tx.any(sql.type(claimedRow)`
           WITH c AS (
             UPDATE delivery_jobs j SET lease_until = now() + ${leaseMs} * interval '1 millisecond',
               lease_id = ${randomUUID()}, attempt = j.attempt + 1
@@ -224,8 +275,10 @@ export class JobQueue {
           )
           SELECT ${claimColumns} FROM c JOIN events e ON e.id = c.event_id JOIN messages m ON m.id = e.message_id JOIN endpoints p ON p.id = c.endpoint_id`);
         if (!job) continue;
+        const [opened] = await this.#opened(tx, [job], true, sendByMs);
+        if (!opened) continue;
         await this.#circuits.write(tx, candidate.endpointId, probeClaimed(state));
-        jobs.push({ ...job, probe: true, sendByMs });
+        jobs.push(opened);
       }
       return jobs;
     });

@@ -9,6 +9,7 @@ import type { DatabasePool } from "../db/pool.ts";
 import type { PlainRoute } from "../http/plain-route.ts";
 import type { JobHandOff } from "../delivery/job-handoff.ts";
 import type { Logger } from "../logger.ts";
+import type { SecretBox } from "../secrets/secret-box.ts";
 import { IngestTracing } from "../tracing/ingest-tracing.ts";
 import type { Tracing } from "../tracing/tracing.ts";
 import { EndpointCache } from "./endpoint-cache.ts";
@@ -33,6 +34,8 @@ export interface IngestDeps {
   log: Logger;
   /** This process's dispatcher, when it delivers: new jobs go to it leased, without a claim. */
   handOff: JobHandOff | undefined;
+  /** Opens the endpoints' and sources' sealed verification secrets. */
+  secrets: SecretBox;
   tracing: Tracing;
 }
 
@@ -50,8 +53,8 @@ export interface IngestCapability {
 
 export function assembleIngest(config: IngestConfig, deps: IngestDeps): IngestCapability {
   const metrics = new IngestMetrics(deps.registry);
-  const endpoints = new EndpointCache(deps.pool);
-  const sources = new SourceCache(deps.pool);
+  const endpoints = new EndpointCache(deps.pool, deps.secrets);
+  const sources = new SourceCache(deps.pool, deps.secrets);
   const subscribers = new SubscriberCache(deps.pool);
   const tracing = new IngestTracing(deps.tracing.tracer);
   const limiter = new RateLimiter((tenantId) => tenantRateLimit(deps.pool, tenantId, config.rateLimit));

@@ -6,6 +6,8 @@ import { sql } from "slonik";
 import { z } from "zod";
 import type { DatabasePool } from "../db/pool.ts";
 import { LoadingCache } from "../loading-cache.ts";
+import type { SecretBox } from "../secrets/secret-box.ts";
+import { endpointSecret } from "../secrets/secret-columns.ts";
 import type { SourceConfig, SourceSchemeName } from "./source-verification.ts";
 
 export interface IngestEndpoint {
@@ -22,18 +24,21 @@ const row = z.object({
   enabled: z.boolean(),
   kept_headers: z.array(z.string()),
   source_scheme: z.string(),
-  source_secret: z.string(),
+  source_secret: z.instanceof(Buffer),
   source_header: z.string(),
   source_tolerance_seconds: z.number(),
 });
 
 export class EndpointCache {
   readonly #pool: DatabasePool;
+  readonly #secrets: SecretBox;
   /** Unknown ids (strangers guessing among them) are cached as misses and go first when full. */
   readonly #cache: LoadingCache<IngestEndpoint | undefined>;
 
-  constructor(pool: DatabasePool, options: { ttlMs?: number; max?: number } = {}) {
+  /** `secrets` opens the sealed verification secret once per load; the entry keeps it open. */
+  constructor(pool: DatabasePool, secrets: SecretBox, options: { ttlMs?: number; max?: number } = {}) {
     this.#pool = pool;
+    this.#secrets = secrets;
     this.#cache = new LoadingCache((id) => this.#load(id), { ttlMs: options.ttlMs ?? 1_000, max: options.max ?? 50_000 });
   }
 
@@ -56,7 +61,12 @@ export class EndpointCache {
       tenantId: r.tenant_id,
       enabled: r.enabled,
       keptHeaders: r.kept_headers,
-      source: { scheme: r.source_scheme as SourceSchemeName, secret: r.source_secret, header: r.source_header, toleranceSeconds: r.source_tolerance_seconds },
+      source: {
+        scheme: r.source_scheme as SourceSchemeName,
+        secret: this.#secrets.openText(r.source_secret, endpointSecret(r.id, "source_secret")),
+        header: r.source_header,
+        toleranceSeconds: r.source_tolerance_seconds,
+      },
     };
   }
 }

@@ -6,7 +6,7 @@
 import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
 import { handOffEndpointsSql, type HandedEndpoint, type HandOffReservation } from "../delivery/job-handoff.ts";
-import { enqueueJobsSql, type ClaimedJob } from "../delivery/job-queue.ts";
+import { enqueueJobsSql, type ClaimedRow } from "../delivery/job-queue.ts";
 import type { CarriedContext } from "../tracing/trace-context.ts";
 
 /** The idempotency scope of fan-out by the RPCs: keys are per tenant. */
@@ -63,8 +63,8 @@ const writtenRow = z.object({
   kind: z.enum(["message", "job", "endpoint"]),
   id: z.string(),
   url: z.string().nullable(),
-  signing_secret: z.string().nullable(),
-  previous_secret: z.string().nullable(),
+  signing_secret: z.instanceof(Buffer).nullable(),
+  previous_secret: z.instanceof(Buffer).nullable(),
   max_attempts: z.number().nullable(),
   timeout_ms: z.number().nullable(),
 });
@@ -73,7 +73,7 @@ const writtenRow = z.object({
  * dispatcher (none without a reservation). */
 export interface Inserted {
   accepted: Accepted[];
-  handed: ClaimedJob[];
+  handed: ClaimedRow[];
 }
 const keyRow = z.object({ tenant_id: z.string(), scope_id: z.string(), key: z.string(), message_id: z.string(), event_ids: z.array(z.string()) });
 
@@ -134,7 +134,7 @@ export async function answerFromStored(db: CommonQueryMethods, messages: readonl
 
 /** The one statement; returns the ids of the messages it stored and the jobs it handed over. */
 async function writeMessages(db: CommonQueryMethods, unique: readonly NewMessage[], idempotencyWindowMs: number, marker: string | undefined,
-  handOff: HandOffReservation | undefined): Promise<{ stored: Set<string>; handed: ClaimedJob[] }> {
+  handOff: HandOffReservation | undefined): Promise<{ stored: Set<string>; handed: ClaimedRow[] }> {
   const receivedAt = new Date();
   // One row per message (and per event) as parallel arrays, so the statement text and its bind
   // parameters stay the same whatever the batch size. Payloads travel as one binary parameter
@@ -204,7 +204,7 @@ async function writeMessages(db: CommonQueryMethods, unique: readonly NewMessage
     ),
     handed AS (${handOffEndpointsSql("fanned")}),
     jobs AS (${enqueueJobsSql("fanned", "handed", handOff)})
-    SELECT 'message' AS kind, id::text, NULL::text AS url, NULL::text AS signing_secret, NULL::text AS previous_secret,
+    SELECT 'message' AS kind, id::text, NULL::text AS url, NULL::bytea AS signing_secret, NULL::bytea AS previous_secret,
       NULL::int4 AS max_attempts, NULL::int4 AS timeout_ms FROM stored
     UNION ALL SELECT 'job', event_id::text, NULL, NULL, NULL, NULL, NULL FROM jobs WHERE lease_id IS NOT NULL
     UNION ALL SELECT 'endpoint', id::text, url, signing_secret, previous_secret, max_attempts, timeout_ms FROM handed`);
@@ -218,14 +218,14 @@ async function writeMessages(db: CommonQueryMethods, unique: readonly NewMessage
   }
   if (handOff === undefined || leased.length === 0) return { stored, handed: [] };
   const byEvent = new Map(unique.flatMap((m) => m.events.map((e) => [e.id, { m, endpointId: e.endpointId }] as const)));
-  const handed = leased.map((eventId): ClaimedJob => {
+  const handed = leased.map((eventId): ClaimedRow => {
     const { m, endpointId } = byEvent.get(eventId)!;
     return {
       event_id: eventId, endpoint_id: endpointId, attempt: 1, round_start: 0, lease_id: handOff.leaseId,
       tenant_id: m.tenantId, message_id: m.id, event_type: m.eventType, received_at: receivedAt,
       payload: m.payload, content_type: m.contentType, headers: m.headers, request_id: m.requestId,
       traceparent: m.trace?.traceparent ?? null, tracestate: m.trace?.tracestate ?? null,
-      ...endpoints.get(endpointId)!, probe: false, sendByMs: handOff.sendByMs,
+      ...endpoints.get(endpointId)!,
     };
   });
   return { stored, handed };

@@ -4,6 +4,8 @@ import { sql } from "slonik";
 import { z } from "zod";
 import type { DatabasePool } from "../db/pool.ts";
 import { LoadingCache } from "../loading-cache.ts";
+import type { SecretBox } from "../secrets/secret-box.ts";
+import { sourceSecret } from "../secrets/secret-columns.ts";
 import type { SourceConfig, SourceSchemeName } from "./source-verification.ts";
 import type { EventTypeOrigin } from "./event-type-origin.ts";
 
@@ -19,8 +21,8 @@ const row = z.object({
   id: z.string(),
   tenant_id: z.string(),
   scheme: z.string(),
-  secret: z.string(),
-  previous_secret: z.string().nullable(),
+  secret: z.instanceof(Buffer),
+  previous_secret: z.instanceof(Buffer).nullable(),
   header: z.string(),
   tolerance_seconds: z.number(),
   event_type_from: z.string(),
@@ -31,10 +33,13 @@ const row = z.object({
 
 export class SourceCache {
   readonly #pool: DatabasePool;
+  readonly #secrets: SecretBox;
   readonly #cache: LoadingCache<IngestSource | undefined>;
 
-  constructor(pool: DatabasePool, options: { ttlMs?: number; max?: number } = {}) {
+  /** `secrets` opens the sealed secrets once per load; the entry keeps them open. */
+  constructor(pool: DatabasePool, secrets: SecretBox, options: { ttlMs?: number; max?: number } = {}) {
     this.#pool = pool;
+    this.#secrets = secrets;
     this.#cache = new LoadingCache((id) => this.#load(id), { ttlMs: options.ttlMs ?? 1_000, max: options.max ?? 50_000 });
   }
 
@@ -59,8 +64,8 @@ export class SourceCache {
       tenantId: r.tenant_id,
       verification: {
         scheme: r.scheme as SourceSchemeName,
-        secret: r.secret,
-        previousSecret: r.previous_secret ?? undefined,
+        secret: this.#secrets.openText(r.secret, sourceSecret(r.id, "secret")),
+        previousSecret: r.previous_secret === null ? undefined : this.#secrets.openText(r.previous_secret, sourceSecret(r.id, "previous_secret")),
         header: r.header,
         toleranceSeconds: r.tolerance_seconds,
       },

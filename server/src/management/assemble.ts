@@ -9,6 +9,7 @@ import type { DestinationPolicy } from "../delivery/destination-policy.ts";
 import type { EventChanges } from "../delivery/event-changes.ts";
 import type { JobQueue } from "../delivery/job-queue.ts";
 import type { RetentionRpcs } from "../retention/assemble.ts";
+import type { SecretBox } from "../secrets/secret-box.ts";
 import { EndpointStats } from "./endpoint-stats.ts";
 import { Endpoints } from "./endpoints.ts";
 import { Events } from "./events.ts";
@@ -19,6 +20,8 @@ import { Tenants, type RateLimitDefaults } from "./tenants.ts";
 
 export interface ManagementDeps {
   pool: DatabasePool;
+  /** Seals endpoints' and sources' secrets before they are stored. */
+  secrets: SecretBox;
   keys: ApiKeyStore;
   queue: JobQueue;
   jobs: NotifyChannel;
@@ -38,12 +41,12 @@ export interface ManagementDeps {
 
 export function assembleManagement(deps: ManagementDeps): ServiceImpl<typeof ManagementService> {
   const tenants = new Tenants(deps.pool, deps.keys, deps.rateLimitDefaults, deps.onRateLimitChanged);
-  const endpoints = new Endpoints(deps.pool, deps.destinations, deps.defaultTimeoutMs, deps.onEndpointChanged);
+  const endpoints = new Endpoints(deps.pool, deps.secrets, deps.destinations, deps.defaultTimeoutMs, deps.onEndpointChanged);
   const events = new Events(deps.pool, deps.queue, deps.changes, deps.jobs);
   const stats = new EndpointStats(deps.pool);
   const watch = new EventWatch(deps.pool);
   const messages = new Messages(deps.pool);
-  const sources = new Sources(deps.pool, deps.onSourceChanged);
+  const sources = new Sources(deps.pool, deps.secrets, deps.onSourceChanged);
   return {
     createTenant: tenants.createTenant,
     getTenant: tenants.getTenant,

@@ -2,7 +2,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext } from "@connectrpc/connect";
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { sql, type DatabaseTransactionConnection } from "slonik";
 import { z } from "zod";
 import { tenantOf } from "../auth/auth-context.ts";
@@ -19,6 +19,8 @@ import {
 import { emitOperationalEvents } from "../ingest/operational-events.ts";
 import type { SourceSchemeName } from "../ingest/source-verification.ts";
 import { checkEventType, checkSubscription, takesTypeSql } from "../ingest/subscriptions.ts";
+import { reseal, type SecretBox } from "../secrets/secret-box.ts";
+import { endpointSecret } from "../secrets/secret-columns.ts";
 import { requireUuid } from "../uuid.ts";
 import { decodeCursor, pageSize, paginate } from "./pagination.ts";
 import { checkSource, checkTolerance, schemeName, SCHEME_ENUMS } from "./source-schemes.ts";
@@ -111,10 +113,13 @@ export class Endpoints {
   readonly #policy: DestinationPolicy;
   readonly #defaultTimeoutMs: number;
   readonly #onChanged: (endpointId: string, tenantId: string) => void;
+  readonly #secrets: SecretBox;
 
-  /** `onChanged` lets caches drop an endpoint at once after a change. */
-  constructor(pool: DatabasePool, policy: DestinationPolicy, defaultTimeoutMs: number, onChanged: (endpointId: string, tenantId: string) => void = () => {}) {
+  /** `secrets` seals the endpoint's secrets before they are stored; `onChanged` lets caches drop
+   * an endpoint at once after a change. */
+  constructor(pool: DatabasePool, secrets: SecretBox, policy: DestinationPolicy, defaultTimeoutMs: number, onChanged: (endpointId: string, tenantId: string) => void = () => {}) {
     this.#pool = pool;
+    this.#secrets = secrets;
     this.#policy = policy;
     this.#defaultTimeoutMs = defaultTimeoutMs;
     this.#onChanged = onChanged;
@@ -140,14 +145,17 @@ export class Endpoints {
     checkDescription(req.description);
     const subscription = checkSubscription(req.eventTypes, req.channels);
     const secret = generateSigningSecret();
+    // The id is made here: it is bound into the sealed secrets.
+    const id = randomUUID();
+    const seal = (value: string, column: "signing_secret" | "source_secret") => sql.binary(this.#secrets.seal(value, endpointSecret(id, column)));
     const row = await this.#pool.one(sql.type(endpointRow)`
-      INSERT INTO endpoints (tenant_id, url, description, enabled, allow_http, source_scheme, source_secret,
+      INSERT INTO endpoints (id, tenant_id, url, description, enabled, allow_http, source_scheme, source_secret,
         source_header, source_tolerance_seconds, kept_headers, event_types, channels, max_attempts, timeout_ms, signing_secret)
-      VALUES (${tenantId}, ${url}, ${req.description}, ${!req.disabled}, ${req.allowHttp}, ${scheme},
-        ${req.sourceSecret}, ${header}, ${req.sourceToleranceSeconds || 300},
+      VALUES (${id}, ${tenantId}, ${url}, ${req.description}, ${!req.disabled}, ${req.allowHttp}, ${scheme},
+        ${seal(req.sourceSecret, "source_secret")}, ${header}, ${req.sourceToleranceSeconds || 300},
         ${sql.array(checkHeaders(req.keptHeaders), "text")}, ${sql.array(subscription.eventTypes, "text")},
         ${sql.array(subscription.channels, "text")}, ${req.maxAttempts || 10},
-        ${req.timeoutMs || this.#defaultTimeoutMs}, ${secret})
+        ${req.timeoutMs || this.#defaultTimeoutMs}, ${seal(secret, "signing_secret")})
       RETURNING ${COLUMNS}`);
     this.#onChanged(row.id, row.tenant_id);
     return { endpoint: endpointToProto(row), signingSecret: secret };
@@ -184,9 +192,11 @@ export class Endpoints {
     const scheme = req.sourceScheme === undefined ? null : schemeName(req.sourceScheme);
     const header = req.sourceHeader?.toLowerCase() ?? null;
     if (scheme !== null || req.sourceSecret !== undefined || header !== null) {
-      const secret = await this.#pool.oneFirst(sql.type(z.object({ s: z.string() }))`SELECT source_secret AS s FROM endpoints WHERE id = ${current.id}`);
-      checkSource(scheme ?? (current.source_scheme as SourceSchemeName), req.sourceSecret ?? secret, header ?? current.source_header);
+      const stored = await this.#pool.oneFirst(sql.type(z.object({ s: z.instanceof(Buffer) }))`SELECT source_secret AS s FROM endpoints WHERE id = ${current.id}`);
+      const secret = req.sourceSecret ?? this.#secrets.openText(stored, endpointSecret(current.id, "source_secret"));
+      checkSource(scheme ?? (current.source_scheme as SourceSchemeName), secret, header ?? current.source_header);
     }
+    const sourceSecret = req.sourceSecret === undefined ? null : sql.binary(this.#secrets.seal(req.sourceSecret, endpointSecret(current.id, "source_secret")));
     const subscription = checkSubscription(req.eventTypes, req.channels);
     const disabling = req.enabled === false && current.enabled;
     const row = await this.#pool.transaction(async (tx) => {
@@ -198,7 +208,7 @@ export class Endpoints {
         disabled_reason = CASE WHEN ${req.enabled ?? null}::boolean THEN '' ELSE disabled_reason END,
         allow_http = ${allowHttp},
         source_scheme = coalesce(${scheme}, source_scheme),
-        source_secret = coalesce(${req.sourceSecret ?? null}, source_secret),
+        source_secret = coalesce(${sourceSecret}::bytea, source_secret),
         source_header = coalesce(${header}, source_header),
         source_tolerance_seconds = coalesce(${req.sourceToleranceSeconds ?? null}::integer, source_tolerance_seconds),
         kept_headers = CASE WHEN ${req.updateKeptHeaders} THEN ${sql.array(checkHeaders(req.keptHeaders), "text")} ELSE kept_headers END,
@@ -235,11 +245,17 @@ export class Endpoints {
     const secret = generateSigningSecret();
     const expires = new Date(Date.now() + SECRET_OVERLAP_MS);
     const row = await this.#pool.transaction(async (tx) => {
+      // The current secret becomes the previous one: opened and sealed again for its new column
+      // (a sealed value is bound to its column). One that cannot be opened is dropped: a rotation
+      // is how an endpoint gets back a secret it can sign with.
+      const stored = await tx.oneFirst(sql.type(z.object({ s: z.instanceof(Buffer) }))`
+        SELECT signing_secret AS s FROM endpoints WHERE id = ${current.id} FOR UPDATE`);
+      const previous = reseal(this.#secrets, stored, endpointSecret(current.id, "signing_secret"), endpointSecret(current.id, "previous_signing_secret"));
       const rotated = await tx.one(sql.type(endpointRow)`
         UPDATE endpoints SET
-          previous_signing_secret = signing_secret,
+          previous_signing_secret = ${previous === undefined ? null : sql.binary(previous)},
           previous_secret_expires_at = ${expires.toISOString()},
-          signing_secret = ${secret},
+          signing_secret = ${sql.binary(this.#secrets.seal(secret, endpointSecret(current.id, "signing_secret")))},
           secret_rotated_at = now(),
           updated_at = now()
         WHERE id = ${current.id}

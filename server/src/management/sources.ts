@@ -9,7 +9,7 @@ import {
   type CreateSourceRequest, type DeleteSourceRequest, type GetSourceRequest, type ListSourcesRequest,
   type RotateSourceSecretRequest, type Source, type UpdateSourceRequest,
 } from "@kapsel/contracts/management";
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { sql, type DatabasePool } from "slonik";
 import { z } from "zod";
 import { tenantOf } from "../auth/auth-context.ts";
@@ -18,6 +18,8 @@ import { isHeaderName } from "../http/header-names.ts";
 import { checkJsonPointer, type EventTypeFromName } from "../ingest/event-type-origin.ts";
 import type { SourceSchemeName } from "../ingest/source-verification.ts";
 import { checkSubscription } from "../ingest/subscriptions.ts";
+import { reseal, type SecretBox } from "../secrets/secret-box.ts";
+import { sourceSecret } from "../secrets/secret-columns.ts";
 import { requireUuid } from "../uuid.ts";
 import { decodeCursor, pageSize, paginate } from "./pagination.ts";
 import { checkSource, checkTolerance, SCHEME_ENUMS, schemeName } from "./source-schemes.ts";
@@ -115,17 +117,20 @@ function checkOrigin(from: EventTypeFromName, header: string, pointer: string): 
 
 export class Sources {
   readonly #pool: DatabasePool;
+  readonly #secrets: SecretBox;
   readonly #onChanged: (sourceId: string) => void;
 
-  /** `onChanged` lets ingest forget a changed source at once. */
-  constructor(pool: DatabasePool, onChanged: (sourceId: string) => void = () => {}) {
+  /** `secrets` seals a source's secrets before they are stored; `onChanged` lets ingest forget a
+   * changed source at once. */
+  constructor(pool: DatabasePool, secrets: SecretBox, onChanged: (sourceId: string) => void = () => {}) {
     this.#pool = pool;
+    this.#secrets = secrets;
     this.#onChanged = onChanged;
   }
 
-  async #find(tenantId: string, rawId: string): Promise<SourceRow & { secret: string }> {
+  async #find(tenantId: string, rawId: string): Promise<SourceRow & { secret: Buffer }> {
     const id = requireUuid(rawId, "source_id");
-    const row = await this.#pool.maybeOne(sql.type(sourceRow.extend({ secret: z.string() }))`
+    const row = await this.#pool.maybeOne(sql.type(sourceRow.extend({ secret: z.instanceof(Buffer) }))`
       SELECT ${COLUMNS}, secret FROM sources WHERE id = ${id} AND tenant_id = ${tenantId} AND deleted_at IS NULL`);
     // Another tenant's source is indistinguishable from one that does not exist.
     if (!row) throw new KapselError("E2005");
@@ -143,10 +148,12 @@ export class Sources {
     const typeHeader = req.eventTypeHeader.toLowerCase();
     checkOrigin(from, typeHeader, req.eventTypePointer);
     const { channels } = checkSubscription([], req.channels);
+    // The id is made here: it is bound into the sealed secret.
+    const id = randomUUID();
     const row = await this.#pool.one(sql.type(sourceRow)`
-      INSERT INTO sources (tenant_id, name, scheme, secret, header, tolerance_seconds, event_type_from, event_type_header,
+      INSERT INTO sources (id, tenant_id, name, scheme, secret, header, tolerance_seconds, event_type_from, event_type_header,
         event_type_pointer, channels)
-      VALUES (${tenantId}, ${checkName(req.name)}, ${scheme}, ${secret}, ${header}, ${req.toleranceSeconds || 300}, ${from},
+      VALUES (${id}, ${tenantId}, ${checkName(req.name)}, ${scheme}, ${sql.binary(this.#secrets.seal(secret, sourceSecret(id, "secret")))}, ${header}, ${req.toleranceSeconds || 300}, ${from},
         ${typeHeader}, ${req.eventTypePointer}, ${sql.array(channels, "text")})
       RETURNING ${COLUMNS}`);
     return { source: toProto(row), secret };
@@ -172,7 +179,7 @@ export class Sources {
     const current = await this.#find(tenantOf(ctx), req.sourceId);
     const scheme = req.scheme === undefined ? (current.scheme as SourceSchemeName) : schemeName(req.scheme);
     const header = req.header?.toLowerCase() ?? current.header;
-    checkSource(scheme, current.secret, header, "secret");
+    checkSource(scheme, this.#secrets.openText(current.secret, sourceSecret(current.id, "secret")), header, "secret");
     checkTolerance(req.toleranceSeconds);
     const from = (req.eventTypeFrom === undefined ? undefined : fromName(req.eventTypeFrom)) ?? (current.event_type_from as EventTypeFromName);
     const typeHeader = req.eventTypeHeader?.toLowerCase() ?? current.event_type_header;
@@ -209,15 +216,21 @@ export class Sources {
     const scheme = current.scheme as SourceSchemeName;
     const secret = req.secret === "" ? generateSecret(scheme) : req.secret;
     checkSource(scheme, secret, current.header, "secret");
-    const row = await this.#pool.one(sql.type(sourceRow)`
-      UPDATE sources SET
-        previous_secret = secret,
-        previous_secret_expires_at = now() + ${SOURCE_SECRET_OVERLAP_MS} * interval '1 millisecond',
-        secret = ${secret},
-        secret_rotated_at = now(),
-        updated_at = now()
-      WHERE id = ${current.id}
-      RETURNING ${COLUMNS}`);
+    const row = await this.#pool.transaction(async (tx) => {
+      // The current secret becomes the previous one: opened and sealed again for its new column
+      // (dropped if it cannot be opened: a rotation is the way back to a usable secret).
+      const stored = await tx.oneFirst(sql.type(z.object({ s: z.instanceof(Buffer) }))`SELECT secret AS s FROM sources WHERE id = ${current.id} FOR UPDATE`);
+      const previous = reseal(this.#secrets, stored, sourceSecret(current.id, "secret"), sourceSecret(current.id, "previous_secret"));
+      return tx.one(sql.type(sourceRow)`
+        UPDATE sources SET
+          previous_secret = ${previous === undefined ? null : sql.binary(previous)},
+          previous_secret_expires_at = now() + ${SOURCE_SECRET_OVERLAP_MS} * interval '1 millisecond',
+          secret = ${sql.binary(this.#secrets.seal(secret, sourceSecret(current.id, "secret")))},
+          secret_rotated_at = now(),
+          updated_at = now()
+        WHERE id = ${current.id}
+        RETURNING ${COLUMNS}`);
+    });
     this.#onChanged(row.id);
     return { source: toProto(row), secret };
   };
