@@ -1,7 +1,7 @@
 // Composition root: config → database → capabilities → one listener. Each capability assembles
-// itself from its slice of the config; this file only connects them, in dependency order (ingest
-// and attestation first, then delivery, which tells them about its work, then management, which
-// tells ingest about its changes). A test starts a complete server on its own database and port.
+// itself from its slice of the config; this file only connects them, in dependency order
+// (attestation, then delivery, which tells it and ingest about its work, then ingest, which hands
+// new jobs to delivery, then management, which tells ingest about its changes). A test starts a complete server on its own database and port.
 import type { ConnectRouter } from "@connectrpc/connect";
 import { AttestationService } from "@kapsel/contracts/attestation";
 import { Health } from "@kapsel/contracts/health";
@@ -65,14 +65,15 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   const tracing = await startTracing(config.tracing, log);
 
   const metricsRefreshMs = config.metrics.refreshMs;
-  const ingest = assembleIngest(config.ingest, { pool, jobs, registry, log, tracing, secrets });
   const attestation = assembleAttestation(config.attestation, { db, registry, metricsRefreshMs, log, authenticator, tracing, secrets });
   const readiness = new Readiness(db, [attestation.readiness]);
   const delivery = assembleDelivery(config.delivery, {
     pool, jobs, changes, registry, metricsRefreshMs, log, tracing, secrets, disableEndpoints, emitOperationalEvents,
+    // Called only once delivering, long after ingest below is assembled.
     onEndpointsDisabled: (gone) => gone.forEach((e) => ingest.endpointChanged(e.endpointId, e.tenantId)),
     onRecorded: attestation.recorded,
   });
+  const ingest = assembleIngest(config.ingest, { pool, jobs, registry, log, tracing, secrets, handOff: delivery.handOff });
   const retention = assembleRetention(config.retention, { pool, registry, log });
   const management = assembleManagement({
     pool, secrets, keys, jobs, changes, queue: delivery.queue,

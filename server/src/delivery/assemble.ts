@@ -14,6 +14,7 @@ import { DeliveryMetrics } from "./delivery-metrics.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import type { EventChanges } from "./event-changes.ts";
 import { HttpSender } from "./http-sender.ts";
+import type { JobHandOff } from "./job-handoff.ts";
 import { JobQueue, type DisableEndpoints, type DisabledEndpoint } from "./job-queue.ts";
 import type { EmitOperationalEvents } from "../ingest/operational-events.ts";
 
@@ -43,6 +44,9 @@ export interface DeliveryCapability {
   queue: JobQueue;
   /** The queue and circuit gauges' refresher (every process reports them, delivering or not). */
   gauges: BackgroundGauges;
+  /** The dispatcher, for ingest to hand new jobs to (job-handoff.ts); undefined when this process
+   * does not deliver. */
+  handOff: JobHandOff | undefined;
   start(): void;
   /** Stops claiming, lets in-flight deliveries finish within `timeoutMs`, writes every outcome. */
   stop(timeoutMs: number): Promise<void>;
@@ -54,7 +58,7 @@ export function assembleDelivery(config: DeliveryConfig, deps: DeliveryDeps): De
     leaseMs: config.leaseMs, secrets: deps.secrets, log: deps.log, disableEndpoints: deps.disableEndpoints, emitOperationalEvents: deps.emitOperationalEvents,
   });
   const metrics = new DeliveryMetrics(deps.registry, deps, deps.metricsRefreshMs);
-  if (!config.enabled) return { queue, gauges: metrics.gauges, start: () => {}, stop: async () => {} };
+  if (!config.enabled) return { queue, gauges: metrics.gauges, handOff: undefined, start: () => {}, stop: async () => {} };
   const policy = { allowPrivate: config.destinations.allowPrivate, allowList: config.destinations.allowList };
   const dispatcher = new Dispatcher(
     {
@@ -70,5 +74,5 @@ export function assembleDelivery(config: DeliveryConfig, deps: DeliveryDeps): De
     },
     { concurrency: config.concurrency, perEndpoint: config.perEndpointConcurrency, retryPolicy: config.retry },
   );
-  return { queue, gauges: metrics.gauges, start: () => dispatcher.start(), stop: (timeoutMs) => dispatcher.stop(timeoutMs) };
+  return { queue, gauges: metrics.gauges, handOff: dispatcher, start: () => dispatcher.start(), stop: (timeoutMs) => dispatcher.stop(timeoutMs) };
 }

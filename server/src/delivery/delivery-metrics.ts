@@ -17,6 +17,8 @@ export class DeliveryMetrics {
   readonly attemptDuration: Histogram<"outcome">;
   /** From an event's receipt to the end of the attempt that delivered it. */
   readonly ingestToDelivered: Histogram;
+  /** Jobs ingest handed straight to this process's dispatcher (job-handoff.ts). */
+  readonly handedOver: Counter;
   readonly gauges: BackgroundGauges;
 
   constructor(registry: Registry, deps: { pool: DatabasePool; log: Logger }, refreshMs: number) {
@@ -37,6 +39,11 @@ export class DeliveryMetrics {
       name: "kapsel_delivery_ingest_to_delivered_seconds",
       help: "From an event's receipt (its durable acknowledgement) to the end of the attempt that delivered it, retries included",
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600],
+      registers: [registry],
+    });
+    this.handedOver = new Counter({
+      name: "kapsel_delivery_handed_over_total",
+      help: "Jobs this process ingested and sent without a claim (inserted leased to it; the rest are claimed)",
       registers: [registry],
     });
     const queueJobs = new Gauge({

@@ -16,16 +16,21 @@
 //   #dueTimes         when retries this process scheduled fall due, so it wakes for them rather
 //                     than at the next poll.
 //   #claimPausedUntil after a failed claim (database trouble), no claim before this time.
+//   #maybeDue/#dueSignals  whether the database may hold jobs to claim: set by the jobs channel, a
+//                     full claim, a timer (poll, due retry), released jobs and probe outcomes;
+//                     cleared by a claim that found less than it asked for with no signal since
+//                     it began. A finished delivery only frees room; it claims only if work may wait.
 //   #lastProbeMs      when half-open probes were last looked for (at most every 250 ms).
 //   #wake/#wakeRequested  cut the loop's sleep short; a request during a claim is not lost.
 //   #abort            aborts in-flight requests when stop() runs out of time; #idle resolves once
 //                     the last delivery ends.
 //
-//   idle ──wake (jobs channel, finished delivery, due retry, poll)──▶ claim (while room ≥ a
-//   worthwhile batch) ──jobs──▶ deliver ──outcome──▶ flush ──▶ idle
+//   idle ──wake (jobs channel, finished delivery, due retry, poll)──▶ claim (while work may be due
+//   and room ≥ a worthwhile batch) ──jobs──▶ deliver ──outcome──▶ flush ──▶ idle
+//   ingest commit ──handed-over jobs──▶ deliver (no claim)
 //   any ──stop()──▶ no new claims; in-flight finish (or abort at the deadline); outcomes written;
 //   held-back jobs released unsent.
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { NotifyChannel } from "../db/notify-channel.ts";
 import type { DeliveryTracing } from "../tracing/delivery-tracing.ts";
@@ -33,7 +38,8 @@ import { uuidv7 } from "../uuid.ts";
 import type { DeliveryMetrics } from "./delivery-metrics.ts";
 import type { EventChanges } from "./event-changes.ts";
 import type { HttpSender } from "./http-sender.ts";
-import type { ClaimedJob, CompletedBatch, DisabledEndpoint, JobQueue, Outcome } from "./job-queue.ts";
+import type { HandOffReservation, JobHandOff } from "./job-handoff.ts";
+import type { ClaimedJob, ClaimedRow, CompletedBatch, DisabledEndpoint, JobQueue, Outcome } from "./job-queue.ts";
 import { decide, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry-policy.ts";
 import { signingHeaders } from "./webhook-signature.ts";
 
@@ -43,6 +49,12 @@ const MAX_CLAIMS = 2;
 const OUTCOME_WRITE_TRIES = 8;
 const OUTCOME_RETRY_BASE_MS = 250;
 const OUTCOME_RETRY_MAX_MS = 8_000;
+/** A write costs Postgres about as much for a few outcomes as for dozens (a transaction, a commit
+ * flushed to disk): while running, a write that would carry fewer than OUTCOME_GATHER outcomes
+ * waits OUTCOME_LINGER_MS for more. Only the recording waits (the event shows delivering a few ms
+ * longer); deliveries do not, and the lease is far longer. */
+const OUTCOME_GATHER = 64;
+const OUTCOME_LINGER_MS = 10;
 
 /** A batch of outcomes on its way to the database, with the tries it has had. */
 interface OutcomeWrite {
@@ -83,7 +95,7 @@ export interface DispatcherOptions {
   random?: () => number;
 }
 
-export class Dispatcher {
+export class Dispatcher implements JobHandOff {
   readonly #jobs: NotifyChannel;
   readonly #queue: JobQueue;
   readonly #sender: HttpSender;
@@ -111,6 +123,8 @@ export class Dispatcher {
   readonly #claims = new Set<Promise<void>>();
   #reserved = 0;
   #claimPausedUntil = 0;
+  #maybeDue = true;
+  #dueSignals = 0;
   /** When retries this process scheduled fall due, so the loop wakes for them rather than at the
    * next poll (bounded; beyond it the poll finds them). */
   #dueTimes: number[] = [];
@@ -136,13 +150,62 @@ export class Dispatcher {
   start(): void {
     this.#running = true;
     this.#loop = this.#run();
-    this.#unsubscribe = this.#jobs.subscribe(() => this.wake());
+    this.#unsubscribe = this.#jobs.subscribe(() => this.#due());
   }
 
   /** Something became due: claim now rather than at the next timer. */
   wake(): void {
     this.#wakeRequested = true;
     this.#wake?.();
+  }
+
+  /** Jobs may be waiting in the database: the next worthwhile room claims. */
+  #due(): void {
+    this.#maybeDue = true;
+    this.#dueSignals++;
+    this.wake();
+  }
+
+  /** Sets room aside (in #reserved, as a claim does) for events about to be inserted leased to
+   * this process: while running, as many as there are free worker slots, so that what is in memory
+   * (in flight, held back, reserved) stays within the pool's bound; none when saturated. An
+   * endpoint's concurrency limit is kept when they are sent: beyond it they wait in #waiting, in
+   * order, like claimed jobs (and go back unsent if their lease could run out meanwhile). */
+  reserve(events: readonly { id: string; endpointId: string }[]): HandOffReservation | undefined {
+    if (!this.#running) return undefined;
+    const room = this.#options.concurrency - (this.#inFlight + this.#waitingCount + this.#reserved);
+    if (room <= 0 || events.length === 0) return undefined;
+    const eventIds = new Set(events.slice(0, room).map((e) => e.id));
+    this.#reserved += eventIds.size;
+    const leaseMs = this.#queue.leaseMs;
+    return { leaseId: randomUUID(), leaseMs, sendByMs: Date.now() + leaseMs, eventIds };
+  }
+
+  /** Sends jobs the ingest statement inserted leased to this process; after stop() began, gives
+   * them back unsent. */
+  handOver(reservation: HandOffReservation, rows: readonly ClaimedRow[]): void {
+    if (rows.length === 0) {
+      this.cancel(reservation);
+      return;
+    }
+    // Opening the secrets is synchronous unless one cannot be opened (its job goes back unsent).
+    void this.#queue.openHandedOver(rows, reservation.sendByMs).then((jobs) => {
+      this.cancel(reservation);
+      if (!this.#running) return this.#release(jobs);
+      this.#metrics.handedOver.inc(jobs.length);
+      this.#changes.changed(jobs.map((j) => j.event_id));
+      for (const job of jobs) this.#enqueue(job);
+    }, (err: unknown) => {
+      this.cancel(reservation);
+      this.#log.warn({ err }, "could not open handed-over jobs; their leases will expire");
+    });
+  }
+
+  /** Frees a reservation's room. */
+  cancel(reservation: HandOffReservation): void {
+    this.#reserved -= reservation.eventIds.size;
+    // Room came free (also for a claim).
+    this.wake();
   }
 
   /** Stops claiming, lets in-flight deliveries finish (aborting them after `timeoutMs`), writes
@@ -182,7 +245,7 @@ export class Dispatcher {
       // Under load, wait until a worthwhile batch is free rather than claiming a few jobs after
       // every finished delivery: a claim costs about the same for 5 rows as for 100.
       const worthwhile = busy === 0 || room >= Math.min(this.#options.claimBatch, Math.ceil(this.#options.concurrency / 4));
-      if (now >= this.#claimPausedUntil && this.#claims.size < MAX_CLAIMS && room > 0 && worthwhile) {
+      if (this.#maybeDue && now >= this.#claimPausedUntil && this.#claims.size < MAX_CLAIMS && room > 0 && worthwhile) {
         this.#claim(Math.min(room, this.#options.claimBatch), now);
         continue;
       }
@@ -205,6 +268,7 @@ export class Dispatcher {
     };
     const probing = now - this.#lastProbeMs >= Math.min(250, this.#options.pollMs);
     if (probing) this.#lastProbeMs = now;
+    const signals = this.#dueSignals;
     const claim = (async (): Promise<boolean> => {
       try {
         const jobs = probing ? await this.#queue.claimProbes(now) : [];
@@ -222,15 +286,16 @@ export class Dispatcher {
       } catch (err) {
         this.#log.warn({ err }, "claiming jobs failed; retrying");
         this.#claimPausedUntil = Date.now() + 1000;
-        return false;
+        return true;
       } finally {
         unreserve();
       }
     })();
     const tracked: Promise<void> = claim.then((full) => {
       this.#claims.delete(tracked);
-      // A full claim means more may be due now; otherwise new work wakes the loop.
-      if (full) this.wake();
+      // A full claim means more may be due now; otherwise new work signals (jobs channel, timers).
+      if (full) this.#due();
+      else if (this.#dueSignals === signals) this.#maybeDue = false;
     });
     this.#claims.add(tracked);
   }
@@ -244,7 +309,12 @@ export class Dispatcher {
 
   #sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
+      const timer = setTimeout(() => {
+        // The poll, or a retry this process scheduled, is due.
+        this.#maybeDue = true;
+        this.#dueSignals++;
+        done();
+      }, ms);
       function done() {
         clearTimeout(timer);
         resolve();
@@ -341,6 +411,7 @@ export class Dispatcher {
     try {
       await this.#queue.release(jobs);
       this.#changes.changed(jobs.map((j) => j.event_id));
+      if (this.#running) this.#due();
     } catch (err) {
       this.#log.warn({ err }, "could not release unsent jobs; their leases will expire");
     }
@@ -357,6 +428,10 @@ export class Dispatcher {
     this.#flushing = (async () => {
       try {
         for (;;) {
+          // Also before a write that follows one: what finished during a write is often a handful.
+          if (this.#running && this.#retriesDue.length === 0 && this.#outcomes.length > 0 && this.#outcomes.length < OUTCOME_GATHER) {
+            await new Promise((r) => setTimeout(r, OUTCOME_LINGER_MS));
+          }
           const write = this.#retriesDue.shift() ?? (this.#outcomes.length > 0 ? { outcomes: this.#outcomes.splice(0, 500), tries: 0 } : undefined);
           if (!write) break;
           await this.#write(write);
@@ -378,8 +453,10 @@ export class Dispatcher {
       this.#changes.changed(batch.map((o) => o.job.event_id));
       this.#onRecorded(batch.length);
       for (const o of batch) if (o.decision.kind === "retry" && this.#dueTimes.length < 1024) this.#dueTimes.push(o.decision.atMs);
-      // Closed circuits and rescheduled jobs may have made work claimable.
-      this.wake();
+      // A probe's outcome may have closed a circuit, making its jobs claimable; rescheduled jobs
+      // are due at times this process waits for (#dueTimes).
+      if (batch.some((o) => o.job.probe)) this.#due();
+      else this.wake();
     } catch (err) {
       write.tries++;
       // While stopping there is no time to wait long: a few quick tries, then the leases decide.

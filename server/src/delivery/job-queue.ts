@@ -43,7 +43,7 @@ const claimedRow = z.object({
   traceparent: z.string().nullable(),
   tracestate: z.string().nullable(),
 });
-type ClaimedRow = z.infer<typeof claimedRow>;
+export type ClaimedRow = z.infer<typeof claimedRow>;
 export type ClaimedJob = Omit<ClaimedRow, "signing_secret" | "previous_secret"> & {
   /** The endpoint's signing secrets, opened (secrets/secret-box.ts). */
   signing_secret: string;
@@ -65,10 +65,18 @@ export interface Outcome {
   traceparent: string | undefined;
 }
 
-/** The insert that queues a job for each row of `source` (a CTE with `id` and `endpoint_id`
- * columns), for ingest's single group-commit statement. */
-export function enqueueJobsSql(source: string) {
-  return sql.fragment`INSERT INTO delivery_jobs (event_id, endpoint_id) SELECT id, endpoint_id FROM ${sql.identifier([source])}`;
+/** The insert that queues a job for each row of `source` (a CTE with `id`, `endpoint_id` and
+ * `handoff` columns), for ingest's single group-commit statement. Rows marked `handoff` whose
+ * endpoint is in `handed` (job-handoff.ts) are inserted leased to this process, as a claim would
+ * leave them; the others wait for a claim. Returns each job's event id and lease id. */
+export function enqueueJobsSql(source: string, handed: string, lease: { leaseId: string; leaseMs: number } | undefined) {
+  return sql.fragment`
+    INSERT INTO delivery_jobs (event_id, endpoint_id, attempt, lease_id, lease_until)
+    SELECT s.id, s.endpoint_id, CASE WHEN h.id IS NULL THEN 0 ELSE 1 END,
+      CASE WHEN h.id IS NOT NULL THEN ${lease?.leaseId ?? null}::uuid END,
+      now() + (${lease?.leaseMs ?? 0} + h.timeout_ms) * interval '1 millisecond'
+    FROM ${sql.identifier([source])} s LEFT JOIN ${sql.identifier([handed])} h ON s.handoff AND h.id = s.endpoint_id
+    RETURNING event_id, lease_id`;
 }
 
 /** The status an event shows: a pending event whose job is leased is being delivered. For reads
@@ -142,6 +150,11 @@ export class JobQueue {
   readonly #emit: EmitOperationalEvents;
   readonly #secrets: SecretBox;
   readonly #log: Logger;
+
+  /** KAPSEL_DELIVERY_LEASE_MS: a lease lasts this beyond the endpoint's timeout. */
+  get leaseMs(): number {
+    return this.#leaseMs;
+  }
 
   constructor(pool: DatabasePool, circuits: CircuitStore, options: JobQueueOptions) {
     this.#secrets = options.secrets;
@@ -229,6 +242,12 @@ export class JobQueue {
         WHERE (j.event_id, j.lease_id) IN (${sql.join(unreadable.map((r) => sql.fragment`(${r.event_id}::uuid, ${r.lease_id}::uuid)`), sql.fragment`, `)})`);
     }
     return jobs;
+  }
+
+  /** Jobs ingest inserted leased to this process (job-handoff.ts), with their signing secrets
+   * opened as a claim's are (an unreadable one goes back unsent). */
+  openHandedOver(rows: readonly ClaimedRow[], sendByMs: number): Promise<ClaimedJob[]> {
+    return this.#opened(this.#pool, rows, false, sendByMs);
   }
 
   /** For circuits whose open timeout has passed (or half-open with a free slot), claims one due

@@ -11,7 +11,8 @@ import { sql, type DatabasePool } from "slonik";
 import { z } from "zod";
 import { isDatabaseUnavailable, KapselError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import { answerFromStored, insertMessages, type Accepted, type NewMessage } from "./message-insert.ts";
+import type { HandOffReservation } from "../delivery/job-handoff.ts";
+import { answerFromStored, insertMessages, type Accepted, type Inserted, type NewMessage } from "./message-insert.ts";
 
 /** How long to wait for a lost session to end after terminating it. */
 const SETTLE_TIMEOUT_MS = 5_000;
@@ -27,11 +28,13 @@ function neverSent(err: unknown): boolean {
   return false;
 }
 
-/** insertMessages, with a lost connection resolved before anyone is answered. */
-export async function insertSettled(pool: DatabasePool, messages: readonly NewMessage[], idempotencyWindowMs: number, log: Logger): Promise<Accepted[]> {
+/** insertMessages, with a lost connection resolved before anyone is answered. A batch settled that
+ * way hands nothing over: the leases it may have taken expire and a claim takes the jobs. */
+export async function insertSettled(pool: DatabasePool, messages: readonly NewMessage[], idempotencyWindowMs: number, log: Logger,
+  handOff?: HandOffReservation): Promise<Inserted> {
   const marker = `kapsel-ingest ${randomUUID()}`;
   try {
-    return await insertMessages(pool, messages, idempotencyWindowMs, marker);
+    return await insertMessages(pool, messages, idempotencyWindowMs, marker, handOff);
   } catch (err) {
     if (!isDatabaseUnavailable(err) || neverSent(err)) throw err;
     let settled: Accepted[] | undefined;
@@ -44,7 +47,7 @@ export async function insertSettled(pool: DatabasePool, messages: readonly NewMe
     }
     log.warn({ messages: messages.length, committed: settled !== undefined }, "ingest connection lost during the commit; outcome settled on another connection");
     if (settled === undefined) throw new KapselError("E9001", undefined, { cause: err });
-    return settled;
+    return { accepted: settled, handed: [] };
   }
 }
 

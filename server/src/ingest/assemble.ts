@@ -7,6 +7,7 @@ import type { IngestConfig } from "../config.ts";
 import type { NotifyChannel } from "../db/notify-channel.ts";
 import type { DatabasePool } from "../db/pool.ts";
 import type { PlainRoute } from "../http/plain-route.ts";
+import type { JobHandOff } from "../delivery/job-handoff.ts";
 import type { Logger } from "../logger.ts";
 import type { SecretBox } from "../secrets/secret-box.ts";
 import { IngestTracing } from "../tracing/ingest-tracing.ts";
@@ -31,6 +32,8 @@ export interface IngestDeps {
   jobs: NotifyChannel;
   registry: Registry;
   log: Logger;
+  /** This process's dispatcher, when it delivers: new jobs go to it leased, without a claim. */
+  handOff: JobHandOff | undefined;
   /** Opens the endpoints' and sources' sealed verification secrets. */
   secrets: SecretBox;
   tracing: Tracing;
@@ -63,8 +66,19 @@ export function assembleIngest(config: IngestConfig, deps: IngestDeps): IngestCa
     maxQueuedBytes: config.queue.maxBytes,
     write: (batch) => tracing.groupCommit(batch, async () => {
       metrics.groupCommitMessages.observe(batch.length);
-      const accepted = await insertSettled(deps.pool, batch, config.idempotencyWindowMs, deps.log);
-      if (accepted.some((a) => !a.duplicate && a.eventIds.length > 0)) deps.jobs.notify();
+      const reservation = deps.handOff?.reserve(batch.flatMap((m) => m.events));
+      let inserted;
+      try {
+        inserted = await insertSettled(deps.pool, batch, config.idempotencyWindowMs, deps.log, reservation);
+      } catch (err) {
+        if (reservation) deps.handOff!.cancel(reservation);
+        throw err;
+      }
+      const { accepted, handed } = inserted;
+      if (reservation) deps.handOff!.handOver(reservation, handed);
+      // Only jobs left for a claim are announced (to every process's dispatcher).
+      const queued = accepted.reduce((n, a) => n + (a.duplicate ? 0 : a.eventIds.length), 0);
+      if (queued > handed.length) deps.jobs.notify();
       return accepted;
     }, (a) => a.duplicate),
   });

@@ -5,7 +5,8 @@
 // message. The batching in front of it is group-commit.ts.
 import { sql, type CommonQueryMethods } from "slonik";
 import { z } from "zod";
-import { enqueueJobsSql } from "../delivery/job-queue.ts";
+import { handOffEndpointsSql, type HandedEndpoint, type HandOffReservation } from "../delivery/job-handoff.ts";
+import { enqueueJobsSql, type ClaimedRow } from "../delivery/job-queue.ts";
 import type { CarriedContext } from "../tracing/trace-context.ts";
 
 /** The idempotency scope of fan-out by the RPCs: keys are per tenant. */
@@ -56,6 +57,24 @@ export class IdempotencyKeyLost extends Error {
 }
 
 const idRow = z.object({ id: z.string() });
+/** The statement's answer: stored messages, jobs inserted leased to this process, and their
+ * endpoints (job-handoff.ts), one kind per row. */
+const writtenRow = z.object({
+  kind: z.enum(["message", "job", "endpoint"]),
+  id: z.string(),
+  url: z.string().nullable(),
+  signing_secret: z.instanceof(Buffer).nullable(),
+  previous_secret: z.instanceof(Buffer).nullable(),
+  max_attempts: z.number().nullable(),
+  timeout_ms: z.number().nullable(),
+});
+
+/** What a batch's statement did: one answer per message, and the jobs handed to this process's
+ * dispatcher (none without a reservation). */
+export interface Inserted {
+  accepted: Accepted[];
+  handed: ClaimedRow[];
+}
 const keyRow = z.object({ tenant_id: z.string(), scope_id: z.string(), key: z.string(), message_id: z.string(), event_ids: z.array(z.string()) });
 
 /** A batch with its duplicates resolved in memory: the messages to write, and for each message of
@@ -86,11 +105,13 @@ function plan(messages: readonly NewMessage[]): Plan {
 /** Stores messages with their events and jobs in one statement. Duplicates — within the batch or
  * against earlier messages — get the first message and its events. `marker` leads the statement's
  * text as a comment, so that the statement can be found among the database's sessions
- * (ingest/ambiguous-commit.ts). */
-export async function insertMessages(db: CommonQueryMethods, messages: readonly NewMessage[], idempotencyWindowMs: number, marker?: string): Promise<Accepted[]> {
+ * (ingest/ambiguous-commit.ts). With a reservation, the jobs of its events whose endpoint may be
+ * sent to now are inserted leased and returned ready to send (delivery/job-handoff.ts). */
+export async function insertMessages(db: CommonQueryMethods, messages: readonly NewMessage[], idempotencyWindowMs: number, marker?: string,
+  handOff?: HandOffReservation): Promise<Inserted> {
   const batch = plan(messages);
-  const stored = await writeMessages(db, batch.unique, idempotencyWindowMs, marker);
-  return answer(db, messages, batch, stored);
+  const { stored, handed } = await writeMessages(db, batch.unique, idempotencyWindowMs, marker, handOff);
+  return { accepted: await answer(db, messages, batch, stored), handed };
 }
 
 /** What a batch's statement left behind, read afresh: the answers if any of its messages is
@@ -111,8 +132,10 @@ export async function answerFromStored(db: CommonQueryMethods, messages: readonl
   }
 }
 
-/** The one statement; returns the ids of the messages it stored. */
-async function writeMessages(db: CommonQueryMethods, unique: readonly NewMessage[], idempotencyWindowMs: number, marker: string | undefined): Promise<Set<string>> {
+/** The one statement; returns the ids of the messages it stored and the jobs it handed over. */
+async function writeMessages(db: CommonQueryMethods, unique: readonly NewMessage[], idempotencyWindowMs: number, marker: string | undefined,
+  handOff: HandOffReservation | undefined): Promise<{ stored: Set<string>; handed: ClaimedRow[] }> {
+  const receivedAt = new Date();
   // One row per message (and per event) as parallel arrays, so the statement text and its bind
   // parameters stay the same whatever the batch size. Payloads travel as one binary parameter
   // sliced by offset, not as a bytea[] that would go as hex text.
@@ -130,7 +153,7 @@ async function writeMessages(db: CommonQueryMethods, unique: readonly NewMessage
   // Without trace context (the rule when tracing is off) the columns go as empty arrays, which
   // unnest pads with NULLs: no per-row work for them.
   const traced = unique.some((m) => m.trace !== undefined);
-  const inserted = await db.any(sql.type(idRow)`
+  const rows = await db.any(sql.type(writtenRow)`
     ${marker === undefined ? sql.fragment`` : sql.fragment`/* ${sql.literalValue(marker)} */`}
     WITH input AS (
       SELECT id, tenant_id, scope_id, event_type, channels::text[] AS channels,
@@ -170,17 +193,42 @@ async function writeMessages(db: CommonQueryMethods, unique: readonly NewMessage
       RETURNING id
     ),
     fanned AS (
-      SELECT e.id, a.tenant_id, e.endpoint_id, e.message_id
+      SELECT e.id, a.tenant_id, e.endpoint_id, e.message_id, e.handoff
       FROM unnest(${plain(events.map((e) => e.id))}::uuid[], ${plain(events.map((e) => e.endpointId))}::uuid[],
-        ${plain(events.map((e) => e.messageId))}::uuid[]) AS e (id, endpoint_id, message_id)
+        ${plain(events.map((e) => e.messageId))}::uuid[], ${plain(events.map((e) => (handOff?.eventIds.has(e.id) ? "t" : "f")))}::bool[])
+        AS e (id, endpoint_id, message_id, handoff)
       JOIN accepted a ON a.id = e.message_id
     ),
     created AS (
       INSERT INTO events (id, tenant_id, endpoint_id, message_id) SELECT id, tenant_id, endpoint_id, message_id FROM fanned
     ),
-    jobs AS (${enqueueJobsSql("fanned")})
-    SELECT id FROM stored`);
-  return new Set(inserted.map((r) => r.id));
+    handed AS (${handOffEndpointsSql("fanned")}),
+    jobs AS (${enqueueJobsSql("fanned", "handed", handOff)})
+    SELECT 'message' AS kind, id::text, NULL::text AS url, NULL::bytea AS signing_secret, NULL::bytea AS previous_secret,
+      NULL::int4 AS max_attempts, NULL::int4 AS timeout_ms FROM stored
+    UNION ALL SELECT 'job', event_id::text, NULL, NULL, NULL, NULL, NULL FROM jobs WHERE lease_id IS NOT NULL
+    UNION ALL SELECT 'endpoint', id::text, url, signing_secret, previous_secret, max_attempts, timeout_ms FROM handed`);
+  const stored = new Set<string>();
+  const leased: string[] = [];
+  const endpoints = new Map<string, HandedEndpoint>();
+  for (const r of rows) {
+    if (r.kind === "message") stored.add(r.id);
+    else if (r.kind === "job") leased.push(r.id);
+    else endpoints.set(r.id, { url: r.url!, signing_secret: r.signing_secret!, previous_secret: r.previous_secret, max_attempts: r.max_attempts!, timeout_ms: r.timeout_ms! });
+  }
+  if (handOff === undefined || leased.length === 0) return { stored, handed: [] };
+  const byEvent = new Map(unique.flatMap((m) => m.events.map((e) => [e.id, { m, endpointId: e.endpointId }] as const)));
+  const handed = leased.map((eventId): ClaimedRow => {
+    const { m, endpointId } = byEvent.get(eventId)!;
+    return {
+      event_id: eventId, endpoint_id: endpointId, attempt: 1, round_start: 0, lease_id: handOff.leaseId,
+      tenant_id: m.tenantId, message_id: m.id, event_type: m.eventType, received_at: receivedAt,
+      payload: m.payload, content_type: m.contentType, headers: m.headers, request_id: m.requestId,
+      traceparent: m.trace?.traceparent ?? null, tracestate: m.trace?.tracestate ?? null,
+      ...endpoints.get(endpointId)!,
+    };
+  });
+  return { stored, handed };
 }
 
 /** One answer per message of the batch, given which of its messages are stored. */
