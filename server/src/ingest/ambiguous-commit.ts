@@ -1,9 +1,10 @@
 // The ingest statement's answer when the connection to Postgres is lost after the statement was
 // sent: it may have committed (the answer was lost on the way back) or not, and for a moment it may
-// even still be running. E9001 promises "nothing was accepted", so that cannot be the answer until
-// it is true. The batch's fate is settled on another connection: any session still running the
-// statement (found by the marker that leads its text) is terminated and waited for — after that
-// its transaction has either committed or it never will — and what it stored is read back. A
+// even still be running, or not yet read by its backend. E9001 promises "nothing was accepted", so
+// that cannot be the answer until it is true. The batch's fate is settled on another connection:
+// the session it was sent to (its backend pid, read on the same connection just before) is
+// terminated and waited for — after that its transaction has either committed or it never will —
+// and what it stored is read back. A
 // committed batch is answered as accepted, one that never committed with E9001; when the database
 // cannot be asked, E9003 says so plainly.
 import { randomUUID } from "node:crypto";
@@ -32,14 +33,20 @@ function neverSent(err: unknown): boolean {
  * way hands nothing over: the leases it may have taken expire and a claim takes the jobs. */
 export async function insertSettled(pool: DatabasePool, messages: readonly NewMessage[], idempotencyWindowMs: number, log: Logger,
   handOff?: HandOffReservation): Promise<Inserted> {
-  const marker = `kapsel-ingest ${randomUUID()}`;
+  // The session the statement goes to, known before it is sent: a statement still in flight to
+  // Postgres, not yet read by its backend, shows in pg_stat_activity as that session idle with its
+  // previous query, so it can only be found by the session, never by its text.
+  let backendPid: number | undefined;
   try {
-    return await insertMessages(pool, messages, idempotencyWindowMs, marker, handOff);
+    return await pool.connect(async (connection) => {
+      backendPid = await connection.oneFirst(sql.type(pidRow)`SELECT pg_backend_pid() AS pid`);
+      return insertMessages(connection, messages, idempotencyWindowMs, `kapsel-ingest ${randomUUID()}`, handOff);
+    });
   } catch (err) {
-    if (!isDatabaseUnavailable(err) || neverSent(err)) throw err;
+    if (!isDatabaseUnavailable(err) || neverSent(err) || backendPid === undefined) throw err;
     let settled: Accepted[] | undefined;
     try {
-      await endSessionsRunning(pool, marker);
+      await endSession(pool, backendPid);
       settled = await answerFromStored(pool, messages);
     } catch (checkErr) {
       log.warn({ err: checkErr, messages: messages.length }, "ingest commit outcome unknown: the database could not be asked after the connection was lost");
@@ -51,18 +58,15 @@ export async function insertSettled(pool: DatabasePool, messages: readonly NewMe
   }
 }
 
-/** Terminates any session still running the statement that `marker` leads, and waits until none
- * is left. A session whose statement has ended shows as idle (or is gone). */
-async function endSessionsRunning(pool: DatabasePool, marker: string): Promise<void> {
+/** Terminates the session the statement was sent to, if it is still there, and waits until it is
+ * gone: then its transaction has either committed or never will. */
+async function endSession(pool: DatabasePool, pid: number): Promise<void> {
   const deadline = Date.now() + SETTLE_TIMEOUT_MS;
-  const pattern = `%/* '${marker}' */%`;
   for (;;) {
-    const running = await pool.anyFirst(sql.type(pidRow)`
-      SELECT pid FROM pg_stat_activity
-      WHERE pid <> pg_backend_pid() AND state IS DISTINCT FROM 'idle' AND query LIKE ${pattern}`);
-    if (running.length === 0) return;
-    if (Date.now() > deadline) throw new Error(`sessions ${running.join(", ")} still run the lost ingest statement`);
-    await pool.query(sql.unsafe`SELECT pg_terminate_backend(pid) FROM unnest(${sql.array(running, "int4")}) AS pid`);
+    const alive = await pool.maybeOneFirst(sql.type(pidRow)`SELECT pid FROM pg_stat_activity WHERE pid = ${pid}`);
+    if (alive === null) return;
+    if (Date.now() > deadline) throw new Error(`session ${pid} of the lost ingest statement is still there`);
+    await pool.query(sql.unsafe`SELECT pg_terminate_backend(${pid})`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }

@@ -104,8 +104,7 @@ function plan(messages: readonly NewMessage[]): Plan {
 
 /** Stores messages with their events and jobs in one statement. Duplicates — within the batch or
  * against earlier messages — get the first message and its events. `marker` leads the statement's
- * text as a comment, so that the statement can be found among the database's sessions
- * (ingest/ambiguous-commit.ts). With a reservation, the jobs of its events whose endpoint may be
+ * text as a comment, naming it among the database's sessions (and for the tests' proxy). With a reservation, the jobs of its events whose endpoint may be
  * sent to now are inserted leased and returned ready to send (delivery/job-handoff.ts). */
 export async function insertMessages(db: CommonQueryMethods, messages: readonly NewMessage[], idempotencyWindowMs: number, marker?: string,
   handOff?: HandOffReservation): Promise<Inserted> {
