@@ -92,6 +92,13 @@ describe("the kapsel command", () => {
     expect(JSON.parse(again.stdout)).toEqual({ applied: [], current: expect.any(Number) });
   });
 
+  /** Ends the event as failed with its job gone, in one statement: the server keeps delivering it
+   * meanwhile, and a claim between two statements would leave it `delivering`. The job's delete
+   * waits for any claim holding it, so the status written last is ours. */
+  async function failNow(db: { query(text: string, values: unknown[]): Promise<unknown> }, eventId: string): Promise<void> {
+    await db.query("WITH gone AS (DELETE FROM delivery_jobs WHERE event_id = $1) UPDATE events SET status = 'failed' WHERE id = $1", [eventId]);
+  }
+
   it("operator commands list tenants, endpoints, events and the log, and retry and recover failed events, with --json", async () => {
     const created = JSON.parse((await runCli(["tenant", "create", "ops", "--json"], { DATABASE_URL: databaseUrl })).stdout);
     const tenantId = created.tenant.id as string;
@@ -113,14 +120,12 @@ describe("the kapsel command", () => {
     expect([early.code, early.stderr]).toEqual([1, expect.stringMatching(/^kapsel: E2003: event is (pending|delivering); only failed events can be retried\n$/)]);
     const db = new (await import("pg")).default.Client({ connectionString: databaseUrl });
     await db.connect();
-    await db.query("UPDATE events SET status = 'failed' WHERE id = $1", [eventId]);
-    await db.query("DELETE FROM delivery_jobs WHERE event_id = $1", [eventId]);
+    await failNow(db, eventId);
     const failed = JSON.parse((await runCli(["event", "list", "--tenant", tenantId, "--status", "failed", "--json"], { DATABASE_URL: databaseUrl })).stdout);
     expect(failed.events.map((e: { id: string }) => e.id)).toEqual([eventId]);
     const retried = await runCli(["event", "retry", eventId, "--tenant", tenantId], { DATABASE_URL: databaseUrl });
     expect(retried.stdout).toMatch(/^event [0-9a-f-]{36} is (pending|delivering)\n$/);
-    await db.query("UPDATE events SET status = 'failed' WHERE id = $1", [eventId]);
-    await db.query("DELETE FROM delivery_jobs WHERE event_id = $1", [eventId]);
+    await failNow(db, eventId);
     await db.end();
     const recovered = JSON.parse((await runCli(["event", "recover", "--tenant", tenantId, "--endpoint", endpointId, "--since", "2000-01-01T00:00:00Z", "--json"], { DATABASE_URL: databaseUrl })).stdout);
     expect(recovered).toEqual({ count: 1 });
