@@ -53,6 +53,9 @@ export function withReadLimits(router: ConnectRouter, limitOf: (method: DescMeth
   return limited;
 }
 
+/** The answer for a method a service implementation leaves out, as connect-es's own router gives
+ * it (Unimplemented): every Kapsel service implements all its methods, so this is the contract's
+ * answer for a method added to a proto before its handler, not work left to do. */
 function unimplemented(service: DescService, method: DescMethod) {
   return () => {
     throw new ConnectError(`${service.typeName}.${method.name} is not implemented`, Code.Unimplemented);

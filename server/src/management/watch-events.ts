@@ -21,6 +21,7 @@ import type { Event, WatchEventsRequest } from "@kapsel/contracts/management";
 import { requireUuid } from "../uuid.ts";
 import { checkSubscription, takesType } from "../ingest/subscriptions.ts";
 import { EVENT_COLUMNS, EVENTS, eventRow, toProto, type EventRow } from "./events.ts";
+import { sleep } from "../abortable-sleep.ts";
 
 export interface WatchEventsOptions {
   /** Concurrent streams one tenant may hold in this process. */
@@ -47,18 +48,6 @@ const LOOK_LIMIT = 1000;
 const REMEMBERED = 50_000;
 
 const micros = (us: bigint) => sql.fragment`(to_timestamp(0) + ${us.toString()}::bigint * interval '1 microsecond')`;
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
 
 export class EventWatch {
   readonly #pool: DatabasePool;

@@ -17,6 +17,7 @@ import type { Evidence } from "./witness-evidence.ts";
 import type { WitnessedCheckpoints } from "./witnessed-checkpoints.ts";
 import type { WitnessMetrics } from "./witness-metrics.ts";
 import { witnessBackoffMs } from "./retry-backoff.ts";
+import { sleep } from "../../abortable-sleep.ts";
 
 /** What /readyz shows of one witness. */
 export interface WitnessStatus {
@@ -156,16 +157,4 @@ export class CosigningLoop {
     }
     await sleep(delay, signal);
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
