@@ -13,6 +13,7 @@
 // the sink (bench/_delivery-sink.ts) can time it end to end. With several targets (several ingest
 // processes) requests go round-robin.
 import { Connection } from "./_ingest-load.ts";
+import { Fifo } from "./_fifo.ts";
 
 export const PAYLOAD_BYTES = 1024;
 
@@ -52,7 +53,7 @@ export function eventBody(sentAt: number, step: number, seq: number): Buffer {
 /** Keep-alive connections to one target; callers queue when all are busy. */
 class Pool {
   readonly #idle: Connection[] = [];
-  readonly #waiting: ((c: Connection | undefined) => void)[] = [];
+  readonly #waiting = new Fifo<(c: Connection | undefined) => void>();
   readonly #requestHead: string;
   inFlight = 0;
 
@@ -75,7 +76,7 @@ class Pool {
   /** Drops every queued request (they resolve without a connection). */
   dropWaiting(): number {
     const n = this.#waiting.length;
-    for (const w of this.#waiting.splice(0)) w(undefined);
+    for (const w of this.#waiting.drain()) w(undefined);
     return n;
   }
 

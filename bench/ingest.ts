@@ -19,8 +19,11 @@
 //
 // Environment knobs (all optional): KAPSEL_BENCH_SECONDS (measured seconds per phase, default
 // 20), KAPSEL_BENCH_PHASES (comma list of raw,gateway,ingest,batch,paced,fanout,overload), KAPSEL_BENCH_PROFILE=1
+// KAPSEL_BENCH_OVERLOAD_FACTORS (multiples of the gateway's sustained rate the overload phase
+// offers, default "1.5,3"),
 // (runs the server under `node --cpu-prof` and prints where its CPU time went),
 // KAPSEL_BENCH_SERVER_NODE_FLAGS (extra node flags for the server, e.g. --perf-basic-prof),
+// KAPSEL_BENCH_LOAD_NODE_FLAGS (the same for the load generator, e.g. --cpu-prof),
 // KAPSEL_BENCH_GATEWAY_CONNECTIONS, KAPSEL_BENCH_INGEST_CONNECTIONS, KAPSEL_BENCH_BATCH_CONNECTIONS,
 // KAPSEL_BENCH_BATCH_SIZE, KAPSEL_BENCH_RAW (form:clients×rows list, e.g. "unnest:2x1000"),
 // KAPSEL_BENCH_ATTEMPTS (how often a measurement disturbed by other processes is taken; default 1),
@@ -53,6 +56,10 @@ const env = process.env;
 const SECONDS = Number(env.KAPSEL_BENCH_SECONDS ?? 20);
 const WARMUP_MS = 2_000;
 const PHASES = (env.KAPSEL_BENCH_PHASES ?? "raw,gateway,ingest,batch,paced,fanout,overload").split(",");
+const OVERLOAD_FACTORS = (env.KAPSEL_BENCH_OVERLOAD_FACTORS ?? "1.5,3").split(",").map(Number);
+/** Connections the overload phases offer their load over (an open loop: a request waiting for a
+ * free connection counts its wait). */
+const OVERLOAD_CONNECTIONS = 2048;
 const PROFILE = env.KAPSEL_BENCH_PROFILE === "1";
 const GATEWAY_CONNECTIONS = Number(env.KAPSEL_BENCH_GATEWAY_CONNECTIONS ?? 256);
 const INGEST_CONNECTIONS = Number(env.KAPSEL_BENCH_INGEST_CONNECTIONS ?? 128);
@@ -324,7 +331,8 @@ const loaders = new Set<ChildProcess>();
 
 function runLoader(job: LoadJob): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, "bench/_ingest-load.ts"), JSON.stringify(job)], {
+    const flags = (env.KAPSEL_BENCH_LOAD_NODE_FLAGS ?? "").split(" ").filter(Boolean);
+    const child = spawn(process.execPath, [...flags, path.join(ROOT, "bench/_ingest-load.ts"), JSON.stringify(job)], {
       cwd: ROOT,
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -343,6 +351,34 @@ function runLoader(job: LoadJob): Promise<LoadResult> {
       }
     });
   });
+}
+
+/** Runs the load generator at `rate` against bench/_bare-http.ts (see there): what answering
+ * anything at all costs on this machine, with the same generator and connections. */
+async function runBareHttp(rate: number): Promise<PhaseResult> {
+  const child = spawn(process.execPath, [path.join(ROOT, "bench/_bare-http.ts")], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout!.once("data", (d: Buffer) => resolve(Number(d.toString().trim())));
+      child.once("exit", (code) => reject(new Error(`bare HTTP server exited with ${code}`)));
+    });
+    await waitQuiet();
+    process.stdout.write(`bare Node HTTP server at ${f0(rate)}/s: ${SECONDS} s (+${WARMUP_MS / 1000} s warm-up) … `);
+    const cpu0 = await procCpuSeconds(child.pid!);
+    const t0 = performance.now();
+    const load = await runLoader({
+      mode: "gateway-paced", connections: OVERLOAD_CONNECTIONS, rate, url: `http://127.0.0.1:${port}`, endpointId: "00000000-0000-7000-8000-000000000000",
+      apiKey: "", payloadBytes: PAYLOAD_BYTES, keyPrefix: "bare", warmupMs: WARMUP_MS, durationMs: SECONDS * 1000,
+    });
+    const server = (await procCpuSeconds(child.pid!)) - cpu0;
+    console.log(`answered ${f0(load.refused.count / load.windowSeconds)}/s, p50 ${f1(load.refused.latencyMs.p50)} ms, p99 ${f1(load.refused.latencyMs.p99)} ms`);
+    return {
+      key: "bare", name: "bare Node HTTP", load,
+      cpu: { server, postgres: 0, loader: load.cpuSeconds, other: 0, idle: 0, wall: (performance.now() - t0) / 1000 },
+    } as unknown as PhaseResult;
+  } finally {
+    child.kill("SIGTERM");
+  }
 }
 
 interface PhaseResult {
@@ -471,9 +507,9 @@ export default async function ingestBenchmark(): Promise<void> {
       { name: "batch", job: { mode: "batch", connections: BATCH_CONNECTIONS, batchSize: BATCH_SIZE } },
       { name: "paced", job: { mode: "gateway-paced", connections: 64, rate: PACED_RATE } },
       { name: "fanout", job: { mode: "fanout", connections: INGEST_CONNECTIONS, eventType: "invoice.paid" } },
-      // Offered three times what the gateway sustained above: the queue's bound must refuse the
-      // excess at once while what is accepted keeps a bounded latency.
-      { name: "overload", job: { mode: "gateway-paced", connections: 2048, rate: 0 } },
+      // Offered multiples of what the gateway sustained above: the excess must be refused at once
+      // while what is accepted keeps a bounded latency.
+      ...OVERLOAD_FACTORS.map((factor) => ({ name: `overload-${factor}x`, job: { mode: "gateway-paced" as const, connections: OVERLOAD_CONNECTIONS, rate: 0 } })),
     ];
     const runPhase = async (name: string, label: string, job: (typeof plan)[number]["job"], attempt: number): Promise<PhaseResult> => {
       await waitQuiet();
@@ -529,19 +565,20 @@ export default async function ingestBenchmark(): Promise<void> {
       a.load.mode === "gateway-paced" ? a.load.latencyMs.p99 < b.load.latencyMs.p99 : a.load.eventsPerSecond > b.load.eventsPerSecond;
     const lossChecks: { name: string; rowsAfter: PhaseResult["rowsAfter"]; ackedTotal: number; ackedMessages: number }[] = [];
     const byName = (name: string) => phases.find((p) => p.key === name);
+    const factorOf = (name: string) => Number(/^overload-(.+)x$/.exec(name)?.[1]);
     for (const { name, job } of plan) {
-      if (!PHASES.includes(name)) continue;
+      if (!PHASES.includes(name.startsWith("overload-") ? "overload" : name)) continue;
       const label = {
         gateway: "gateway, closed loop", ingest: "Ingest RPC, closed loop", batch: "IngestBatch RPC, closed loop",
-        paced: `gateway at ${PACED_RATE}/s`, fanout: `Ingest RPC fan-out to ${FANOUT_WIDTH}, closed loop`, overload: "gateway at 3× its sustained rate",
-      }[name]!;
-      if (name === "overload") {
+        paced: `gateway at ${PACED_RATE}/s`, fanout: `Ingest RPC fan-out to ${FANOUT_WIDTH}, closed loop`,
+      }[name] ?? `gateway at ${factorOf(name)}× its sustained rate`;
+      if (name.startsWith("overload-")) {
         const sustained = byName("gateway")?.load.eventsPerSecond;
         if (!sustained) {
           console.log("overload: needs the gateway phase's sustained rate; skipped");
           continue;
         }
-        job.rate = Math.round(3 * sustained);
+        job.rate = Math.round(factorOf(name) * sustained);
       }
       let best: PhaseResult | undefined;
       for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
@@ -575,7 +612,7 @@ export default async function ingestBenchmark(): Promise<void> {
       `each event = 1 messages + 1 events + 1 delivery_jobs + 1 idempotency_keys row, 1 KiB payload)\n`);
     console.log("| path | concurrency | events/s | p50 ms | p99 ms | ratio to raw | machine used by others |");
     console.log("|---|---|---:|---:|---:|---:|---:|");
-    const byMode = (mode: string) => phases.find((p) => p.load.mode === mode && p.key !== "overload");
+    const byMode = (mode: string) => phases.find((p) => p.load.mode === mode && !p.key.startsWith("overload-"));
     for (const p of phases) {
       const conc = p.load.mode === "batch" ? `${BATCH_CONNECTIONS} calls × ${BATCH_SIZE} events` :
         p.load.mode === "gateway-paced" ? `offered ${f0(p.load.offered?.ratePerSecond ?? NaN)}/s` :
@@ -601,15 +638,25 @@ export default async function ingestBenchmark(): Promise<void> {
       for (const p of lossChecks) console.log(`  after ${p.name}: messages ${p.rowsAfter.messages}, events ${p.rowsAfter.events}, delivery_jobs ${p.rowsAfter.jobs}, idempotency_keys ${p.rowsAfter.keys}, acknowledged events ${p.ackedTotal}, messages ${p.ackedMessages}`);
       process.exitCode = 1;
     }
-    const overload = byName("overload");
-    if (overload) {
-      const o = overload.load;
-      const offered = o.offered?.ratePerSecond ?? NaN;
-      console.log(`\noverload: offered ${f0(offered)} events/s (3× the gateway's sustained ${f0(offered / 3)}/s) for ${SECONDS} s:`);
-      console.log("| accepted/s | accepted p50 ms | accepted p99 ms | refused (E9002) | refused p50 ms | refused p99 ms | other failures |");
-      console.log("|---:|---:|---:|---:|---:|---:|---|");
-      const others = Object.entries(o.failures).filter(([k]) => k !== "503").map(([k, v]) => `${k}×${v}`).join(", ") || "none";
-      console.log(`| ${f0(o.eventsPerSecond)} | ${f1(o.latencyMs.p50)} | ${f1(o.latencyMs.p99)} | ${f0(o.refused.count)} | ${f2(o.refused.latencyMs.p50)} | ${f2(o.refused.latencyMs.p99)} | ${others} |`);
+    const overloads = phases.filter((p) => p.key.startsWith("overload-"));
+    if (overloads.length > 0) {
+      // The machine's own limit for answering at all, offered the highest rate above the same way.
+      const top = overloads.at(-1)!;
+      const bare = await runBareHttp(top.load.offered?.ratePerSecond ?? 0);
+      const sustained = byName("gateway")!.load.eventsPerSecond;
+      console.log(`\noverload: the gateway offered multiples of its sustained ${f0(sustained)} events/s over ${OVERLOAD_CONNECTIONS} connections for ${SECONDS} s`);
+      console.log("(latency from each request's scheduled send time; \"answered\" = accepted + refused per second; a bare Node HTTP server that");
+      console.log("only answers 503 — no routing, metrics or logs — offered the highest rate the same way is the machine's limit for answering at all):");
+      console.log("| offered | events/s | accepted/s | accepted p50 ms | accepted p99 ms | refused/s (E9002) | refused p50 ms | refused p99 ms | answered/s | server µs per answer | other failures |");
+      console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+      for (const p of [...overloads, bare]) {
+        const o = p.load;
+        const answered = (o.windowRequests + o.refused.count) / o.windowSeconds;
+        const answers = o.ackedRequests + (o.failures["503"] ?? 0);
+        const others = Object.entries(o.failures).filter(([k]) => k !== "503").map(([k, v]) => `${k}×${v}`).join(", ") || "none";
+        const what = p === bare ? "bare Node HTTP (503 only)" : `${factorOf(p.key)}× sustained`;
+        console.log(`| ${what} | ${f0(o.offered?.ratePerSecond ?? NaN)} | ${f0(o.eventsPerSecond)} | ${f1(o.latencyMs.p50)} | ${f1(o.latencyMs.p99)} | ${f0(o.refused.count / o.windowSeconds)} | ${f1(o.refused.latencyMs.p50)} | ${f1(o.refused.latencyMs.p99)} | ${f0(answered)} | ${f0((p.cpu.server / answers) * 1e6)} | ${others} |`);
+      }
     }
     const ingestPhase = byMode("ingest");
     const fanout = byMode("fanout");

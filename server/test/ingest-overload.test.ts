@@ -2,16 +2,17 @@
 // queue's bound get E9002 (HTTP 503 + Retry-After; RPC Unavailable + RetryInfo) without waiting, and
 // nothing of theirs is stored; those that were queued are stored and acknowledged once the write
 // goes through.
+import net from "node:net";
 import { ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { IngestService } from "@kapsel/contracts/ingest";
 import { RetryInfoSchema } from "@kapsel/contracts/error-details";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect } from "../../test/support/database.ts";
-import { addEndpoint, kapselCode } from "../../test/support/delivery.ts";
+import { connect, createTestDatabase } from "../../test/support/database.ts";
+import { addEndpoint, kapselCode, until } from "../../test/support/delivery.ts";
 import { createTenant } from "../../test/support/rpc.ts";
-import { ADMIN_TOKEN, startTestServer, type TestServer } from "../../test/support/server.ts";
+import { ADMIN_TOKEN, spawnServer, startTestServer, type ServerProcess, type TestServer } from "../../test/support/server.ts";
 
 let server: TestServer;
 let db: pg.Client;
@@ -89,3 +90,111 @@ describe("in-flight bound", () => {
     }
   });
 });
+
+describe("refusals under overload", () => {
+  // A refusal must cost about what answering at all costs: the sender keeps its connection (a new
+  // one per refusal made refusing dearer than accepting), and the process does not write a log
+  // line per refusal (at the default level that was most of a refusal's cost).
+  let spawned: ServerProcess;
+  let blocker: pg.Client;
+  let endpointId: string;
+  let held: Promise<Response>;
+  beforeAll(async () => {
+    const databaseUrl = await createTestDatabase();
+    spawned = await spawnServer({ DATABASE_URL: databaseUrl, KAPSEL_DELIVERY_ENABLED: "false", KAPSEL_INGEST_MAX_IN_FLIGHT: "1", KAPSEL_LOG_LEVEL: "info" });
+    const tenant = await createTenant(spawned.url, ADMIN_TOKEN, "refusals");
+    ({ endpointId } = await addEndpoint(spawned.url, tenant.apiKey, "https://93.184.216.34/"));
+    blocker = await connect(databaseUrl);
+    await blocker.query("BEGIN");
+    await blocker.query("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE");
+    // The one request in flight, held by the lock: every other is refused at the door.
+    held = fetch(`${spawned.url}/ingest/${endpointId}`, { method: "POST", body: "{}" });
+    await until("the held request in flight", async () => {
+      const r = await fetch(`${spawned.url}/ingest/${endpointId}`, { method: "POST", body: "{}" });
+      return r.status === 503 ? true : undefined;
+    });
+  });
+  afterAll(async () => {
+    await blocker?.query("COMMIT").catch(() => {});
+    await held?.catch(() => {});
+    await blocker?.end();
+    await spawned?.stop();
+  });
+
+  it("a small body refused with E9002 leaves the connection open for the next request", async () => {
+    const body = "x".repeat(1024);
+    const request = `POST /ingest/${endpointId} HTTP/1.1\r\nHost: k\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    const answers = await exchange(spawned.port, Array.from({ length: 20 }, () => request));
+    expect(answers.closed).toBe(false);
+    expect(answers.responses).toHaveLength(20);
+    for (const r of answers.responses) {
+      expect(r.status).toBe(503);
+      expect(r.head).toMatch(/\r\nretry-after: \d+/i);
+      expect(r.head).not.toMatch(/\r\nconnection: close/i);
+      expect(JSON.parse(r.body)).toMatchObject({ code: "E9002" });
+    }
+  });
+
+  it("a large body is not read: the answer says the connection closes, and it does", async () => {
+    const request = `POST /ingest/${endpointId} HTTP/1.1\r\nHost: k\r\nContent-Length: ${8 * 1024 * 1024}\r\n\r\n${"x".repeat(1000)}`;
+    const answers = await exchange(spawned.port, [request]);
+    expect(answers.responses.map((r) => r.status)).toEqual([503]);
+    expect(answers.responses[0]!.head).toMatch(/\r\nconnection: close/i);
+    expect(answers.closed).toBe(true);
+  });
+
+  it("each refusal is logged at debug; a summary at warn says how many, at most once a second", async () => {
+    const lines = () => spawned.output().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as { level: string; msg: string; result?: string; refused?: Record<string, number> });
+    const summaries = await until("a summary of the refusals", async () => {
+      const found = lines().filter((l) => l.msg.startsWith("requests refused under load"));
+      return found.length > 0 && found.reduce((n, l) => n + (l.refused?.E9002 ?? 0), 0) >= 21 ? found : undefined;
+    });
+    expect(summaries.every((l) => l.level === "warn")).toBe(true);
+    expect(lines().filter((l) => l.msg === "request" && l.result === "E9002")).toEqual([]);
+  });
+});
+
+interface RawResponse {
+  status: number;
+  head: string;
+  body: string;
+}
+
+/** Writes each request on one connection after the previous answer; resolves with the answers and
+ * whether the server closed the connection (waiting briefly after the last answer). */
+function exchange(port: number, requests: string[]): Promise<{ responses: RawResponse[]; closed: boolean }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, "127.0.0.1");
+    const responses: RawResponse[] = [];
+    let buf = Buffer.alloc(0);
+    let closed = false;
+    let settle: NodeJS.Timeout | undefined;
+    const finish = () => {
+      socket.destroy();
+      resolve({ responses, closed });
+    };
+    socket.on("error", () => {});
+    socket.on("close", () => {
+      closed = true;
+      if (responses.length === requests.length) {
+        clearTimeout(settle);
+        finish();
+      } else reject(new Error(`closed after ${responses.length} of ${requests.length} answers`));
+    });
+    socket.on("data", (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      for (;;) {
+        const end = buf.indexOf("\r\n\r\n");
+        if (end === -1) return;
+        const head = buf.toString("latin1", 0, end);
+        const length = Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1] ?? 0);
+        if (buf.length < end + 4 + length) return;
+        responses.push({ status: Number(head.slice(9, 12)), head, body: buf.toString("utf8", end + 4, end + 4 + length) });
+        buf = buf.subarray(end + 4 + length);
+        if (responses.length < requests.length) socket.write(requests[responses.length]!);
+        else settle = setTimeout(finish, 300);
+      }
+    });
+    socket.write(requests[0]!);
+  });
+}

@@ -60,6 +60,7 @@ export function createApp(options: AppOptions): App {
     contextValues: (req) => createContextValues().set(requestContextKey, contexts.get(req)),
   });
 
+  const shed = shedSummary(log);
   let active = 0;
   const handle = (req: Req, res: Res): void => {
     const started = performance.now();
@@ -86,7 +87,10 @@ export function createApp(options: AppOptions): App {
       // The route's pattern, never the path itself: a path can carry an endpoint id, a credential.
       const entry = { request_id: requestId, method, path: routeName, status: res.statusCode, result, ms: Math.round(seconds * 10000) / 10 };
       if (quiet && res.statusCode < 400) log.debug(entry, "request");
-      else log.info(entry, "request");
+      else if (quiet && SHED.has(result)) {
+        log.debug(entry, "request");
+        shed.count(result);
+      } else log.info(entry, "request");
     });
 
     if (isPreflight(method, req.headers)) {
@@ -102,14 +106,20 @@ export function createApp(options: AppOptions): App {
       if (!params) continue;
       routeName = route.name;
       quiet = route.quiet ?? false;
-      Promise.resolve(route.handle(req, res, params, ctx)).catch((err: unknown) => {
+      const unexpected = (err: unknown): void => {
         const known = toKapselError(err);
         if (known) return sendError(res, known, ctx);
         log.error({ err, request_id: requestId }, "unexpected error");
         ctx.code = "internal";
         if (!res.headersSent) sendJson(res, 500, { code: "internal", message: "internal error", request_id: requestId });
         else res.destroy();
-      });
+      };
+      try {
+        const done = route.handle(req, res, params, ctx);
+        if (done instanceof Promise) done.catch(unexpected);
+      } catch (err) {
+        unexpected(err);
+      }
       return;
     }
     // Unknown paths get the adapter's 404.
@@ -134,6 +144,27 @@ export function createApp(options: AppOptions): App {
     }
   };
   return { handle, active: () => active };
+}
+
+/** Answers that shed load (throttled, overloaded). On the hot routes they come by the thousand a
+ * second exactly when the process has least to spare, so each is logged at debug and a summary at
+ * warn at most once a second. */
+const SHED = new Set(["E1005", "E9002"]);
+
+function shedSummary(log: Logger): { count(result: string): void } {
+  let counts: Record<string, number> | undefined;
+  return {
+    count(result) {
+      if (!counts) {
+        counts = {};
+        setTimeout(() => {
+          log.warn({ refused: counts }, "requests refused under load in the last second (throttled or overloaded)");
+          counts = undefined;
+        }, 1000).unref();
+      }
+      counts[result] = (counts[result] ?? 0) + 1;
+    },
+  };
 }
 
 /** A request's `result` for metrics and logs: what the answering code recorded (ok, an E-code, a

@@ -49,17 +49,37 @@ export function readBody(req: Req, cap: number): Promise<Buffer> {
   });
 }
 
-/** After answering early, discard (never buffer) what the sender still sends, so it can read our
- * answer; give up on senders that keep going far past the cap. */
-export function drain(req: Req, res: Res, cap: number): void {
-  if (req.readableEnded) return;
+/** Bodies up to this size are read and dropped after an early answer, keeping the connection. */
+const DISCARDED_BODY_BYTES = 64 * 1024;
+
+/**
+ * Answers (through `answer`) a request refused before its body was read, and deals with the rest
+ * of the body. A body already received, or declared small, is read and dropped so the connection
+ * carries the sender's next request: under overload a refusal that cost a new connection each time
+ * would be as dear as an acceptance. A large or undeclared body is not worth reading: an HTTP/1.1
+ * connection is closed after the answer (and says so), an HTTP/2 stream is reset. What is still
+ * read is discarded, never buffered, and bounded by the body timeouts.
+ */
+export function refuseBody(req: Req, res: Res, answer: () => void): void {
+  if (req.readableEnded) {
+    answer();
+    return;
+  }
+  const declared = req.headers["content-length"] === undefined ? Infinity : Number(req.headers["content-length"]);
+  const keep = req.complete || declared <= DISCARDED_BODY_BYTES;
+  const h1 = req.httpVersionMajor === 1;
+  if (!keep && h1 && !res.headersSent) res.setHeader("connection", "close");
+  answer();
+  // HTTP/1.1 reads and drops a small unread body itself once the answer is finished (and a body
+  // still flowing without listeners is dropped as it comes): nothing to add on the cheapest path.
+  if (keep && h1) return;
   let discarded = 0;
   req.removeAllListeners("data");
   req.on("data", (chunk: Buffer) => {
     discarded += chunk.length;
-    if (discarded > 4 * cap + 1024 * 1024) req.destroy();
+    if (discarded > DISCARDED_BODY_BYTES) req.destroy();
   });
   req.on("error", () => {});
   req.resume();
-  res.on("close", () => req.destroy());
+  if (!keep) res.on("close", () => req.destroy());
 }

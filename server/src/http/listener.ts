@@ -90,7 +90,8 @@ export async function listen(options: ListenOptions, handler: RequestHandler): P
     // checking header and request deadlines only when a server starts listening.
     h1.emit("listening");
     h2 = http2.createServer(h2Options, guarded as never);
-    front = net.createServer((socket) => {
+    // No Nagle delay (what an http.Server sets on its own sockets; these are accepted here).
+    front = net.createServer({ noDelay: true }, (socket) => {
       sockets.add(socket);
       socket.on("close", () => sockets.delete(socket));
       // Until a server owns the socket, a client's reset would be an unhandled 'error' event,

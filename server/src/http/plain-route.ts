@@ -47,6 +47,7 @@ export function sendError(res: Res, err: KapselError, ctx: RequestContext): void
 /** A path segment with its percent-escapes decoded; "" for broken escapes, which every id check
  * then refuses (E1006) — never a throw. */
 export function decodePathSegment(segment: string): string {
+  if (!segment.includes("%")) return segment;
   try {
     return decodeURIComponent(segment);
   } catch {

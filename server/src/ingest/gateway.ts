@@ -4,7 +4,7 @@
 // source's signature scheme. The body is read with the cap enforced while reading and stored byte
 // for byte.
 import type { Logger } from "pino";
-import { drain, readBody, SenderGone } from "../http/body-reader.ts";
+import { readBody, refuseBody, SenderGone } from "../http/body-reader.ts";
 import { decodePathSegment, sendError, sendJson, type PlainRoute, type Req, type Res } from "../http/plain-route.ts";
 import type { RequestContext } from "../http/request-context.ts";
 import { KapselError, toKapselError } from "../errors.ts";
@@ -40,8 +40,19 @@ export function gatewayRoutes(ingestor: Ingestor, metrics: IngestMetrics, option
     suppressed = 0;
   };
 
-  /** Reads one sender's request into the ingestor and answers it; `answer` shapes the JSON. */
-  const handle = async (req: Req, res: Res, path: IngestPath, route: string, target: { endpointId: string } | { sourceId: string }, ctx: RequestContext, answer: (a: Accepted) => object) => {
+  /** Reads one sender's request into the ingestor and answers it; `answer` shapes the JSON. Under
+   * overload the refusal is answered before anything else is looked at. */
+  const handle = (req: Req, res: Res, path: IngestPath, route: string, target: { endpointId: string } | { sourceId: string }, ctx: RequestContext, answer: (a: Accepted) => object): Promise<void> | undefined => {
+    const refused = ingestor.overloaded();
+    if (refused) {
+      metrics.refused(path, refused.code);
+      refuseBody(req, res, () => sendError(res, refused, ctx));
+      return undefined;
+    }
+    return accept(req, res, path, route, target, ctx, answer);
+  };
+
+  const accept = async (req: Req, res: Res, path: IngestPath, route: string, target: { endpointId: string } | { sourceId: string }, ctx: RequestContext, answer: (a: Accepted) => object) => {
     const started = performance.now();
     const trace = options.tracing.gateway(route, req.headers, req.httpVersion, target);
     let failure: string | undefined;
@@ -87,9 +98,7 @@ export function gatewayRoutes(ingestor: Ingestor, metrics: IngestMetrics, option
       if (!known) throw err;
       if (known.code === "E9001") outageLog(err, ctx.requestId);
       metrics.refused(path, known.code);
-      if (known.code === "E1001" && req.httpVersionMajor === 1) res.setHeader("connection", "close");
-      sendError(res, known, ctx);
-      drain(req, res, ingestor.maxPayloadBytes);
+      refuseBody(req, res, () => sendError(res, known, ctx));
     } finally {
       trace?.end(failure, res.statusCode);
     }

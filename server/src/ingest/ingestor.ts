@@ -121,6 +121,9 @@ const NEVER_KEPT = new Set(["authorization", "cookie"]);
 function overloaded(retryAfterMs: number): KapselError {
   return new KapselError("E9002", "overloaded: the ingest queue is full; nothing was accepted, retry after the hint", { retryAfterMs });
 }
+/** The refusal answered at the door, made once: under overload it is the most frequent answer, and
+ * an Error's stack trace cost more than the rest of the refusal. */
+const OVERLOADED = overloaded(1000);
 
 function isInbound(body: Buffer | InboundBody): body is InboundBody {
   return !Buffer.isBuffer(body);
@@ -140,12 +143,20 @@ export class Ingestor {
     this.maxPayloadBytes = options.maxPayloadBytes;
   }
 
+  /** E9002 when a call arriving now would be refused (too much being accepted, or the database
+   * write falling behind), else undefined. Entry points ask before any work of their own, so a
+   * refusal under overload costs as little as answering can. */
+  overloaded(): KapselError | undefined {
+    return this.#deps.commit.full || this.#inFlight >= this.#maxInFlight ? OVERLOADED : undefined;
+  }
+
   /** Accepts a call's items; resolves once every accepted item is durable, with one result per
-   * item in order. Throws for what fails the whole call (E1005, E9001, a sender gone mid-body). */
+   * item in order. Throws for what fails the whole call (E1005, E9001, E9002, a sender gone
+   * mid-body). */
   async accept(call: IngestCall): Promise<ItemResult[]> {
-    // Overloaded (too much being accepted, or the database write falling behind): say so before
-    // any work, a sender's body unread.
-    if (this.#deps.commit.full || this.#inFlight >= this.#maxInFlight) throw overloaded(1000);
+    // Overloaded: say so before any work, a sender's body unread.
+    const refused = this.overloaded();
+    if (refused) throw refused;
     this.#inFlight++;
     try {
       return await this.#accept(call);
