@@ -87,6 +87,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   });
 
   const shutdown = new AbortController();
+  const authenticate = authGate(authenticator);
   const app = createApp({
     log,
     metrics: new HttpMetrics(registry),
@@ -99,7 +100,10 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
       // Last: it describes the services registered above.
       registerReflection(router);
     },
-    gate: authGate(authenticator),
+    gate: async (ctx) => {
+      await authenticate(ctx);
+      ingest.gate(ctx);
+    },
     interceptors: [errorInterceptor(log), streamLimits(config.http.streams)],
     readLimits: { batchBytes: config.http.maxRpcBytes, payloadBytes: config.ingest.maxPayloadBytes },
     shutdownSignal: shutdown.signal,

@@ -98,11 +98,13 @@ describe("refusals under overload", () => {
   let spawned: ServerProcess;
   let blocker: pg.Client;
   let endpointId: string;
+  let apiKey: string;
   let held: Promise<Response>;
   beforeAll(async () => {
     const databaseUrl = await createTestDatabase();
     spawned = await spawnServer({ DATABASE_URL: databaseUrl, KAPSEL_DELIVERY_ENABLED: "false", KAPSEL_INGEST_MAX_IN_FLIGHT: "1", KAPSEL_LOG_LEVEL: "info" });
     const tenant = await createTenant(spawned.url, ADMIN_TOKEN, "refusals");
+    apiKey = tenant.apiKey;
     ({ endpointId } = await addEndpoint(spawned.url, tenant.apiKey, "https://93.184.216.34/"));
     blocker = await connect(databaseUrl);
     await blocker.query("BEGIN");
@@ -143,11 +145,19 @@ describe("refusals under overload", () => {
     expect(answers.closed).toBe(true);
   });
 
+  it("an IngestBatch is refused from its headers: answered while its body has not been sent", async () => {
+    const request = `POST /kapsel.v1.IngestService/IngestBatch HTTP/1.1\r\nHost: k\r\nContent-Type: application/json\r\n` +
+      `Authorization: Bearer ${apiKey}\r\nContent-Length: ${4 * 1024 * 1024}\r\n\r\n{"events":[`;
+    const answers = await exchange(spawned.port, [request]);
+    expect(answers.responses.map((r) => r.status)).toEqual([503]);
+    expect(JSON.parse(answers.responses[0]!.body)).toMatchObject({ code: "unavailable", details: [expect.anything(), expect.anything()] });
+  });
+
   it("each refusal is logged at debug; a summary at warn says how many, at most once a second", async () => {
     const lines = () => spawned.output().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as { level: string; msg: string; result?: string; refused?: Record<string, number> });
     const summaries = await until("a summary of the refusals", async () => {
       const found = lines().filter((l) => l.msg.startsWith("requests refused under load"));
-      return found.length > 0 && found.reduce((n, l) => n + (l.refused?.E9002 ?? 0), 0) >= 21 ? found : undefined;
+      return found.length > 0 && found.reduce((n, l) => n + (l.refused?.E9002 ?? 0), 0) >= 22 ? found : undefined;
     });
     expect(summaries.every((l) => l.level === "warn")).toBe(true);
     expect(lines().filter((l) => l.msg === "request" && l.result === "E9002")).toEqual([]);

@@ -87,7 +87,7 @@ export function createApp(options: AppOptions): App {
       // The route's pattern, never the path itself: a path can carry an endpoint id, a credential.
       const entry = { request_id: requestId, method, path: routeName, status: res.statusCode, result, ms: Math.round(seconds * 10000) / 10 };
       if (quiet && res.statusCode < 400) log.debug(entry, "request");
-      else if (quiet && SHED.has(result)) {
+      else if (SHED.has(result)) {
         log.debug(entry, "request");
         shed.count(result);
       } else log.info(entry, "request");
@@ -146,7 +146,7 @@ export function createApp(options: AppOptions): App {
   return { handle, active: () => active };
 }
 
-/** Answers that shed load (throttled, overloaded). On the hot routes they come by the thousand a
+/** Answers that shed load (throttled, overloaded), on any route or RPC. They come by the thousand a
  * second exactly when the process has least to spare, so each is logged at debug and a summary at
  * warn at most once a second. */
 const SHED = new Set(["E1005", "E9002"]);

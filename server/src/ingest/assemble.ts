@@ -1,7 +1,7 @@
 // The ingest capability, assembled: endpoint cache, rate limiter, group commit and the ingestor,
 // exposed as the gateway route and IngestService.
-import type { ServiceImpl } from "@connectrpc/connect";
-import type { IngestService } from "@kapsel/contracts/ingest";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { IngestService as IngestServiceDesc, type IngestService } from "@kapsel/contracts/ingest";
 import type { Registry } from "prom-client";
 import type { IngestConfig } from "../config.ts";
 import type { NotifyChannel } from "../db/notify-channel.ts";
@@ -42,6 +42,9 @@ export interface IngestDeps {
 export interface IngestCapability {
   routes: PlainRoute[];
   service: ServiceImpl<typeof IngestService>;
+  /** Part of the request gate (headers only, before the body is read): under overload an
+   * IngestService call is refused with E9002 there, its body never read or decoded. */
+  gate(ctx: HandlerContext): void;
   /** An endpoint changed in this process: forget it, and its tenant's subscribers, at once
    * (other processes: within the TTL). */
   endpointChanged(endpointId: string, tenantId: string): void;
@@ -91,6 +94,14 @@ export function assembleIngest(config: IngestConfig, deps: IngestDeps): IngestCa
   return {
     routes: gatewayRoutes(ingestor, metrics, { log: deps.log, tracing }),
     service: ingestService(ingestor, metrics, tracing),
+    gate: (ctx) => {
+      if (ctx.service.typeName !== IngestServiceDesc.typeName) return;
+      const refused = ingestor.overloaded();
+      if (!refused) return;
+      // An Ingest call is one message; a batch's size is in the body it was refused without.
+      if (ctx.method.name === IngestServiceDesc.method.ingest.name) metrics.refused("ingest", refused.code);
+      throw refused;
+    },
     endpointChanged: (id, tenantId) => {
       endpoints.invalidate(id);
       subscribers.invalidate(tenantId);

@@ -17,7 +17,7 @@ export class IngestMetrics {
   constructor(registry: Registry) {
     this.messages = new Counter({
       name: "kapsel_ingest_messages_total",
-      help: "Messages offered for ingest, by path (gateway, source_gateway, ingest, ingest_batch) and result (ok, duplicate, an E-code, aborted); a batch counts each of its messages",
+      help: "Messages offered for ingest, by path (gateway, source_gateway, ingest, ingest_batch) and result (ok, duplicate, an E-code, aborted); a batch counts each of its messages (one refused with E9002 before its body was read counts none: kapsel_http_requests_total counts the request)",
       labelNames: ["path", "result"],
       registers: [registry],
     });
