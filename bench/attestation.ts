@@ -239,8 +239,10 @@ export default async function run(): Promise<void> {
       .output()
       .split("\n")
       .filter((l) => l.includes('"checkpoint signed"'))
-      .map((l) => JSON.parse(l) as { time: number; appended: number; ms: number; tree_size: number })
-      .filter((b) => b.appended > 0);
+      .map((l) => JSON.parse(l) as { time: string; appended: number; ms: number; tree_size: number })
+      .filter((b) => b.appended > 0)
+      // Log times are ISO strings.
+      .map((b) => ({ ...b, time: Date.parse(b.time) }));
     await server.stop();
     server = undefined;
     const firstStart = batches[0]!.time - batches[0]!.ms;
