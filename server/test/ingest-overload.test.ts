@@ -102,7 +102,11 @@ describe("refusals under overload", () => {
   let held: Promise<Response>;
   beforeAll(async () => {
     const databaseUrl = await createTestDatabase();
-    spawned = await spawnServer({ DATABASE_URL: databaseUrl, KAPSEL_DELIVERY_ENABLED: "false", KAPSEL_INGEST_MAX_IN_FLIGHT: "1", KAPSEL_LOG_LEVEL: "info" });
+    spawned = await spawnServer({
+      DATABASE_URL: databaseUrl, KAPSEL_DELIVERY_ENABLED: "false", KAPSEL_INGEST_MAX_IN_FLIGHT: "1", KAPSEL_LOG_LEVEL: "info",
+      // A body's pauses are bounded far below an idle connection's, to tell the two apart.
+      KAPSEL_HTTP_BODY_IDLE_TIMEOUT_MS: "1000", KAPSEL_HTTP_IDLE_TIMEOUT_MS: "60000",
+    });
     const tenant = await createTenant(spawned.url, ADMIN_TOKEN, "refusals");
     apiKey = tenant.apiKey;
     ({ endpointId } = await addEndpoint(spawned.url, tenant.apiKey, "https://93.184.216.34/"));
@@ -111,9 +115,11 @@ describe("refusals under overload", () => {
     await blocker.query("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE");
     // The one request in flight, held by the lock: every other is refused at the door.
     held = fetch(`${spawned.url}/ingest/${endpointId}`, { method: "POST", body: "{}" });
+    await new Promise((r) => setTimeout(r, 200));
+    // A probe that arrived first would itself be held: each gives up after a while.
     await until("the held request in flight", async () => {
-      const r = await fetch(`${spawned.url}/ingest/${endpointId}`, { method: "POST", body: "{}" });
-      return r.status === 503 ? true : undefined;
+      const r = await fetch(`${spawned.url}/ingest/${endpointId}`, { method: "POST", body: "{}", signal: AbortSignal.timeout(2000) }).catch(() => undefined);
+      return r?.status === 503 ? true : undefined;
     });
   });
   afterAll(async () => {
@@ -137,6 +143,38 @@ describe("refusals under overload", () => {
     }
   });
 
+  it("a body that arrives after the answer is dropped, and the next request on the connection is answered", async () => {
+    const body = "x".repeat(1024);
+    const head = `POST /ingest/${endpointId} HTTP/1.1\r\nHost: k\r\nContent-Length: ${body.length}\r\n\r\n`;
+    // The first request's body goes out only once its answer is in, glued to the second request.
+    const answers = await exchange(spawned.port, [head, body + head + body]);
+    expect(answers.closed).toBe(false);
+    expect(answers.responses.map((r) => r.status)).toEqual([503, 503]);
+    expect(answers.responses.map((r) => (JSON.parse(r.body) as { code: string }).code)).toEqual(["E9002", "E9002"]);
+  });
+
+  it("the rest of a refused body may pause only as long as any body: a trickle is cut off", async () => {
+    const socket = net.connect(spawned.port, "127.0.0.1");
+    let received = "";
+    socket.on("data", (d: Buffer) => (received += d.toString("latin1")));
+    socket.on("error", () => {});
+    const closed = new Promise<number>((resolve) => socket.on("close", () => resolve(performance.now())));
+    socket.write(`POST /ingest/${endpointId} HTTP/1.1\r\nHost: k\r\nContent-Length: 4096\r\n\r\n0123456789`);
+    await until("the refusal", async () => (received.includes("\r\n\r\n") ? true : undefined));
+    expect(received.slice(9, 12)).toBe("503");
+    const answered = performance.now();
+    // One more byte now and then, each pause longer than a body's (1 s) and shorter than an idle
+    // connection's (60 s): the connection must close at the first long pause.
+    const trickle = setInterval(() => socket.write("x"), 1500);
+    try {
+      const at = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(Infinity), 15_000))]);
+      expect(at - answered).toBeLessThan(15_000);
+    } finally {
+      clearInterval(trickle);
+      socket.destroy();
+    }
+  });
+
   it("a large body is not read: the answer says the connection closes, and it does", async () => {
     const request = `POST /ingest/${endpointId} HTTP/1.1\r\nHost: k\r\nContent-Length: ${8 * 1024 * 1024}\r\n\r\n${"x".repeat(1000)}`;
     const answers = await exchange(spawned.port, [request]);
@@ -154,12 +192,34 @@ describe("refusals under overload", () => {
   });
 
   it("each refusal is logged at debug; a summary at warn says how many, at most once a second", async () => {
-    const lines = () => spawned.output().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as { level: string; msg: string; result?: string; refused?: Record<string, number> });
-    const summaries = await until("a summary of the refusals", async () => {
-      const found = lines().filter((l) => l.msg.startsWith("requests refused under load"));
-      return found.length > 0 && found.reduce((n, l) => n + (l.refused?.E9002 ?? 0), 0) >= 22 ? found : undefined;
+    interface Line { level: string; msg: string; time: string; result?: string; refused?: Record<string, number> }
+    const lines = (): Line[] => spawned.output().split("\n").flatMap((l) => {
+      try {
+        return l.startsWith("{") ? [JSON.parse(l) as Line] : [];
+      } catch {
+        return []; // a line still being written
+      }
     });
-    expect(summaries.every((l) => l.level === "warn")).toBe(true);
+    const summaries = () => lines().filter((l) => l.msg.startsWith("requests refused under load"));
+    const refusedSoFar = () => summaries().reduce((n, l) => n + (l.refused?.E9002 ?? 0), 0);
+    const before = await until("earlier refusals counted", async () => {
+      const n = refusedSoFar();
+      await new Promise((r) => setTimeout(r, 1200));
+      return refusedSoFar() === n ? n : undefined;
+    });
+    // 30 refusals spread over about three seconds.
+    for (let i = 0; i < 30; i++) {
+      const r = await fetch(`${spawned.url}/ingest/${endpointId}`, { method: "POST", body: "{}" });
+      expect(r.status).toBe(503);
+      await r.arrayBuffer();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await until("a summary of the 30 refusals", async () => (refusedSoFar() >= before + 30 ? true : undefined));
+    const found = summaries();
+    expect(found.every((l) => l.level === "warn")).toBe(true);
+    const times = found.map((l) => Date.parse(l.time));
+    for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(990);
+    expect(found.length).toBeGreaterThanOrEqual(2);
     expect(lines().filter((l) => l.msg === "request" && l.result === "E9002")).toEqual([]);
   });
 });

@@ -65,7 +65,9 @@ export function refuseBody(req: Req, res: Res, answer: () => void): void {
     answer();
     return;
   }
-  const declared = req.headers["content-length"] === undefined ? Infinity : Number(req.headers["content-length"]);
+  // HTTP/1.1 without Content-Length or Transfer-Encoding has no body.
+  const length = req.headers["content-length"];
+  const declared = length !== undefined ? Number(length) : req.headers["transfer-encoding"] === undefined && req.httpVersionMajor === 1 ? 0 : Infinity;
   const keep = req.complete || declared <= DISCARDED_BODY_BYTES;
   const h1 = req.httpVersionMajor === 1;
   if (!keep && h1 && !res.headersSent) res.setHeader("connection", "close");

@@ -66,6 +66,7 @@ export async function listen(options: ListenOptions, handler: RequestHandler): P
         cert: readFileSync(options.tls.certFile),
         key: readFileSync(options.tls.keyFile),
         handshakeTimeout: timeouts.firstBytesMs,
+        noDelay: true,
       },
       guarded as never,
     );
@@ -202,6 +203,12 @@ function guardRequestBodies(handler: RequestHandler, timeouts: HttpTimeouts): Re
           socket.off("timeout", cut);
           // A finished response has started keep-alive timing on the socket: leave that.
           if (!res.writableEnded) socket.setTimeout(0);
+        });
+        // Answered before the body was all read (a refusal): Node starts keep-alive timing when
+        // the answer is finished, which would let the rest of the body pause for the idle timeout
+        // instead of the body's; put the body's back until it ends.
+        res.once("finish", () => {
+          if (!req.complete) socket.setTimeout(timeouts.bodyIdleMs);
         });
       }
     }
