@@ -203,9 +203,12 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   const body = payload(job.payloadBytes);
   const url = new URL(job.url);
   const conns = Array.from({ length: job.connections }, () => new Connection(url.hostname, Number(url.port)));
-  const idle = [...conns];
+  // Free connections are taken in turn (first freed, first taken): every open connection stays in
+  // use, none sits idle long enough for the server's idle timeouts to close it under the sender.
+  const idle = new Fifo<Connection>();
+  for (const c of conns) idle.push(c);
   const waitingForConn = new Fifo<(c: Connection) => void>();
-  const acquire = (): Promise<Connection> | Connection => idle.pop() ?? new Promise((resolve) => waitingForConn.push(resolve));
+  const acquire = (): Promise<Connection> | Connection => idle.shift() ?? new Promise((resolve) => waitingForConn.push(resolve));
   const release = (c: Connection) => {
     const next = waitingForConn.shift();
     if (next) next(c);

@@ -19,6 +19,7 @@
 //
 // Environment knobs (all optional): KAPSEL_BENCH_SECONDS (measured seconds per phase, default
 // 20), KAPSEL_BENCH_PHASES (comma list of raw,gateway,ingest,batch,paced,fanout,overload), KAPSEL_BENCH_PROFILE=1
+// KAPSEL_BENCH_SERVERS (server processes sharing the port with KAPSEL_HTTP_REUSE_PORT, default 1),
 // KAPSEL_BENCH_OVERLOAD_FACTORS (multiples of the gateway's sustained rate the overload phase
 // offers, default "1.5,3"),
 // (runs the server under `node --cpu-prof` and prints where its CPU time went),
@@ -56,6 +57,8 @@ const env = process.env;
 const SECONDS = Number(env.KAPSEL_BENCH_SECONDS ?? 20);
 const WARMUP_MS = 2_000;
 const PHASES = (env.KAPSEL_BENCH_PHASES ?? "raw,gateway,ingest,batch,paced,fanout,overload").split(",");
+/** Server processes sharing the port (KAPSEL_HTTP_REUSE_PORT) when more than one. */
+const SERVERS = Number(env.KAPSEL_BENCH_SERVERS ?? 1);
 const OVERLOAD_FACTORS = (env.KAPSEL_BENCH_OVERLOAD_FACTORS ?? "1.5,3").split(",").map(Number);
 /** Connections the overload phases offer their load over (an open loop: a request waiting for a
  * free connection counts its wait). */
@@ -264,15 +267,40 @@ async function rawInsert(url: string, postmasterPid: number, form: RawForm, clie
 // ---------------------------------------------------------------------------------------------
 // Server and load generator processes.
 
+/** The server under test: one `kapsel serve` process, or with KAPSEL_BENCH_SERVERS=N several
+ * sharing one port (KAPSEL_HTTP_REUSE_PORT), each with its own metrics listener. */
 interface ServerProcess {
-  child: ChildProcess;
+  pids: number[];
   url: string;
+  metricsUrls: string[];
   output(): string;
   stop(): Promise<void>;
 }
 
 async function spawnServer(databaseUrl: string, dataDir: string, profileDir: string | undefined): Promise<ServerProcess> {
   const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const started: { child: ChildProcess; metricsUrl: string; output: () => string; stop: () => Promise<void> }[] = [];
+  const stopAll = async () => {
+    await Promise.all(started.map((p) => p.stop()));
+  };
+  try {
+    for (let i = 0; i < SERVERS; i++) started.push(await spawnOne(databaseUrl, path.join(dataDir, String(i)), profileDir, port));
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  return {
+    pids: started.map((p) => p.child.pid!),
+    url,
+    metricsUrls: started.map((p) => p.metricsUrl),
+    output: () => started.map((p) => p.output()).join("\n"),
+    stop: stopAll,
+  };
+}
+
+async function spawnOne(databaseUrl: string, dataDir: string, profileDir: string | undefined, port: number) {
+  const metricsPort = await freePort();
   const args = [
     ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []),
     ...(env.KAPSEL_BENCH_SERVER_NODE_FLAGS ?? "").split(" ").filter((f) => f !== ""),
@@ -287,6 +315,7 @@ async function spawnServer(databaseUrl: string, dataDir: string, profileDir: str
       KAPSEL_MASTER_KEY: MASTER_KEY,
       KAPSEL_HOST: "127.0.0.1",
       KAPSEL_PORT: String(port),
+      KAPSEL_HTTP_REUSE_PORT: SERVERS > 1 ? "true" : "false",
       KAPSEL_ADMIN_TOKEN: ADMIN_TOKEN,
       KAPSEL_LOG_LEVEL: "warn",
       // The destination is never called; the policy may classify the documentation address as
@@ -300,9 +329,8 @@ async function spawnServer(databaseUrl: string, dataDir: string, profileDir: str
       KAPSEL_DELIVERY_ENABLED: env.KAPSEL_BENCH_DELIVERY === "1" ? "true" : "false",
       KAPSEL_DELIVERY_CONCURRENCY: "1",
       KAPSEL_DATA_DIR: dataDir,
-      // Scraped through the main port with a token (group-commit sizes), no metrics port to clash.
-      KAPSEL_METRICS_LISTEN: "off",
-      KAPSEL_METRICS_TOKEN: METRICS_TOKEN,
+      // Each process's own metrics listener (group-commit sizes are read from every process).
+      KAPSEL_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -310,7 +338,7 @@ async function spawnServer(databaseUrl: string, dataDir: string, profileDir: str
   child.stdout!.on("data", (d: Buffer) => (output = (output + d.toString()).slice(-20_000)));
   child.stderr!.on("data", (d: Buffer) => (output = (output + d.toString()).slice(-20_000)));
   const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
-  const url = `http://127.0.0.1:${port}`;
+  const metricsUrl = `http://127.0.0.1:${metricsPort}`;
   const stop = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     child.kill("SIGTERM");
@@ -319,12 +347,21 @@ async function spawnServer(databaseUrl: string, dataDir: string, profileDir: str
     clearTimeout(timer);
   };
   try {
-    await waitUntilReady(url, child, () => output, 60_000);
+    // The shared port may be answered by a process started earlier: wait for this one's own
+    // metrics listener (opened just before its main port), then for readiness through the port.
+    for (const deadline = Date.now() + 60_000; ;) {
+      if (child.exitCode !== null) throw new Error(`kapsel serve exited with ${child.exitCode}:\n${output}`);
+      if ((await fetch(`${metricsUrl}/metrics`).catch(() => undefined))?.ok) break;
+      if (Date.now() > deadline) throw new Error(`kapsel serve not up after 60 s:\n${output}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await waitUntilReady(`http://127.0.0.1:${port}`, child, () => output, 60_000);
+    await new Promise((r) => setTimeout(r, 500));
   } catch (err) {
     await stop();
     throw err;
   }
-  return { child, url, output: () => output, stop };
+  return { child, metricsUrl, output: () => output, stop };
 }
 
 const loaders = new Set<ChildProcess>();
@@ -400,13 +437,24 @@ const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : "–");
 const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : "–");
 const f3 = (n: number) => (Number.isFinite(n) ? n.toFixed(3) : "–");
 
-const METRICS_TOKEN = "bench-metrics-token-0123456789";
 
-async function groupCommitRows(url: string): Promise<{ sum: number; count: number }> {
-  const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
-  const sum = Number(/^kapsel_ingest_group_commit_messages_sum (\S+)$/m.exec(text)?.[1] ?? NaN);
-  const count = Number(/^kapsel_ingest_group_commit_messages_count (\S+)$/m.exec(text)?.[1] ?? NaN);
+/** Group-commit sizes summed over every server process. */
+async function groupCommitRows(server: ServerProcess): Promise<{ sum: number; count: number }> {
+  let sum = 0;
+  let count = 0;
+  for (const url of server.metricsUrls) {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    sum += Number(/^kapsel_ingest_group_commit_messages_sum (\S+)$/m.exec(text)?.[1] ?? NaN);
+    count += Number(/^kapsel_ingest_group_commit_messages_count (\S+)$/m.exec(text)?.[1] ?? NaN);
+  }
   return { sum, count };
+}
+
+/** CPU-seconds of every server process. */
+async function serverCpuSeconds(server: ServerProcess): Promise<number> {
+  let total = 0;
+  for (const pid of server.pids) total += await procCpuSeconds(pid);
+  return total;
 }
 
 export default async function ingestBenchmark(): Promise<void> {
@@ -496,7 +544,7 @@ export default async function ingestBenchmark(): Promise<void> {
       if (r.status !== 200) throw new Error(`CreateEndpoint failed: ${r.status} ${JSON.stringify(r.body)}`);
     }
     const runId = randomBytes(4).toString("hex");
-    console.log(`server: pid ${server.child.pid}, ${server.url}, Postgres postmaster pid ${postmasterPid}`);
+    console.log(`server: pid ${server.pids.join(", ")}${SERVERS > 1 ? ` (${SERVERS} processes sharing the port)` : ""}, ${server.url}, Postgres postmaster pid ${postmasterPid}`);
 
     const phases: PhaseResult[] = [];
     let ackedTotal = 0;
@@ -514,9 +562,9 @@ export default async function ingestBenchmark(): Promise<void> {
     const runPhase = async (name: string, label: string, job: (typeof plan)[number]["job"], attempt: number): Promise<PhaseResult> => {
       await waitQuiet();
       process.stdout.write(`${label}: ${SECONDS} s (+${WARMUP_MS / 1000} s warm-up) … `);
-      const gc0 = await groupCommitRows(server!.url);
+      const gc0 = await groupCommitRows(server!);
       const cpu0 = {
-        server: await procCpuSeconds(server!.child.pid!),
+        server: await serverCpuSeconds(server!),
         pg: await postgresCpuSeconds(postmasterPid),
         machine: await machineCpu(),
         t: performance.now(),
@@ -532,10 +580,10 @@ export default async function ingestBenchmark(): Promise<void> {
         durationMs: SECONDS * 1000,
       });
       const machine = await machineCpu();
-      const serverCpu = (await procCpuSeconds(server!.child.pid!)) - cpu0.server;
+      const serverCpu = (await serverCpuSeconds(server!)) - cpu0.server;
       const pgCpu = (await postgresCpuSeconds(postmasterPid)) - cpu0.pg;
       const busy = machine.busy - cpu0.machine.busy;
-      const gc1 = await groupCommitRows(server!.url);
+      const gc1 = await groupCommitRows(server!);
       ackedTotal += load.acked;
       ackedMessages += load.mode === "fanout" ? load.ackedRequests : load.acked;
       const rowsAfter = await counts();

@@ -49,6 +49,9 @@ export interface HttpConfig {
   maxConnections: number;
   /** HTTP/2 streams one connection may have open at once (the SETTINGS value). */
   maxConcurrentStreams: number;
+  /** Several processes on this host may listen on the same port (SO_REUSEPORT, Linux): the
+   * kernel spreads new connections among them. */
+  reusePort: boolean;
   streams: StreamLimits;
 }
 
@@ -179,6 +182,7 @@ export const ENVIRONMENT: readonly VarSpec[] = [
   { name: "KAPSEL_HTTP_REQUEST_TIMEOUT_MS", help: "a request (headers and body) must arrive within this", default: "300000" },
   { name: "KAPSEL_HTTP_IDLE_TIMEOUT_MS", help: "an idle connection (HTTP/1.1 keep-alive, HTTP/2 without open streams) closes after this", default: "65000" },
   { name: "KAPSEL_HTTP_MAX_CONNECTIONS", help: "open connections on the main port; more are refused", default: "10000" },
+  { name: "KAPSEL_HTTP_REUSE_PORT", help: "true → several kapsel processes on this host may listen on the same port (Linux SO_REUSEPORT; the kernel spreads connections among them)", default: "false" },
   { name: "KAPSEL_HTTP2_MAX_CONCURRENT_STREAMS", help: "HTTP/2 streams open at once per connection", default: "256" },
   { name: "KAPSEL_STREAM_MAX_LIFETIME_MS", help: "a server stream (watches, reflection) ends after this unless the client's deadline is sooner", default: "600000" },
   { name: "KAPSEL_STREAMS_PER_CONNECTION", help: "server streams open at once on one connection", default: "32" },
@@ -352,6 +356,7 @@ export function loadConfig(env: Env = process.env): Config {
       },
       maxConnections: int("KAPSEL_HTTP_MAX_CONNECTIONS", 1, 1_000_000),
       maxConcurrentStreams: int("KAPSEL_HTTP2_MAX_CONCURRENT_STREAMS", 1, 10_000),
+      reusePort: bool("KAPSEL_HTTP_REUSE_PORT"),
       streams: {
         maxLifetimeMs: int("KAPSEL_STREAM_MAX_LIFETIME_MS", 100, 86_400_000),
         perConnection: int("KAPSEL_STREAMS_PER_CONNECTION", 1, 10_000),

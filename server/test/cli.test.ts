@@ -75,7 +75,7 @@ describe("the kapsel command", () => {
 
   it("a taken port and an unusable data folder are one clear line each", async () => {
     const busy = await runCli(["serve"], { DATABASE_URL: databaseUrl, KAPSEL_ADMIN_TOKEN: ADMIN_TOKEN, KAPSEL_HOST: "127.0.0.1", KAPSEL_PORT: String(server.port) });
-    expect([busy.code, busy.stderr.trim().split("\n").at(-1)]).toEqual([1, `kapsel: port ${server.port} on 127.0.0.1 is in use by another program; choose another with KAPSEL_PORT`]);
+    expect([busy.code, busy.stderr.trim().split("\n").at(-1)]).toEqual([1, `kapsel: port ${server.port} on 127.0.0.1 is in use by another program; choose another with KAPSEL_PORT (several kapsel processes share one port when each sets KAPSEL_HTTP_REUSE_PORT=true)`]);
     // A data folder inside a file cannot be made.
     const file = path.join(await mkdtemp(path.join(os.tmpdir(), "kapsel-cli-")), "a-file");
     await writeFile(file, "");

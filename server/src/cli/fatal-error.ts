@@ -21,7 +21,7 @@ export function describeFatal(err: unknown, ctx: FatalContext | undefined): { li
   if (err instanceof KapselError) return { line: `${err.code}: ${err.message}`, code: 1 };
   const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
   if (e?.code === "EADDRINUSE") {
-    return { line: `port ${e.port ?? ctx?.port} on ${e.address ?? ctx?.host} is in use by another program; choose another with KAPSEL_PORT`, code: 1 };
+    return { line: `port ${e.port ?? ctx?.port} on ${e.address ?? ctx?.host} is in use by another program; choose another with KAPSEL_PORT (several kapsel processes share one port when each sets KAPSEL_HTTP_REUSE_PORT=true)`, code: 1 };
   }
   if (isDatabaseUnavailable(err)) {
     const where = ctx?.databaseUrl ? hostOf(ctx.databaseUrl) : "the embedded Postgres";

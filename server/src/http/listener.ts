@@ -32,6 +32,8 @@ export interface ListenOptions {
   timeouts: HttpTimeouts;
   maxConnections: number;
   maxConcurrentStreams: number;
+  /** Share the port with other processes on this host (SO_REUSEPORT). */
+  reusePort?: boolean;
 }
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -145,7 +147,7 @@ export async function listen(options: ListenOptions, handler: RequestHandler): P
 
   await new Promise<void>((resolve, reject) => {
     front.once("error", reject);
-    front.listen(options.port, options.host, () => resolve());
+    front.listen({ port: options.port, host: options.host, reusePort: options.reusePort ?? false }, () => resolve());
   });
   const port = (front.address() as net.AddressInfo).port;
   const closed = new Promise<void>((resolve) => front.on("close", () => resolve()));
