@@ -201,16 +201,20 @@ function guardRequestBodies(handler: RequestHandler, timeouts: HttpTimeouts): Re
         const cut = () => socket.destroy();
         socket.setTimeout(timeouts.bodyIdleMs);
         socket.on("timeout", cut);
-        req.once("end", () => {
-          socket.off("timeout", cut);
-          // A finished response has started keep-alive timing on the socket: leave that.
-          if (!res.writableEnded) socket.setTimeout(0);
-        });
         // Answered before the body was all read (a refusal): Node starts keep-alive timing when
         // the answer is finished, which would let the rest of the body pause for the idle timeout
-        // instead of the body's; put the body's back until it ends.
+        // instead of the body's; the body's is put back until it ends, then keep-alive's.
+        let answeredEarly = false;
+        req.once("end", () => {
+          socket.off("timeout", cut);
+          if (answeredEarly) socket.setTimeout(timeouts.idleMs);
+          // A finished response has started keep-alive timing on the socket: leave that.
+          else if (!res.writableEnded) socket.setTimeout(0);
+        });
         res.once("finish", () => {
-          if (!req.complete) socket.setTimeout(timeouts.bodyIdleMs);
+          if (req.complete) return;
+          answeredEarly = true;
+          socket.setTimeout(timeouts.bodyIdleMs);
         });
       }
     }
