@@ -160,3 +160,4 @@ describe("a connection lost around the ingest commit", () => {
     expect(retry.body).toMatchObject({ event_id: rows[0], duplicate: true });
   });
 });
+

@@ -2,7 +2,8 @@
 // sent: it may have committed (the answer was lost on the way back) or not, and for a moment it may
 // even still be running, or not yet read by its backend. E9001 promises "nothing was accepted", so
 // that cannot be the answer until it is true. The batch's fate is settled on another connection:
-// the session it was sent to (its backend pid, read on the same connection just before) is
+// the session it was sent to (its backend pid, which the connection read with its first query and
+// attaches to its errors: db/resilient-driver.ts) is
 // terminated and waited for — after that its transaction has either committed or it never will —
 // and what it stored is read back. A
 // committed batch is answered as accepted, one that never committed with E9001; when the database
@@ -13,6 +14,7 @@ import { z } from "zod";
 import { isDatabaseUnavailable, KapselError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { HandOffReservation } from "../delivery/job-handoff.ts";
+import { sessionOf } from "../db/resilient-driver.ts";
 import { answerFromStored, insertMessages, type Accepted, type Inserted, type NewMessage } from "./message-insert.ts";
 
 /** How long to wait for a lost session to end after terminating it. */
@@ -33,20 +35,20 @@ function neverSent(err: unknown): boolean {
  * way hands nothing over: the leases it may have taken expire and a claim takes the jobs. */
 export async function insertSettled(pool: DatabasePool, messages: readonly NewMessage[], idempotencyWindowMs: number, log: Logger,
   handOff?: HandOffReservation): Promise<Inserted> {
-  // The session the statement goes to, known before it is sent: a statement still in flight to
-  // Postgres, not yet read by its backend, shows in pg_stat_activity as that session idle with its
-  // previous query, so it can only be found by the session, never by its text.
-  let backendPid: number | undefined;
   try {
-    return await pool.connect(async (connection) => {
-      backendPid = await connection.oneFirst(sql.type(pidRow)`SELECT pg_backend_pid() AS pid`);
-      return insertMessages(connection, messages, idempotencyWindowMs, `kapsel-ingest ${randomUUID()}`, handOff);
-    });
+    return await pool.connect((connection) =>
+      insertMessages(connection, messages, idempotencyWindowMs, `kapsel-ingest ${randomUUID()}`, handOff));
   } catch (err) {
-    if (!isDatabaseUnavailable(err) || neverSent(err) || backendPid === undefined) throw err;
+    // The session the statement went to, known for its connection before the statement was sent:
+    // a statement still in flight to Postgres, not yet read by its backend, shows in
+    // pg_stat_activity as that session idle with its previous query, so it can only be found by
+    // the session, never by its text. "none": the connection failed before it could send it.
+    const session = sessionOf(err);
+    if (!isDatabaseUnavailable(err) || neverSent(err) || session === "none") throw err;
     let settled: Accepted[] | undefined;
     try {
-      await endSession(pool, backendPid);
+      if (session === undefined) throw new Error("the connection's session is not known", { cause: err });
+      await endSession(pool, session);
       settled = await answerFromStored(pool, messages);
     } catch (checkErr) {
       log.warn({ err: checkErr, messages: messages.length }, "ingest commit outcome unknown: the database could not be asked after the connection was lost");
