@@ -121,4 +121,51 @@ describe("group commit scheduler", () => {
     w.pending[2]!.resolve();
     expect(await Promise.all(big)).toHaveLength(5);
   });
+
+  it("answers a write once the next is on its way, but at once while the event loop runs late", async () => {
+    const w = controlledWrite();
+    const gc = scheduler(w.write, { writers: 1 });
+    const microtasks = async () => {
+      for (let i = 0; i < 20; i++) await Promise.resolve();
+    };
+    const answered = new Set<number>();
+    const submit = (id: number) => void gc.submit([{ id }])[0]!.then(() => answered.add(id));
+
+    submit(1);
+    submit(2);
+    w.pending[0]!.resolve();
+    await microtasks();
+    expect(w.batches).toEqual([[1], [2]]);
+    expect(answered.has(1)).toBe(false); // deferred to the check phase, behind the write of 2
+    await w.tick();
+    expect(answered.has(1)).toBe(true);
+
+    // The rest of a loop iteration takes 60 ms (a poll phase busy with thousands of sockets).
+    submit(3);
+    setImmediate(() => {
+      const until = performance.now() + 60;
+      while (performance.now() < until);
+    });
+    w.pending[1]!.resolve();
+    await w.tick();
+    await w.tick();
+    expect(answered.has(2)).toBe(true);
+
+    // Now late: the next write's callers are answered at once.
+    submit(4);
+    w.pending[2]!.resolve();
+    await microtasks();
+    expect(w.batches).toEqual([[1], [2], [3], [4]]);
+    expect(answered.has(3)).toBe(true);
+
+    // Once the loop keeps time again, answers are deferred again.
+    await w.tick();
+    submit(5);
+    w.pending[3]!.resolve();
+    await microtasks();
+    expect(answered.has(4)).toBe(false);
+    await w.tick();
+    expect(answered.has(4)).toBe(true);
+    w.pending[4]!.resolve();
+  });
 });

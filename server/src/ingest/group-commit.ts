@@ -12,6 +12,11 @@
 // whole, with QueueFull — under overload callers hear "try again" in microseconds instead of
 // waiting seconds in a queue that only grows, and what is accepted keeps a bounded wait.
 //
+// A write's callers are answered once the next write is on its way (answering overlaps with the
+// database's work), unless the event loop runs late: when a poll phase is busy with thousands of
+// sockets (an overload refusing most of them), the check phase where the deferred answers would go
+// out comes seconds later, and accepted requests would wait longer than refused ones.
+//
 // The scheduler knows nothing of SQL: it is given the write (ingest/message-insert.ts for messages).
 
 /** The queue is over its bound: nothing of the submission was taken. */
@@ -45,6 +50,10 @@ export interface GroupCommitOptions<T, R> {
   maxQueuedBytes?: number;
 }
 
+/** The event loop counts as late when what follows a write's completion in the same loop
+ * iteration takes longer than this. */
+const LATE_MS = 50;
+
 interface Waiting<T, R> {
   item: T;
   key: string | undefined;
@@ -70,6 +79,9 @@ export class GroupCommit<T, R> {
   #inFlight = 0;
   /** Keys of the items in writes in flight. */
   readonly #busyKeys = new Set<string>();
+  /** Whether the event loop ran late when last looked at (see #look). */
+  #late = false;
+  #looking = false;
 
   constructor(options: GroupCommitOptions<T, R>) {
     this.#write = options.write;
@@ -179,8 +191,22 @@ export class GroupCommit<T, R> {
     this.#inFlight--;
     // When the next statement goes out now, answer this batch only after it is on its way, so
     // that answering (a response per request) overlaps with the database working on it instead
-    // of delaying it. setImmediate runs after the promise jobs that hand it to the socket.
-    if (this.#pump() > 0) setImmediate(settle);
+    // of delaying it. setImmediate runs after the promise jobs that hand it to the socket — and
+    // after the rest of this poll phase, so not when the loop runs late.
+    if (this.#pump() > 0 && !this.#late) setImmediate(settle);
     else settle();
+    this.#look();
+  }
+
+  /** Measures how long the rest of this loop iteration takes (up to its check phase), at most
+   * one measurement at a time. */
+  #look(): void {
+    if (this.#looking) return;
+    this.#looking = true;
+    const from = performance.now();
+    setImmediate(() => {
+      this.#looking = false;
+      this.#late = performance.now() - from > LATE_MS;
+    });
   }
 }
