@@ -13,3 +13,4 @@ server.listen(0, "127.0.0.1", () => {
   process.stdout.write(`${(server.address() as { port: number }).port}\n`);
 });
 process.on("SIGTERM", () => process.exit(0));
+process.on("SIGINT", () => process.exit(0));

@@ -14,7 +14,9 @@
 //   batch          closed loop of IngestService.IngestBatch with `batchSize` events per call
 //   gateway-paced  open loop: POST /ingest/{id} at a fixed `rate` over `connections` connections;
 //                  latency is measured from each request's *scheduled* send time, so waiting for a
-//                  free connection counts (no coordinated omission)
+//                  free connection counts (no coordinated omission); also reported from the moment
+//                  the request was written to its connection ("on the wire": what the server and
+//                  the network took, without the sender's own queue)
 //
 // Every event carries a unique idempotency key (so each one writes an events, a delivery_jobs and
 // an idempotency_keys row) and a 1 KiB payload. A run sends for warmupMs + durationMs; only
@@ -176,6 +178,9 @@ export interface LoadResult {
   latencyMs: { p50: number; p90: number; p99: number; max: number; mean: number };
   /** Requests refused as overloaded (503) inside the window, and how fast the refusal came. */
   refused: { count: number; latencyMs: { p50: number; p99: number; max: number } };
+  /** The same latencies measured from the moment each request was written to its connection: the
+   * server's (and the loopback's) share, without the wait for a free connection. */
+  wire: { acceptedMs: { p50: number; p99: number; max: number }; refusedMs: { p50: number; p99: number; max: number } };
   /** Non-2xx / failed requests by status or error, whole run. */
   failures: Record<string, number>;
   /** Batch items answered DUPLICATE or ERROR (should be none). */
@@ -197,6 +202,10 @@ function payload(bytes: number): Buffer {
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+function summary(sorted: Float64Array): { p50: number; p99: number; max: number } {
+  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.length ? sorted[sorted.length - 1]! : NaN };
 }
 
 export async function runLoad(job: LoadJob): Promise<LoadResult> {
@@ -227,7 +236,7 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
     }
     latencies[nLat++] = ms;
   };
-  let refusedLatencies: number[] = [];
+  const refusedLatencies: number[] = [];
   const failures: Record<string, number> = {};
   const fail = (why: string) => (failures[why] = (failures[why] ?? 0) + 1);
   let acked = 0;
@@ -251,8 +260,9 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
     eventType: job.eventType ?? "invoice.paid", payload: body, contentType: "application/json", idempotencyKey: nextKey(),
   });
 
-  /** One request; resolves with the number of events acknowledged (0 on failure). */
-  const send = async (): Promise<number> => {
+  /** One request; resolves with the number of events acknowledged (0 on failure, -1 for an overload
+   * refusal) and when the request was written to its connection. */
+  const send = async (): Promise<[number, number]> => {
     let bytes: Buffer;
     if (job.mode === "gateway" || job.mode === "gateway-paced") {
       bytes = post(gatewayPath, `Content-Type: application/json\r\nX-Idempotency-Key: ${nextKey()}\r\n`, body);
@@ -265,24 +275,25 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
       bytes = post("/kapsel.v1.IngestService/IngestBatch", rpcHeaders, toBinary(IngestBatchRequestSchema, create(IngestBatchRequestSchema, { events })));
     }
     const conn = await acquire();
+    const written = performance.now();
     try {
       const r = await conn.request(bytes);
       const ok = job.mode === "gateway" || job.mode === "gateway-paced" ? 202 : 200;
       if (r.status !== ok) {
         fail(String(r.status));
-        return r.status === 503 ? -1 : 0;
+        return [r.status === 503 ? -1 : 0, written];
       }
-      if (job.mode === "fanout") return fromBinary(IngestResponseSchema, r.body).eventIds.length;
-      if (job.mode !== "batch") return 1;
+      if (job.mode === "fanout") return [fromBinary(IngestResponseSchema, r.body).eventIds.length, written];
+      if (job.mode !== "batch") return [1, written];
       let accepted = 0;
       for (const item of fromBinary(IngestBatchResponseSchema, r.body).results) {
         if (item.status === IngestResultStatus.ACCEPTED) accepted++;
         else itemsNotAccepted++;
       }
-      return accepted;
+      return [accepted, written];
     } catch (err) {
       fail((err as Error).message);
-      return 0;
+      return [0, written];
     } finally {
       release(conn);
     }
@@ -296,19 +307,27 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   const t0 = performance.now();
   const windowStart = t0 + job.warmupMs;
   const deadline = windowStart + job.durationMs;
-  /** `n` events acknowledged; -1 for an overload refusal (503). */
-  const done = (started: number, n: number) => {
+  const wireAccepted: number[] = [];
+  const wireRefused: number[] = [];
+  /** `n` events acknowledged; -1 for an overload refusal (503). `started`: when the request was due
+   * (paced) or begun (closed loop); `written`: when it went onto its connection. */
+  const done = (started: number, [n, written]: [number, number]) => {
     const now = performance.now();
+    const inWindow = now >= windowStart && now <= deadline;
     if (n < 0) {
-      if (now >= windowStart && now <= deadline) refusedLatencies.push(now - started);
+      if (inWindow) {
+        refusedLatencies.push(now - started);
+        wireRefused.push(now - written);
+      }
       return;
     }
     acked += n;
     if (n > 0) ackedRequests++;
-    if (now >= windowStart && now <= deadline) {
+    if (inWindow) {
       windowEvents += n;
       windowRequests++;
       record(now - started);
+      if (n > 0) wireAccepted.push(now - written);
     }
   };
 
@@ -347,8 +366,7 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   for (const c of conns) c.close();
 
   const sorted = latencies.slice(0, nLat).sort();
-  refusedLatencies = refusedLatencies.sort((a, b) => a - b);
-  const refusedSorted = Float64Array.from(refusedLatencies);
+  const refusedSorted = Float64Array.from(refusedLatencies).sort();
   let sum = 0;
   for (const v of sorted) sum += v;
   const windowSeconds = job.durationMs / 1000;
@@ -364,10 +382,8 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
       p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99),
       max: sorted.length ? sorted[sorted.length - 1]! : NaN, mean: sorted.length ? sum / sorted.length : NaN,
     },
-    refused: {
-      count: refusedSorted.length,
-      latencyMs: { p50: percentile(refusedSorted, 50), p99: percentile(refusedSorted, 99), max: refusedSorted.length ? refusedSorted[refusedSorted.length - 1]! : NaN },
-    },
+    refused: { count: refusedSorted.length, latencyMs: summary(refusedSorted) },
+    wire: { acceptedMs: summary(Float64Array.from(wireAccepted).sort()), refusedMs: summary(Float64Array.from(wireRefused).sort()) },
     failures,
     itemsNotAccepted,
     cpuSeconds: (cpu.user + cpu.system) / 1e6,

@@ -21,9 +21,11 @@
 // 20), KAPSEL_BENCH_PHASES (comma list of raw,gateway,ingest,batch,paced,fanout,overload), KAPSEL_BENCH_PROFILE=1
 // KAPSEL_BENCH_SERVERS (server processes sharing the port with KAPSEL_HTTP_REUSE_PORT, default 1),
 // KAPSEL_BENCH_OVERLOAD_FACTORS (multiples of the gateway's sustained rate the overload phase
-// offers, default "1.5,3"),
+// offers, default "1.5,3"), KAPSEL_BENCH_SUSTAINED_RATE (the rate they multiply, instead of the
+// gateway phase's: the same offered load in runs compared with each other),
 // (runs the server under `node --cpu-prof` and prints where its CPU time went),
 // KAPSEL_BENCH_SERVER_NODE_FLAGS (extra node flags for the server, e.g. --perf-basic-prof),
+// KAPSEL_BENCH_SERVER_ENV (extra server settings, space-separated NAME=value pairs),
 // KAPSEL_BENCH_LOAD_NODE_FLAGS (the same for the load generator, e.g. --cpu-prof),
 // KAPSEL_BENCH_GATEWAY_CONNECTIONS, KAPSEL_BENCH_INGEST_CONNECTIONS, KAPSEL_BENCH_BATCH_CONNECTIONS,
 // KAPSEL_BENCH_BATCH_SIZE, KAPSEL_BENCH_RAW (form:clients×rows list, e.g. "unnest:2x1000"),
@@ -56,6 +58,8 @@ const PAYLOAD_BYTES = 1024;
 const env = process.env;
 const SECONDS = Number(env.KAPSEL_BENCH_SECONDS ?? 20);
 const WARMUP_MS = 2_000;
+/** The rate the overload phases multiply, when given instead of the gateway phase's. */
+const SUSTAINED_RATE = Number(env.KAPSEL_BENCH_SUSTAINED_RATE ?? 0);
 const PHASES = (env.KAPSEL_BENCH_PHASES ?? "raw,gateway,ingest,batch,paced,fanout,overload").split(",");
 /** Server processes sharing the port (KAPSEL_HTTP_REUSE_PORT) when more than one. */
 const SERVERS = Number(env.KAPSEL_BENCH_SERVERS ?? 1);
@@ -331,6 +335,7 @@ async function spawnOne(databaseUrl: string, dataDir: string, profileDir: string
       KAPSEL_DATA_DIR: dataDir,
       // Each process's own metrics listener (group-commit sizes are read from every process).
       KAPSEL_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
+      ...serverSettings(),
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -362,6 +367,12 @@ async function spawnOne(databaseUrl: string, dataDir: string, profileDir: string
     throw err;
   }
   return { child, metricsUrl, output: () => output, stop };
+}
+
+/** KAPSEL_BENCH_SERVER_ENV: extra settings for the server, space-separated NAME=value pairs. */
+function serverSettings(): Record<string, string> {
+  const pairs = (env.KAPSEL_BENCH_SERVER_ENV ?? "").split(" ").filter((p) => p !== "");
+  return Object.fromEntries(pairs.map((p) => [p.slice(0, p.indexOf("=")), p.slice(p.indexOf("=") + 1)]));
 }
 
 const loaders = new Set<ChildProcess>();
@@ -621,7 +632,7 @@ export default async function ingestBenchmark(): Promise<void> {
         paced: `gateway at ${PACED_RATE}/s`, fanout: `Ingest RPC fan-out to ${FANOUT_WIDTH}, closed loop`,
       }[name] ?? `gateway at ${factorOf(name)}× its sustained rate`;
       if (name.startsWith("overload-")) {
-        const sustained = byName("gateway")?.load.eventsPerSecond;
+        const sustained = SUSTAINED_RATE || byName("gateway")?.load.eventsPerSecond;
         if (!sustained) {
           console.log("overload: needs the gateway phase's sustained rate; skipped");
           continue;
@@ -691,11 +702,13 @@ export default async function ingestBenchmark(): Promise<void> {
       // The machine's own limit for answering at all, offered the highest rate above the same way.
       const top = overloads.at(-1)!;
       const bare = await runBareHttp(top.load.offered?.ratePerSecond ?? 0);
-      const sustained = byName("gateway")!.load.eventsPerSecond;
+      const sustained = SUSTAINED_RATE || byName("gateway")!.load.eventsPerSecond;
       console.log(`\noverload: the gateway offered multiples of its sustained ${f0(sustained)} events/s over ${OVERLOAD_CONNECTIONS} connections for ${SECONDS} s`);
-      console.log("(latency from each request's scheduled send time; \"answered\" = accepted + refused per second; a bare Node HTTP server that");
-      console.log("only answers 503 — no routing, metrics or logs — offered the highest rate the same way is the machine's limit for answering at all):");
-      console.log("| offered | events/s | accepted/s | accepted p50 ms | accepted p99 ms | refused/s (E9002) | refused p50 ms | refused p99 ms | answered/s | server µs per answer | other failures |");
+      console.log("(latency from each request's scheduled send time — what a sender with a queue sees — and \"on the wire\", from the moment");
+      console.log("it was written to a connection: the server's share, without the sender's own wait for a free connection; \"answered\" =");
+      console.log("accepted + refused per second; a bare Node HTTP server that only answers 503 — no routing, metrics or logs — offered");
+      console.log("the highest rate the same way is the machine's limit for answering at all):");
+      console.log("| offered | events/s | accepted/s | accepted p50 / p99 ms | on the wire p50 / p99 ms | refused/s (E9002) | refused p50 / p99 ms | on the wire p50 / p99 ms | answered/s | server µs per answer | other failures |");
       console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
       for (const p of [...overloads, bare]) {
         const o = p.load;
@@ -703,7 +716,8 @@ export default async function ingestBenchmark(): Promise<void> {
         const answers = o.ackedRequests + (o.failures["503"] ?? 0);
         const others = Object.entries(o.failures).filter(([k]) => k !== "503").map(([k, v]) => `${k}×${v}`).join(", ") || "none";
         const what = p === bare ? "bare Node HTTP (503 only)" : `${factorOf(p.key)}× sustained`;
-        console.log(`| ${what} | ${f0(o.offered?.ratePerSecond ?? NaN)} | ${f0(o.eventsPerSecond)} | ${f1(o.latencyMs.p50)} | ${f1(o.latencyMs.p99)} | ${f0(o.refused.count / o.windowSeconds)} | ${f1(o.refused.latencyMs.p50)} | ${f1(o.refused.latencyMs.p99)} | ${f0(answered)} | ${f0((p.cpu.server / answers) * 1e6)} | ${others} |`);
+        const pair = (l: { p50: number; p99: number }) => `${f1(l.p50)} / ${f1(l.p99)}`;
+        console.log(`| ${what} | ${f0(o.offered?.ratePerSecond ?? NaN)} | ${f0(o.eventsPerSecond)} | ${pair(o.latencyMs)} | ${pair(o.wire.acceptedMs)} | ${f0(o.refused.count / o.windowSeconds)} | ${pair(o.refused.latencyMs)} | ${pair(o.wire.refusedMs)} | ${f0(answered)} | ${f0((p.cpu.server / answers) * 1e6)} | ${others} |`);
       }
     }
     const ingestPhase = byMode("ingest");
