@@ -160,4 +160,3 @@ describe("a connection lost around the ingest commit", () => {
     expect(retry.body).toMatchObject({ event_id: rows[0], duplicate: true });
   });
 });
-

@@ -23,7 +23,7 @@ import { endpointSecret, SECRET_TABLES, signingSeed, sourceSecret } from "../src
 import { connect, createTestDatabase } from "../../test/support/database.ts";
 import { addEndpoint, eventReaching, ingest } from "../../test/support/delivery.ts";
 import { runCli } from "../../test/support/kapsel-cli.ts";
-import { createTenant, rpc } from "../../test/support/rpc.ts";
+import { createTenant, errorCode, rpc } from "../../test/support/rpc.ts";
 import { TEST_MASTER_KEY, testSecretBox } from "../../test/support/secrets.ts";
 import { ADMIN_TOKEN, startTestServer, type TestServer } from "../../test/support/server.ts";
 import { startSink, type Sink } from "../../test/support/sink.ts";
@@ -240,6 +240,46 @@ describe("stored secrets", () => {
     } finally {
       await db.end();
     }
+  });
+
+  it("a verification secret that cannot be opened: senders get E1002 (never a 500), API-key ingest goes on, updates that need it say how to replace it, and a new one verifies again", async () => {
+    const secret = `inbound-${hex(12)}`;
+    const { endpointId: target } = await addEndpoint(s.url, apiKey, sink.url, { sourceScheme: "SOURCE_SCHEME_HMAC_SHA256", sourceSecret: secret });
+    const source = (await rpc(s.url, "CreateSource", { name: "damaged", scheme: "SOURCE_SCHEME_HMAC_SHA256", secret }, apiKey)).body.source.id;
+    const db = await connect(s.databaseUrl);
+    try {
+      // Damaged in the database (one bit of the ciphertext), before the server has read either.
+      const flip = (column: string) => `${column} = set_byte(${column}, length(${column}) - 20, get_byte(${column}, length(${column}) - 20) # 1)`;
+      await db.query(`UPDATE endpoints SET ${flip("source_secret")} WHERE id = $1`, [target]);
+      await db.query(`UPDATE sources SET ${flip("secret")} WHERE id = $1`, [source]);
+    } finally {
+      await db.end();
+    }
+    const body = '{"type":"damaged.check"}';
+    const post = (path: string, key: string) => fetch(`${s.url}/ingest/${path}`, { method: "POST", body, headers: { "x-signature": hmacHex(key, body) } });
+    for (const path of [target, `sources/${source}`]) {
+      const refused = await post(path, secret);
+      expect(refused.status, path).toBe(401);
+      expect((await refused.json()).code).toBe("E1002");
+    }
+    // A tenant's own RPC needs no sender's signature.
+    const viaRpc = await rpc(s.url, "Ingest", { endpointId: target, payload: Buffer.from(body).toString("base64") }, apiKey);
+    expect(viaRpc.status).toBe(200);
+
+    const header = await rpc(s.url, "UpdateEndpoint", { endpointId: target, sourceHeader: "x-other-signature" }, apiKey);
+    expect(header.status).toBe(400);
+    expect(errorCode(header.body)).toBe("E1006");
+    expect(header.body.message).toMatch(/cannot be read.*source_secret/);
+    const sourceHeader = await rpc(s.url, "UpdateSource", { sourceId: source, header: "x-other-signature" }, apiKey);
+    expect(sourceHeader.status).toBe(400);
+    expect(errorCode(sourceHeader.body)).toBe("E1006");
+    expect(sourceHeader.body.message).toMatch(/cannot be read.*RotateSourceSecret/);
+
+    const fresh = `inbound-${hex(12)}`;
+    expect((await rpc(s.url, "UpdateEndpoint", { endpointId: target, sourceSecret: fresh }, apiKey)).status).toBe(200);
+    expect((await rpc(s.url, "RotateSourceSecret", { sourceId: source, secret: fresh }, apiKey)).status).toBe(200);
+    expect((await post(target, fresh)).status).toBe(202);
+    expect((await post(`sources/${source}`, fresh)).status).toBe(202);
   });
 
   it("kapsel keys rotate-master re-seals everything (finishing an interrupted run); the old key then opens nothing and stops a server in one line", async () => {

@@ -63,7 +63,7 @@ export class EndpointCache {
       keptHeaders: r.kept_headers,
       source: {
         scheme: r.source_scheme as SourceSchemeName,
-        secret: this.#secrets.openText(r.source_secret, endpointSecret(r.id, "source_secret")),
+        secret: this.#secrets.openTextOrNone(r.source_secret, endpointSecret(r.id, "source_secret")),
         header: r.source_header,
         toleranceSeconds: r.source_tolerance_seconds,
       },

@@ -64,8 +64,8 @@ export class SourceCache {
       tenantId: r.tenant_id,
       verification: {
         scheme: r.scheme as SourceSchemeName,
-        secret: this.#secrets.openText(r.secret, sourceSecret(r.id, "secret")),
-        previousSecret: r.previous_secret === null ? undefined : this.#secrets.openText(r.previous_secret, sourceSecret(r.id, "previous_secret")),
+        secret: this.#secrets.openTextOrNone(r.secret, sourceSecret(r.id, "secret")),
+        previousSecret: r.previous_secret === null ? undefined : this.#secrets.openTextOrNone(r.previous_secret, sourceSecret(r.id, "previous_secret")),
         header: r.header,
         toleranceSeconds: r.tolerance_seconds,
       },

@@ -7,7 +7,9 @@ export type SourceSchemeName = "none" | "hmac_sha256" | "github" | "stripe" | "s
 
 export interface SourceConfig {
   scheme: SourceSchemeName;
-  secret: string;
+  /** Undefined when the stored secret cannot be opened (damaged, or sealed under another master
+   * key): nothing verifies until a new one is set. */
+  secret: string | undefined;
   /** The secret before a rotation, while it still verifies (sources keep it for 24 hours). */
   previousSecret?: string | undefined;
   /** Header holding the hex signature for the generic scheme (lower case). */
@@ -47,7 +49,10 @@ function withinTolerance(timestamp: string, toleranceSeconds: number, nowMs: num
 /** Returns undefined when the request verifies (with the secret, or the previous one while it
  * still counts), else the reason. */
 export function verifySource(config: SourceConfig, headers: Headers, body: Buffer, nowMs = Date.now()): SourceFailure | undefined {
-  const failure = verifyWith(config, config.secret, headers, body, nowMs);
+  if (config.scheme === "none") return undefined;
+  const failure = config.secret === undefined
+    ? "the signature cannot be checked: the target's verification secret is unusable until its owner sets a new one"
+    : verifyWith(config, config.secret, headers, body, nowMs);
   if (failure === undefined || config.previousSecret === undefined) return failure;
   return verifyWith(config, config.previousSecret, headers, body, nowMs) === undefined ? undefined : failure;
 }

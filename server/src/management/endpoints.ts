@@ -23,7 +23,7 @@ import { reseal, type SecretBox } from "../secrets/secret-box.ts";
 import { endpointSecret } from "../secrets/secret-columns.ts";
 import { requireUuid } from "../uuid.ts";
 import { decodeCursor, pageSize, paginate } from "./pagination.ts";
-import { checkSource, checkTolerance, schemeName, SCHEME_ENUMS } from "./source-schemes.ts";
+import { checkSource, checkTolerance, schemeName, SCHEME_ENUMS, storedSecret } from "./source-schemes.ts";
 
 /** How long the previous outbound secret keeps signing after a rotation. */
 export const SECRET_OVERLAP_MS = 24 * 3600 * 1000;
@@ -193,8 +193,10 @@ export class Endpoints {
     const header = req.sourceHeader?.toLowerCase() ?? null;
     if (scheme !== null || req.sourceSecret !== undefined || header !== null) {
       const stored = await this.#pool.oneFirst(sql.type(z.object({ s: z.instanceof(Buffer) }))`SELECT source_secret AS s FROM endpoints WHERE id = ${current.id}`);
-      const secret = req.sourceSecret ?? this.#secrets.openText(stored, endpointSecret(current.id, "source_secret"));
-      checkSource(scheme ?? (current.source_scheme as SourceSchemeName), secret, header ?? current.source_header);
+      const newScheme = scheme ?? (current.source_scheme as SourceSchemeName);
+      const secret = req.sourceSecret ?? storedSecret(newScheme, this.#secrets.openTextOrNone(stored, endpointSecret(current.id, "source_secret")),
+        "send a new source_secret with this change");
+      checkSource(newScheme, secret, header ?? current.source_header);
     }
     const sourceSecret = req.sourceSecret === undefined ? null : sql.binary(this.#secrets.seal(req.sourceSecret, endpointSecret(current.id, "source_secret")));
     const subscription = checkSubscription(req.eventTypes, req.channels);

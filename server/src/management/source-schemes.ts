@@ -37,6 +37,13 @@ export function checkSource(scheme: SourceSchemeName, secret: string, header: st
   if (!isHeaderName(header)) throw new KapselError("E1006", "the signature header is not a valid header name");
 }
 
+/** A stored secret for checkSource. One that cannot be opened (undefined: damaged, or sealed under
+ * another master key) is refused with E1006 saying how to replace it, unless the scheme needs none. */
+export function storedSecret(scheme: SourceSchemeName, secret: string | undefined, howToReplace: string): string {
+  if (secret !== undefined || scheme === "none") return secret ?? "";
+  throw new KapselError("E1006", `the stored verification secret cannot be read (damaged, or sealed under another master key): ${howToReplace}`);
+}
+
 /** A timestamp tolerance in seconds (for Stripe and Standard Webhooks), 1 s to 1 day. */
 export function checkTolerance(seconds: number | undefined): void {
   if (seconds !== undefined && seconds !== 0 && seconds > 86_400) throw new KapselError("E1006", "tolerance must be 1 to 86400 seconds");

@@ -22,7 +22,7 @@ import { reseal, type SecretBox } from "../secrets/secret-box.ts";
 import { sourceSecret } from "../secrets/secret-columns.ts";
 import { requireUuid } from "../uuid.ts";
 import { decodeCursor, pageSize, paginate } from "./pagination.ts";
-import { checkSource, checkTolerance, SCHEME_ENUMS, schemeName } from "./source-schemes.ts";
+import { checkSource, checkTolerance, SCHEME_ENUMS, schemeName, storedSecret } from "./source-schemes.ts";
 
 /** How long the previous secret keeps verifying after a rotation. */
 export const SOURCE_SECRET_OVERLAP_MS = 24 * 3600 * 1000;
@@ -179,7 +179,8 @@ export class Sources {
     const current = await this.#find(tenantOf(ctx), req.sourceId);
     const scheme = req.scheme === undefined ? (current.scheme as SourceSchemeName) : schemeName(req.scheme);
     const header = req.header?.toLowerCase() ?? current.header;
-    checkSource(scheme, this.#secrets.openText(current.secret, sourceSecret(current.id, "secret")), header, "secret");
+    const secret = storedSecret(scheme, this.#secrets.openTextOrNone(current.secret, sourceSecret(current.id, "secret")), "RotateSourceSecret sets a new one");
+    checkSource(scheme, secret, header, "secret");
     checkTolerance(req.toleranceSeconds);
     const from = (req.eventTypeFrom === undefined ? undefined : fromName(req.eventTypeFrom)) ?? (current.event_type_from as EventTypeFromName);
     const typeHeader = req.eventTypeHeader?.toLowerCase() ?? current.event_type_header;

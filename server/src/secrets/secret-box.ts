@@ -105,6 +105,17 @@ export class SecretBox {
   openText(sealed: Buffer, slot: SecretSlot): string {
     return this.open(sealed, slot).toString("utf8");
   }
+
+  /** openText, or undefined for a value that cannot be opened (SecretUnreadable): for readers
+   * that go on without it — a check that needs it fails closed, the caller is told to set one. */
+  openTextOrNone(sealed: Buffer, slot: SecretSlot): string | undefined {
+    try {
+      return this.openText(sealed, slot);
+    } catch (err) {
+      if (err instanceof SecretUnreadable) return undefined;
+      throw err;
+    }
+  }
 }
 
 /** A value moved to another slot (a rotation's current secret becoming the previous one): opened
