@@ -155,6 +155,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
     // After the last spans (deliveries, the final batch) have ended: export what is left.
     await step("tracing", () => tracing.shutdown());
     await step("database", () => db.close());
+    app.flush();
     log.info("stopped");
   })());
 

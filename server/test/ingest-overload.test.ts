@@ -222,6 +222,26 @@ describe("refusals under overload", () => {
     expect(found.length).toBeGreaterThanOrEqual(2);
     expect(lines().filter((l) => l.msg === "request" && l.result === "E9002")).toEqual([]);
   });
+
+  it("the refusals of the last part-second are counted in a summary written at shutdown (last: it stops the server)", async () => {
+    const counted = () => spawned.output().split("\n").filter((l) => l.includes("requests refused under load"))
+      .reduce((n, l) => n + ((JSON.parse(l) as { refused?: Record<string, number> }).refused?.E9002 ?? 0), 0);
+    const before = await until("earlier refusals counted", async () => {
+      const n = counted();
+      await new Promise((r) => setTimeout(r, 1200));
+      return counted() === n ? n : undefined;
+    });
+    for (let i = 0; i < 5; i++) {
+      const r = await fetch(`${spawned.url}/ingest/${endpointId}`, { method: "POST", body: "{}" });
+      expect(r.status).toBe(503);
+      await r.arrayBuffer();
+    }
+    // Stopped well within the second those five started: their summary is not due yet.
+    await blocker.query("COMMIT");
+    await held;
+    await spawned.stop();
+    expect(counted()).toBe(before + 5);
+  });
 });
 
 interface RawResponse {

@@ -35,6 +35,8 @@ export interface App {
   handle(req: Req, res: Res): void;
   /** Requests that have not finished yet (for graceful shutdown). */
   active(): number;
+  /** Writes what is still pending (the last refusal summary), at shutdown. */
+  flush(): void;
 }
 
 export function createApp(options: AppOptions): App {
@@ -143,7 +145,7 @@ export function createApp(options: AppOptions): App {
       else res.destroy();
     }
   };
-  return { handle, active: () => active };
+  return { handle, active: () => active, flush: () => shed.flush() };
 }
 
 /** Answers that shed load (throttled, overloaded), on any route or RPC. They come by the thousand a
@@ -151,19 +153,23 @@ export function createApp(options: AppOptions): App {
  * warn at most once a second. */
 const SHED = new Set(["E1005", "E9002"]);
 
-function shedSummary(log: Logger): { count(result: string): void } {
+function shedSummary(log: Logger): { count(result: string): void; flush(): void } {
   let counts: Record<string, number> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const flush = () => {
+    clearTimeout(timer);
+    if (counts) log.warn({ refused: counts }, "requests refused under load in the last second (throttled or overloaded)");
+    counts = undefined;
+  };
   return {
     count(result) {
       if (!counts) {
         counts = {};
-        setTimeout(() => {
-          log.warn({ refused: counts }, "requests refused under load in the last second (throttled or overloaded)");
-          counts = undefined;
-        }, 1000).unref();
+        timer = setTimeout(flush, 1000).unref();
       }
       counts[result] = (counts[result] ?? 0) + 1;
     },
+    flush,
   };
 }
 
