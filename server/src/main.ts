@@ -108,6 +108,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
     readLimits: { batchBytes: config.http.maxRpcBytes, payloadBytes: config.ingest.maxPayloadBytes },
     shutdownSignal: shutdown.signal,
   });
+  await attestation.prepare();
   let metricsListener: MetricsListener | undefined;
   const listener = await (async () => {
     if (config.metrics.listen) metricsListener = await listenForMetrics(config.metrics.listen, registry, config.metrics.token);

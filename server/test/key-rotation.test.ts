@@ -8,9 +8,10 @@ import {
 } from "../../test/support/attestation.ts";
 import { connect, createTestDatabase } from "../../test/support/database.ts";
 import { rpc } from "../../test/support/rpc.ts";
-import { spawnServer, type ServerProcess } from "../../test/support/server.ts";
+import { ADMIN_TOKEN, spawnServer, type ServerProcess } from "../../test/support/server.ts";
 import { testSecretBox } from "../../test/support/secrets.ts";
 import { signingSeed } from "../src/secrets/secret-columns.ts";
+import { SEQUENCER_LOCK } from "../src/attestation/sequencer.ts";
 
 const ORIGIN = "rotation.test.example/log";
 
@@ -134,5 +135,24 @@ describe("kapsel keys rotate", () => {
     const r = await kapselCli(["keys", "rotate"], { DATABASE_URL: url, KAPSEL_SIGNING_KEY: Buffer.alloc(32, 7).toString("base64") });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("KAPSEL_SIGNING_KEY");
+  });
+});
+
+describe("the log key on a fresh database", () => {
+  it("is listed by GetPublicKeys from the first request on, even while another process leads the log", async () => {
+    const url = await createTestDatabase();
+    // Another process holds the sequencer's lead (and never signs): the new server only serves.
+    const leader = await connect(url);
+    let fresh: ServerProcess | undefined;
+    try {
+      expect((await leader.query("SELECT pg_try_advisory_lock($1) AS ok", [SEQUENCER_LOCK])).rows[0].ok).toBe(true);
+      fresh = await spawnServer({ DATABASE_URL: url, KAPSEL_LOG_ORIGIN: ORIGIN });
+      const keys = (await rpc(fresh.url, "GetPublicKeys", {}, ADMIN_TOKEN)).body.keys;
+      expect(keys).toHaveLength(1);
+      expect(parseVkey(keys[0].vkey).name).toBe(ORIGIN);
+    } finally {
+      await fresh?.stop();
+      await leader.end();
+    }
   });
 });

@@ -21,7 +21,7 @@ import { ForkGuard } from "./fork-guard.ts";
 import { logRoutes } from "./log-routes.ts";
 import { Proofs } from "./proofs.ts";
 import { Sequencer } from "./sequencer.ts";
-import { seedFromEnv } from "./signing-keys.ts";
+import { currentKey, seedFromEnv } from "./signing-keys.ts";
 import { Witnessing } from "./witnessing/witnessing.ts";
 
 export interface AttestationDeps {
@@ -45,6 +45,10 @@ export interface AttestationCapability {
   readiness: ReadinessComponent;
   /** Attempts were recorded in this process (a big backlog starts a batch early). */
   recorded(count: number): void;
+  /** Makes sure the log's current key exists (generated and stored on the very first start), so
+   * GetPublicKeys lists it from the first request on, whichever process leads. Best effort: a
+   * failure is logged and left to the sequencer, which needs the key to sign. */
+  prepare(): Promise<void>;
   start(): void;
   /** Stops witnessing, signs a last checkpoint if this process leads, then gives up leadership. */
   stop(): Promise<void>;
@@ -61,9 +65,10 @@ export function assembleAttestation(config: AttestationConfig, deps: Attestation
     refusals: metrics.signingRefusals,
     refused: metrics.signingRefused,
   });
+  const keyOptions = { origin: config.origin, envSeed: config.signingKey ? seedFromEnv(config.signingKey) : undefined, secrets: deps.secrets };
   const sequencer = new Sequencer(
     { pool, databaseUrl: deps.db.url, log: deps.log, metrics, feed, guard, tracing: new SequencerTracing(deps.tracing.tracer) },
-    { origin: config.origin, intervalMs: config.checkpointIntervalMs, envSeed: config.signingKey ? seedFromEnv(config.signingKey) : undefined, secrets: deps.secrets },
+    { ...keyOptions, intervalMs: config.checkpointIntervalMs },
   );
   const proofs = new Proofs(pool, config.checkpointIntervalMs);
   const witnessing = new Witnessing(
@@ -94,6 +99,10 @@ export function assembleAttestation(config: AttestationConfig, deps: Attestation
       return { ready: refusal === undefined, detail };
     },
     recorded: (count) => sequencer.recorded(count),
+    prepare: async () => {
+      await currentKey(pool, keyOptions.origin, keyOptions.envSeed, keyOptions.secrets)
+        .catch((err: unknown) => deps.log.warn({ err }, "the log key could not be made ready at start; the sequencer will try again"));
+    },
     start: () => {
       sequencer.start();
       witnessing.start();
