@@ -78,6 +78,14 @@ describe("a connection's session", () => {
         expect(sessionOf(err)).not.toBe("none");
       }
       expect(sent.filter((q) => q.includes("pg_backend_pid")).length).toBe(3);
+
+      // A connection lost while it reads its session has sent nothing else: "none".
+      const cut = cutting.cut("pg_backend_pid", "before");
+      const early = await pool.query(sql.unsafe`SELECT 2 AS n`).then(() => undefined, (e: unknown) => e);
+      await cut;
+      expect(early).toBeInstanceOf(Error);
+      expect(sessionOf(early)).toBe("none");
+      expect(sessionOf(new Error("not from a connection"))).toBeUndefined();
     } finally {
       await pool.end();
       await cutting.close();

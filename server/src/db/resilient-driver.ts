@@ -48,8 +48,8 @@ function wrapClient(client: DriverClient): DriverClient {
   const tag = (err: unknown): void => {
     if (typeof err === "object" && err !== null && !sessions.has(err)) sessions.set(err, pid ?? "none");
   };
-  /** Error listeners as given, and as registered (tagging first). */
-  const onError = new Map<(err: Error) => void, (err: Error) => void>();
+  /** Error listeners as given → as registered (tagging first), and how many times registered. */
+  const onError = new Map<(err: Error) => void, { registered: (err: Error) => void; times: number }>();
   const listen = (method: "on" | "off" | "removeListener", event: string, listener: (err: Error) => void) => {
     if (event === "destroy") {
       if (method === "on") onDestroy.add(listener as () => void);
@@ -57,15 +57,16 @@ function wrapClient(client: DriverClient): DriverClient {
     }
     let registered = listener;
     if (event === "error") {
+      const known = onError.get(listener);
       if (method === "on") {
-        registered = (err) => {
+        registered = known?.registered ?? ((err) => {
           tag(err);
           listener(err);
-        };
-        onError.set(listener, registered);
-      } else {
-        registered = onError.get(listener) ?? listener;
-        onError.delete(listener);
+        });
+        onError.set(listener, { registered, times: (known?.times ?? 0) + 1 });
+      } else if (known) {
+        registered = known.registered;
+        if (--known.times === 0) onError.delete(listener);
       }
     }
     const register = client[method] as unknown as (event: string, listener: (err: Error) => void) => DriverClient;

@@ -193,9 +193,11 @@ export class GroupCommit<T, R> {
     // that answering (a response per request) overlaps with the database working on it instead
     // of delaying it. setImmediate runs after the promise jobs that hand it to the socket — and
     // after the rest of this poll phase, so not when the loop runs late.
-    if (this.#pump() > 0 && !this.#late) setImmediate(settle);
-    else settle();
+    // The probe goes first: it measures the rest of this iteration without this batch's answers.
+    const next = this.#pump();
     this.#look();
+    if (next > 0 && !this.#late) setImmediate(settle);
+    else settle();
   }
 
   /** Measures how long the rest of this loop iteration takes (up to its check phase), at most

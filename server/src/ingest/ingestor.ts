@@ -26,7 +26,7 @@ import { QueueFull, type GroupCommit } from "./group-commit.ts";
 import { TENANT_SCOPE, type Accepted, type NewMessage } from "./message-insert.ts";
 import type { RateLimiter } from "./rate-limiter.ts";
 import type { IngestSource, SourceCache } from "./source-cache.ts";
-import { senderDeliveryId, verifySource, type SourceConfig } from "./source-verification.ts";
+import { cannotCheck, senderDeliveryId, verifySource, type SourceConfig } from "./source-verification.ts";
 import type { SubscriberCache } from "./subscriber-cache.ts";
 import { checkEventType, checkMessageChannels } from "./subscriptions.ts";
 
@@ -267,8 +267,12 @@ export class Ingestor {
     const targetId = endpoint?.id ?? source!.id;
     const blockedMs = this.#deps.failures.blockedFor(inbound.clientAddress, targetId);
     if (blockedMs > 0) throw new KapselError("E1005", "too many requests with a wrong signature; retry later", { retryAfterMs: blockedMs });
-    const payload = await this.#read(inbound);
     const verification: SourceConfig = source?.verification ?? endpoint!.source;
+    // Our side cannot check (a stored secret that does not open): refused before the body is read,
+    // and not counted against the sender, whose signature may well be right.
+    const unusable = cannotCheck(verification);
+    if (unusable !== undefined) throw new KapselError("E1002", unusable);
+    const payload = await this.#read(inbound);
     const failure = verifySource(verification, inbound.headers, payload);
     if (failure !== undefined) {
       this.#deps.failures.failed(inbound.clientAddress, targetId);

@@ -50,11 +50,15 @@ function withinTolerance(timestamp: string, toleranceSeconds: number, nowMs: num
  * still counts), else the reason. */
 export function verifySource(config: SourceConfig, headers: Headers, body: Buffer, nowMs = Date.now()): SourceFailure | undefined {
   if (config.scheme === "none") return undefined;
-  const failure = config.secret === undefined
-    ? "the signature cannot be checked: the target's verification secret is unusable until its owner sets a new one"
-    : verifyWith(config, config.secret, headers, body, nowMs);
+  const failure = config.secret === undefined ? cannotCheck(config) : verifyWith(config, config.secret, headers, body, nowMs);
   if (failure === undefined || config.previousSecret === undefined) return failure;
   return verifyWith(config, config.previousSecret, headers, body, nowMs) === undefined ? undefined : failure;
+}
+
+/** Why no request can verify (the secret is unusable, which is no sender's doing), or undefined. */
+export function cannotCheck(config: SourceConfig): SourceFailure | undefined {
+  if (config.scheme === "none" || config.secret !== undefined) return undefined;
+  return "the signature cannot be checked: the target's verification secret is unusable until its owner sets a new one";
 }
 
 function verifyWith(config: SourceConfig, secret: string, headers: Headers, body: Buffer, nowMs: number): SourceFailure | undefined {
