@@ -40,7 +40,10 @@ describe("crash safety", () => {
     const databaseUrl = await createTestDatabase();
     const sink = await startSink(slow(400));
     sinks.push(sink);
-    const env = { DATABASE_URL: databaseUrl, KAPSEL_DELIVERY_LEASE_MS: "1500", KAPSEL_RETRY_BASE_MS: "20" };
+    // The lease outlives an attempt (1 s timeout) with room to spare, so that on a loaded machine the
+    // restarted process's own deliveries do not outlive theirs: a third copy is at-least-once too,
+    // but not what this test is about.
+    const env = { DATABASE_URL: databaseUrl, KAPSEL_DELIVERY_LEASE_MS: "3000", KAPSEL_RETRY_BASE_MS: "20" };
     const first = await serve(env);
     const d = await createDestination(first.url, sink.url, { timeoutMs: 1000 });
     const ids: string[] = [];
