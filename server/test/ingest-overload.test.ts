@@ -191,22 +191,25 @@ describe("refusals under overload", () => {
     expect(JSON.parse(answers.responses[0]!.body)).toMatchObject({ code: "unavailable", details: [expect.anything(), expect.anything()] });
   });
 
+  interface Line { level: string; msg: string; time: string; result?: string; refused?: Record<string, number> }
+  const lines = (): Line[] => spawned.output().split("\n").flatMap((l) => {
+    try {
+      return l.startsWith("{") ? [JSON.parse(l) as Line] : [];
+    } catch {
+      return []; // a line still being written
+    }
+  });
+  const summaries = () => lines().filter((l) => l.msg.startsWith("requests refused under load"));
+  const refusedSoFar = () => summaries().reduce((n, l) => n + (l.refused?.E9002 ?? 0), 0);
+  /** The E9002 refusals counted in summaries once earlier ones have all been summed up. */
+  const settledRefusals = () => until("earlier refusals counted", async () => {
+    const n = refusedSoFar();
+    await new Promise((r) => setTimeout(r, 1200));
+    return refusedSoFar() === n ? n : undefined;
+  });
+
   it("each refusal is logged at debug; a summary at warn says how many, at most once a second", async () => {
-    interface Line { level: string; msg: string; time: string; result?: string; refused?: Record<string, number> }
-    const lines = (): Line[] => spawned.output().split("\n").flatMap((l) => {
-      try {
-        return l.startsWith("{") ? [JSON.parse(l) as Line] : [];
-      } catch {
-        return []; // a line still being written
-      }
-    });
-    const summaries = () => lines().filter((l) => l.msg.startsWith("requests refused under load"));
-    const refusedSoFar = () => summaries().reduce((n, l) => n + (l.refused?.E9002 ?? 0), 0);
-    const before = await until("earlier refusals counted", async () => {
-      const n = refusedSoFar();
-      await new Promise((r) => setTimeout(r, 1200));
-      return refusedSoFar() === n ? n : undefined;
-    });
+    const before = await settledRefusals();
     // 30 refusals spread over about three seconds.
     for (let i = 0; i < 30; i++) {
       const r = await fetch(`${spawned.url}/ingest/${endpointId}`, { method: "POST", body: "{}" });
@@ -224,13 +227,7 @@ describe("refusals under overload", () => {
   });
 
   it("the refusals of the last part-second are counted in a summary written at shutdown (last: it stops the server)", async () => {
-    const counted = () => spawned.output().split("\n").filter((l) => l.includes("requests refused under load"))
-      .reduce((n, l) => n + ((JSON.parse(l) as { refused?: Record<string, number> }).refused?.E9002 ?? 0), 0);
-    const before = await until("earlier refusals counted", async () => {
-      const n = counted();
-      await new Promise((r) => setTimeout(r, 1200));
-      return counted() === n ? n : undefined;
-    });
+    const before = await settledRefusals();
     for (let i = 0; i < 5; i++) {
       const r = await fetch(`${spawned.url}/ingest/${endpointId}`, { method: "POST", body: "{}" });
       expect(r.status).toBe(503);
@@ -240,7 +237,7 @@ describe("refusals under overload", () => {
     await blocker.query("COMMIT");
     await held;
     await spawned.stop();
-    expect(counted()).toBe(before + 5);
+    expect(refusedSoFar()).toBe(before + 5);
   });
 });
 
