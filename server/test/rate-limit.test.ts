@@ -98,6 +98,55 @@ describe("RateLimiter (token bucket, injected clock)", () => {
     expect(await first).toBe(0);
   });
 
+  it("a flood of requests reads a tenant's limit once, and a stale limit is re-read in the background while requests go on", async () => {
+    let now = 0;
+    let reads = 0;
+    let release!: () => void;
+    let gate = new Promise<void>((r) => (release = r));
+    const rl = new RateLimiter(async () => {
+      reads++;
+      await gate;
+      return { perSecond: 1, burst: 1000 };
+    }, { now: () => now, refreshMs: 10_000 });
+    // Never read: everyone waits for the one read.
+    const first = Array.from({ length: 500 }, () => rl.take("t"));
+    release();
+    expect(await Promise.all(first)).toEqual(Array(500).fill(0));
+    expect(reads).toBe(1);
+    // Past the interval: one read starts, and requests are answered without waiting for it.
+    gate = new Promise<void>((r) => (release = r));
+    now = 10_001;
+    const during = await Promise.all(Array.from({ length: 520 }, () => rl.take("t")));
+    expect(during.filter((d) => d === 0)).toHaveLength(510); // 500 left + 10 refilled; the last 10 wait
+    expect(reads).toBe(2);
+    release();
+    await new Promise((r) => setTimeout(r, 0));
+    // Read: no new read until the next interval.
+    await rl.take("t");
+    expect(reads).toBe(2);
+  });
+
+  it("a change that comes while a limit is being read is not lost: the next request reads again", async () => {
+    let limit: Limit = { perSecond: 1, burst: 100 };
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let reads = 0;
+    const rl = new RateLimiter(async () => {
+      const seen = limit;
+      if (reads++ === 0) await gate;
+      return seen;
+    }, { now: () => 0 });
+    const before = rl.take("t", 50);
+    limit = { perSecond: 1, burst: 1 };
+    rl.invalidate("t");
+    release();
+    expect(await before).toBe(0); // it came before the change, under the old limit
+    // The old read answered its waiter but was not kept: the new burst of 1 applies.
+    expect(await rl.take("t")).toBe(0);
+    expect(await rl.take("t")).toBeGreaterThan(0);
+    expect(reads).toBe(2);
+  });
+
   it("re-reads a tenant's limit after the refresh interval or at once when invalidated", async () => {
     const limits = { t: { perSecond: 1, burst: 100 } };
     const { rl, reads, advance } = limiter(limits, 10_000);
