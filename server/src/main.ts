@@ -15,6 +15,7 @@ import { authGate } from "./auth/auth-gate.ts";
 import { createAuthenticator } from "./auth/authenticator.ts";
 import type { Config } from "./config.ts";
 import { openDatabase } from "./db/database.ts";
+import { fillPool } from "./db/pool.ts";
 import { NotifyChannel } from "./db/notify-channel.ts";
 import { assembleDelivery } from "./delivery/assemble.ts";
 import { EventChanges } from "./delivery/event-changes.ts";
@@ -49,6 +50,11 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   const token = await adminToken(config.adminToken, config.dataDir, log);
   const db = await openDatabase(config.database, config.dataDir, log);
   const { pool } = db;
+  // Every connection open before the port is: a burst must not wait for handshakes (db/pool.ts).
+  // A database that allows fewer is not a reason not to start: the pool works with what it gets.
+  await fillPool(pool, config.database.poolSize).catch((err: unknown) => {
+    log.warn({ err, pool_size: config.database.poolSize }, "could not open every database connection at start; going on with fewer");
+  });
   // Before anything is served: a wrong master key stops here.
   const secrets = await openSecrets(config.secrets, config.dataDir, pool, log).catch(async (err: unknown) => {
     await db.close();

@@ -24,11 +24,32 @@ export function withDurableCommits(url: string): string {
   return u.toString();
 }
 
+/** Opens every connection of the pool now (each held until all are open, so none is reused);
+ * rejects with the first failure, once the others are released. */
+export async function fillPool(pool: DatabasePool, size: number): Promise<void> {
+  let release!: () => void;
+  const allOpen = new Promise<void>((resolve) => (release = resolve));
+  let opened = 0;
+  const connects = Array.from({ length: size }, () => pool.connect(async () => {
+    if (++opened === size) release();
+    await allOpen;
+  }));
+  for (const c of connects) c.catch(() => release());
+  await Promise.all(connects);
+}
+
 export async function createDatabasePool(url: string, options: PoolOptions): Promise<DatabasePool> {
   return createPool(withDurableCommits(url), {
     driverFactory: resilientDriverFactory(createPgDriverFactory()),
     maximumPoolSize: options.maximumPoolSize,
     connectionTimeout: options.connectionTimeoutMs ?? 5_000,
+    // A fixed-size pool: a connection, once opened, stays until it fails or the pool ends (they
+    // used to close after 5 s idle), and one that fails is replaced. A burst after a quiet spell
+    // must not have to open connections first: under a flood of requests the event loop turns
+    // slowly, the handshake's round trips outlast the connection timeout, and ingest answered
+    // E9001 with Postgres healthy. The server opens them all at start (fillPool).
+    idleTimeout: "DISABLE_TIMEOUT",
+    minimumPoolSize: options.maximumPoolSize,
     statementTimeout: 60_000,
     idleInTransactionSessionTimeout: 60_000,
     resetConnection: async () => {},
