@@ -106,7 +106,7 @@ export interface IngestConfig {
   /** …and per sender address over all of them. */
   failedSignatureAddressLimit: { perSecond: number; burst: number };
   /** What may wait for the group commit (rows: messages plus their events); past it, E9002. */
-  queue: { maxRows: number; maxBytes: number; maxInFlight: number };
+  queue: { maxRows: number; maxBytes: number; maxInFlight: number; maxInFlightBytes: number };
 }
 
 export interface DeliveryConfig {
@@ -197,7 +197,8 @@ export const ENVIRONMENT: readonly VarSpec[] = [
   { name: "KAPSEL_FAILED_SIGNATURES_BURST", help: "burst of failed source signatures per sender address and endpoint/source", default: "20" },
   { name: "KAPSEL_FAILED_SIGNATURES_PER_ADDRESS_PER_SECOND", help: "failed source signatures allowed per sender address over all endpoints and sources", default: "20" },
   { name: "KAPSEL_FAILED_SIGNATURES_PER_ADDRESS_BURST", help: "burst of failed source signatures per sender address", default: "100" },
-  { name: "KAPSEL_INGEST_MAX_IN_FLIGHT", help: "ingest requests being accepted at once (from a request's first byte to its answer); past it ingest answers E9002 at once", default: "512" },
+  { name: "KAPSEL_INGEST_MAX_IN_FLIGHT", help: "ingest requests being accepted at once (from a request's first byte to its answer); past it ingest answers E9002 at once", default: "4096" },
+  { name: "KAPSEL_INGEST_MAX_IN_FLIGHT_BYTES", help: "payload bytes that ingest requests in flight may hold (declared Content-Length reserved on arrival); past it ingest answers E9002 at once", default: String(256 * 1024 * 1024) },
   { name: "KAPSEL_INGEST_QUEUE_MAX_ROWS", help: "rows (messages plus their events) that may wait for a database write; past it ingest answers E9002 at once", default: "5000" },
   { name: "KAPSEL_INGEST_QUEUE_MAX_BYTES", help: "payload bytes that may wait for a database write; past it ingest answers E9002 at once", default: String(64 * 1024 * 1024) },
   { name: "KAPSEL_KEPT_HEADERS", help: "extra inbound header names the gateway keeps for every endpoint (comma-separated)" },
@@ -383,6 +384,7 @@ export function loadConfig(env: Env = process.env): Config {
         maxRows: int("KAPSEL_INGEST_QUEUE_MAX_ROWS", 1, 10_000_000),
         maxBytes: int("KAPSEL_INGEST_QUEUE_MAX_BYTES", 1024, 16 * 1024 * 1024 * 1024),
         maxInFlight: int("KAPSEL_INGEST_MAX_IN_FLIGHT", 1, 10_000_000),
+        maxInFlightBytes: int("KAPSEL_INGEST_MAX_IN_FLIGHT_BYTES", 1024, 16 * 1024 * 1024 * 1024),
       },
     },
     delivery: {

@@ -91,6 +91,49 @@ describe("in-flight bound", () => {
   });
 });
 
+describe("in-flight byte bound", () => {
+  it("past KAPSEL_INGEST_MAX_IN_FLIGHT_BYTES held by bodies in flight, a declared body is refused with E9002 unread; one alone is always admitted", async () => {
+    const small = await startTestServer({ KAPSEL_DELIVERY_ENABLED: "false", KAPSEL_INGEST_MAX_IN_FLIGHT_BYTES: "2048" });
+    const smallDb = await connect(small.databaseUrl);
+    const socket = net.connect(small.port, "127.0.0.1");
+    try {
+      const tenant = await createTenant(small.url, ADMIN_TOKEN, "in-flight-bytes");
+      const { endpointId } = await addEndpoint(small.url, tenant.apiKey, "https://93.184.216.34/");
+      const send = (bytes: number) => fetch(`${small.url}/ingest/${endpointId}`, { method: "POST", body: JSON.stringify({ f: "x".repeat(bytes - 8) }) });
+      const stored = async () => Number((await smallDb.query("SELECT count(*) FROM messages WHERE tenant_id = $1", [tenant.id])).rows[0].count);
+      // One alone in flight is admitted whatever it declares (up to the payload limit).
+      expect((await send(3000)).status).toBe(202);
+
+      // A sender holds 1 500 declared bytes: its body is still coming.
+      let received = "";
+      socket.on("data", (d: Buffer) => (received += d.toString("latin1")));
+      socket.on("error", () => {});
+      const body = JSON.stringify({ f: "y".repeat(1492) });
+      socket.write(`POST /ingest/${endpointId} HTTP/1.1\r\nHost: k\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 100)}`);
+      // 1 500 + 1 000 > 2 048: refused at once, nothing stored; 1 500 + 300 fits.
+      const refused = await until("the held body's reservation", async () => {
+        const r = await send(1000);
+        return r.status === 503 ? r : ((await r.text()), undefined);
+      });
+      expect(((await refused.json()) as { code: string }).code).toBe("E9002");
+      expect(refused.headers.get("retry-after")).toMatch(/^\d+$/);
+      const before = await stored();
+      expect((await send(300)).status).toBe(202);
+      expect(await stored()).toBe(before + 1);
+
+      // The held body completes and is accepted; its bytes are free again.
+      socket.write(body.slice(100));
+      await until("the held request's answer", () => (received.includes("\r\n\r\n") ? true : undefined));
+      expect(received.slice(9, 12)).toBe("202");
+      expect((await send(1000)).status).toBe(202);
+    } finally {
+      socket.destroy();
+      await smallDb.end();
+      await small.stop();
+    }
+  });
+});
+
 describe("refusals under overload", () => {
   // A refusal must cost about what answering at all costs: the sender keeps its connection (a new
   // one per refusal made refusing dearer than accepting), and the process does not write a log

@@ -89,6 +89,7 @@ export function assembleIngest(config: IngestConfig, deps: IngestDeps): IngestCa
   const ingestor = new Ingestor({ endpoints, sources, subscribers, limiter, failures, commit }, {
     maxPayloadBytes: config.maxPayloadBytes,
     maxInFlight: config.queue.maxInFlight,
+    maxInFlightBytes: config.queue.maxInFlightBytes,
     keptHeaders: [...DEFAULT_KEPT_HEADERS, ...config.keptHeaders],
   });
   return {

@@ -91,6 +91,12 @@ export interface IngestorOptions {
    * E9002 at once. Bounds the wait of what is accepted, and the memory of bodies held. A batch is
    * one call: its size is bounded on its own, and the group commit's queue bounds its rows. */
   maxInFlight: number;
+  /** Payload bytes that calls in flight may hold at once: a sender's declared Content-Length is
+   * reserved when its call is admitted (so the refusal comes before the body is read), an
+   * undeclared body counts once read, an RPC's payloads count as they came. Past it E9002 at once;
+   * a call alone in flight is always admitted, so no payload the size limit allows is refused for
+   * good. Bounds the memory of bodies held, which the count alone does not. */
+  maxInFlightBytes: number;
   /** Header names kept from every sender (besides each endpoint's own list). */
   keptHeaders: readonly string[];
 }
@@ -133,13 +139,16 @@ export class Ingestor {
   readonly #deps: IngestorDeps;
   readonly #keptHeaders: readonly string[];
   readonly #maxInFlight: number;
+  readonly #maxInFlightBytes: number;
   #inFlight = 0;
+  #inFlightBytes = 0;
   readonly maxPayloadBytes: number;
 
   constructor(deps: IngestorDeps, options: IngestorOptions) {
     this.#deps = deps;
     this.#keptHeaders = options.keptHeaders;
     this.#maxInFlight = options.maxInFlight;
+    this.#maxInFlightBytes = options.maxInFlightBytes;
     this.maxPayloadBytes = options.maxPayloadBytes;
   }
 
@@ -157,15 +166,32 @@ export class Ingestor {
     // Overloaded: say so before any work, a sender's body unread.
     const refused = this.overloaded();
     if (refused) throw refused;
+    const held = { bytes: this.#reservedBytes(call) };
+    if (this.#inFlight > 0 && this.#inFlightBytes + held.bytes > this.#maxInFlightBytes) throw OVERLOADED;
     this.#inFlight++;
+    this.#inFlightBytes += held.bytes;
     try {
-      return await this.#accept(call);
+      return await this.#accept(call, held);
     } finally {
       this.#inFlight--;
+      this.#inFlightBytes -= held.bytes;
     }
   }
 
-  async #accept(call: IngestCall): Promise<ItemResult[]> {
+  /** What a call holds from its admission: its RPC payloads, and its senders' declared bodies (a
+   * declaration past the size limit reserves only the limit: it is refused E1001 unread). */
+  #reservedBytes(call: IngestCall): number {
+    let bytes = 0;
+    for (const { body } of call.items) {
+      if (!isInbound(body)) bytes += body.length;
+      else if (body.declaredBytes !== undefined && Number.isFinite(body.declaredBytes)) bytes += Math.min(Math.max(0, body.declaredBytes), this.maxPayloadBytes);
+    }
+    return bytes;
+  }
+
+  /** `held.bytes`: what the call holds against the in-flight byte bound; an undeclared body adds
+   * itself once read. */
+  async #accept(call: IngestCall, held: { bytes: number }): Promise<ItemResult[]> {
     const results: (ItemResult | undefined)[] = new Array(call.items.length);
     // Item errors are answers; anything else (an outage) fails the call.
     const itemError = (i: number, err: unknown): void => {
@@ -194,7 +220,7 @@ export class Ingestor {
     for (const [i, item] of call.items.entries()) {
       const target = targets[i];
       try {
-        received.push(target ? await this.#receive(target, item) : undefined);
+        received.push(target ? await this.#receive(target, item, held) : undefined);
       } catch (err) {
         itemError(i, err);
         received.push(undefined);
@@ -256,7 +282,7 @@ export class Ingestor {
    * source's scheme (its idempotency key is the explicit header or else its own delivery id, so
    * its retries of one delivery are stored once; headers that say what the event is are kept), or
    * an RPC's fields checked. */
-  async #receive(target: Resolved, item: IngestItem): Promise<Received> {
+  async #receive(target: Resolved, item: IngestItem, held: { bytes: number }): Promise<Received> {
     const { endpoint, source } = target;
     if (!isInbound(item.body)) {
       if (item.eventType !== "") checkEventType(item.eventType);
@@ -273,6 +299,10 @@ export class Ingestor {
     const unusable = cannotCheck(verification);
     if (unusable !== undefined) throw new KapselError("E1002", unusable);
     const payload = await this.#read(inbound);
+    if (inbound.declaredBytes === undefined) {
+      held.bytes += payload.length;
+      this.#inFlightBytes += payload.length;
+    }
     const failure = verifySource(verification, inbound.headers, payload);
     if (failure !== undefined) {
       this.#deps.failures.failed(inbound.clientAddress, targetId);
