@@ -180,7 +180,13 @@ export interface LoadResult {
   refused: { count: number; latencyMs: { p50: number; p99: number; max: number } };
   /** The same latencies measured from the moment each request was written to its connection: the
    * server's (and the loopback's) share, without the wait for a free connection. */
-  wire: { acceptedMs: { p50: number; p99: number; max: number }; refusedMs: { p50: number; p99: number; max: number } };
+  wire: {
+    acceptedMs: { p50: number; p99: number; max: number };
+    refusedMs: { p50: number; p99: number; max: number };
+    /** Accepted on the wire, p99 in each third of the window (by answer time): level when the
+     * server's share of the latency is bounded, rising when it grows with the phase. */
+    acceptedP99ByThird: number[];
+  };
   /** Non-2xx / failed requests by status or error, whole run. */
   failures: Record<string, number>;
   /** Batch items answered DUPLICATE or ERROR (should be none). */
@@ -308,6 +314,7 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   const windowStart = t0 + job.warmupMs;
   const deadline = windowStart + job.durationMs;
   const wireAccepted: number[] = [];
+  const wireAcceptedThirds: number[][] = [[], [], []];
   const wireRefused: number[] = [];
   /** `n` events acknowledged; -1 for an overload refusal (503). `started`: when the request was due
    * (paced) or begun (closed loop); `written`: when it went onto its connection. */
@@ -327,7 +334,10 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
       windowEvents += n;
       windowRequests++;
       record(now - started);
-      if (n > 0) wireAccepted.push(now - written);
+      if (n > 0) {
+        wireAccepted.push(now - written);
+        wireAcceptedThirds[Math.min(2, Math.floor(((now - windowStart) / job.durationMs) * 3))]!.push(now - written);
+      }
     }
   };
 
@@ -383,7 +393,11 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
       max: sorted.length ? sorted[sorted.length - 1]! : NaN, mean: sorted.length ? sum / sorted.length : NaN,
     },
     refused: { count: refusedSorted.length, latencyMs: summary(refusedSorted) },
-    wire: { acceptedMs: summary(Float64Array.from(wireAccepted).sort()), refusedMs: summary(Float64Array.from(wireRefused).sort()) },
+    wire: {
+      acceptedMs: summary(Float64Array.from(wireAccepted).sort()),
+      refusedMs: summary(Float64Array.from(wireRefused).sort()),
+      acceptedP99ByThird: wireAcceptedThirds.map((t) => percentile(Float64Array.from(t).sort(), 99)),
+    },
     failures,
     itemsNotAccepted,
     cpuSeconds: (cpu.user + cpu.system) / 1e6,

@@ -26,6 +26,8 @@
 // (runs the server under `node --cpu-prof` and prints where its CPU time went),
 // KAPSEL_BENCH_SERVER_NODE_FLAGS (extra node flags for the server, e.g. --perf-basic-prof),
 // KAPSEL_BENCH_SERVER_ENV (extra server settings, space-separated NAME=value pairs),
+// KAPSEL_BENCH_SERVER_LOG (a file the server's output is written to at the end),
+// KAPSEL_BENCH_OVERLOAD_CONNECTIONS (the overload phases' connections, default 2048),
 // KAPSEL_BENCH_LOAD_NODE_FLAGS (the same for the load generator, e.g. --cpu-prof),
 // KAPSEL_BENCH_GATEWAY_CONNECTIONS, KAPSEL_BENCH_INGEST_CONNECTIONS, KAPSEL_BENCH_BATCH_CONNECTIONS,
 // KAPSEL_BENCH_BATCH_SIZE, KAPSEL_BENCH_RAW (form:clients×rows list, e.g. "unnest:2x1000"),
@@ -34,7 +36,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
-import { chmod, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -66,7 +68,7 @@ const SERVERS = Number(env.KAPSEL_BENCH_SERVERS ?? 1);
 const OVERLOAD_FACTORS = (env.KAPSEL_BENCH_OVERLOAD_FACTORS ?? "1.5,3").split(",").map(Number);
 /** Connections the overload phases offer their load over (an open loop: a request waiting for a
  * free connection counts its wait). */
-const OVERLOAD_CONNECTIONS = 2048;
+const OVERLOAD_CONNECTIONS = Number(env.KAPSEL_BENCH_OVERLOAD_CONNECTIONS ?? 2048);
 const PROFILE = env.KAPSEL_BENCH_PROFILE === "1";
 const GATEWAY_CONNECTIONS = Number(env.KAPSEL_BENCH_GATEWAY_CONNECTIONS ?? 256);
 const INGEST_CONNECTIONS = Number(env.KAPSEL_BENCH_INGEST_CONNECTIONS ?? 128);
@@ -719,6 +721,9 @@ export default async function ingestBenchmark(): Promise<void> {
         const pair = (l: { p50: number; p99: number }) => `${f1(l.p50)} / ${f1(l.p99)}`;
         console.log(`| ${what} | ${f0(o.offered?.ratePerSecond ?? NaN)} | ${f0(o.eventsPerSecond)} | ${pair(o.latencyMs)} | ${pair(o.wire.acceptedMs)} | ${f0(o.refused.count / o.windowSeconds)} | ${pair(o.refused.latencyMs)} | ${pair(o.wire.refusedMs)} | ${f0(answered)} | ${f0((p.cpu.server / answers) * 1e6)} | ${others} |`);
       }
+      // Bounded or growing: the server's share of an accepted request's latency, third by third.
+      console.log("accepted on the wire, p99 in each third of the phase (level = bounded; rising = growing with the phase):");
+      for (const p of overloads) console.log(`  ${factorOf(p.key)}× sustained: ${p.load.wire.acceptedP99ByThird.map((v) => `${f1(v)} ms`).join(" → ")}`);
     }
     const ingestPhase = byMode("ingest");
     const fanout = byMode("fanout");
@@ -749,6 +754,7 @@ export default async function ingestBenchmark(): Promise<void> {
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+    if (env.KAPSEL_BENCH_SERVER_LOG && server) await writeFile(env.KAPSEL_BENCH_SERVER_LOG, server.output());
     await cleanup();
     process.off("exit", removeDataDir);
   }
