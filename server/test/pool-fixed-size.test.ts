@@ -1,5 +1,5 @@
-// The server's database pool is fixed in size: every connection is open before the port is, and
-// an idle one is not closed. A burst after a quiet spell then finds its connections ready; when it
+// The server's database pool opens every connection before the port is, and does not close an
+// idle one. A burst after a quiet spell then finds its connections ready; when it
 // had to open them, under a flood the handshakes outlasted the connection timeout and ingest
 // answered E9001 with Postgres healthy (bench/README.md, Overload).
 import pg from "pg";

@@ -43,13 +43,14 @@ export async function createDatabasePool(url: string, options: PoolOptions): Pro
     driverFactory: resilientDriverFactory(createPgDriverFactory()),
     maximumPoolSize: options.maximumPoolSize,
     connectionTimeout: options.connectionTimeoutMs ?? 5_000,
-    // A fixed-size pool: a connection, once opened, stays until it fails or the pool ends (they
-    // used to close after 5 s idle), and one that fails is replaced. A burst after a quiet spell
+    // A connection, once opened, stays until it fails or the pool ends (they used to close after
+    // 5 s idle), and the server opens them all at start (fillPool). A burst after a quiet spell
     // must not have to open connections first: under a flood of requests the event loop turns
     // slowly, the handshake's round trips outlast the connection timeout, and ingest answered
-    // E9001 with Postgres healthy. The server opens them all at start (fillPool).
+    // E9001 with Postgres healthy. (Not slonik's minimumPoolSize: a replacement it opens for a
+    // lost connection blocks new ones while pending, and when it fails — the database is down —
+    // the requests queued meanwhile are never woken.)
     idleTimeout: "DISABLE_TIMEOUT",
-    minimumPoolSize: options.maximumPoolSize,
     statementTimeout: 60_000,
     idleInTransactionSessionTimeout: 60_000,
     resetConnection: async () => {},
