@@ -188,7 +188,7 @@ export const ENVIRONMENT: readonly VarSpec[] = [
   { name: "KAPSEL_STREAMS_PER_CONNECTION", help: "server streams open at once on one connection", default: "32" },
   { name: "KAPSEL_STREAMS_PER_TENANT", help: "server streams open at once per tenant in one process", default: "100" },
   { name: "KAPSEL_STREAMS_UNAUTHENTICATED", help: "server streams open at once without a credential (Health/Watch, reflection) in one process", default: "1000" },
-  { name: "KAPSEL_DB_POOL_SIZE", help: "Postgres connections per process", default: "8" },
+  { name: "KAPSEL_DB_POOL_SIZE", help: "Postgres connections per process (all opened at start and kept open)", default: "8" },
   { name: "KAPSEL_SHUTDOWN_TIMEOUT_MS", help: "how long SIGTERM waits for in-flight work", default: "10000" },
   { name: "KAPSEL_IDEMPOTENCY_WINDOW_MS", help: "deduplication window for idempotency keys", default: String(24 * 3600 * 1000) },
   { name: "KAPSEL_RATE_LIMIT_PER_SECOND", help: "default per-tenant ingest rate", default: "50000" },
