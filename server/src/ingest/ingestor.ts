@@ -152,11 +152,14 @@ export class Ingestor {
     this.maxPayloadBytes = options.maxPayloadBytes;
   }
 
-  /** E9002 when a call arriving now would be refused (too much being accepted, or the database
-   * write falling behind), else undefined. Entry points ask before any work of their own, so a
-   * refusal under overload costs as little as answering can. */
-  overloaded(): KapselError | undefined {
-    return this.#deps.commit.full || this.#inFlight >= this.#maxInFlight ? OVERLOADED : undefined;
+  /** E9002 when a call arriving now, holding `bytes`, would be refused (too much being accepted,
+   * or the database write falling behind), else undefined. Entry points ask before any work of
+   * their own, so a refusal under overload costs as little as answering can. */
+  overloaded(bytes = 0): KapselError | undefined {
+    const full = this.#deps.commit.full || this.#inFlight >= this.#maxInFlight;
+    // One call alone in flight always fits: no payload the size limit allows is refused for good.
+    const tooMuch = this.#inFlight > 0 && this.#inFlightBytes + bytes > this.#maxInFlightBytes;
+    return full || tooMuch ? OVERLOADED : undefined;
   }
 
   /** Accepts a call's items; resolves once every accepted item is durable, with one result per
@@ -164,17 +167,20 @@ export class Ingestor {
    * mid-body). */
   async accept(call: IngestCall): Promise<ItemResult[]> {
     // Overloaded: say so before any work, a sender's body unread.
-    const refused = this.overloaded();
+    let held = this.#reservedBytes(call);
+    const refused = this.overloaded(held);
     if (refused) throw refused;
-    const held = { bytes: this.#reservedBytes(call) };
-    if (this.#inFlight > 0 && this.#inFlightBytes + held.bytes > this.#maxInFlightBytes) throw OVERLOADED;
     this.#inFlight++;
-    this.#inFlightBytes += held.bytes;
+    this.#inFlightBytes += held;
+    const hold = (bytes: number) => {
+      held += bytes;
+      this.#inFlightBytes += bytes;
+    };
     try {
-      return await this.#accept(call, held);
+      return await this.#accept(call, hold);
     } finally {
       this.#inFlight--;
-      this.#inFlightBytes -= held.bytes;
+      this.#inFlightBytes -= held;
     }
   }
 
@@ -189,9 +195,9 @@ export class Ingestor {
     return bytes;
   }
 
-  /** `held.bytes`: what the call holds against the in-flight byte bound; an undeclared body adds
-   * itself once read. */
-  async #accept(call: IngestCall, held: { bytes: number }): Promise<ItemResult[]> {
+  /** `hold`: adds to what the call holds against the in-flight byte bound (an undeclared body,
+   * once read). */
+  async #accept(call: IngestCall, hold: (bytes: number) => void): Promise<ItemResult[]> {
     const results: (ItemResult | undefined)[] = new Array(call.items.length);
     // Item errors are answers; anything else (an outage) fails the call.
     const itemError = (i: number, err: unknown): void => {
@@ -220,7 +226,7 @@ export class Ingestor {
     for (const [i, item] of call.items.entries()) {
       const target = targets[i];
       try {
-        received.push(target ? await this.#receive(target, item, held) : undefined);
+        received.push(target ? await this.#receive(target, item, hold) : undefined);
       } catch (err) {
         itemError(i, err);
         received.push(undefined);
@@ -282,7 +288,7 @@ export class Ingestor {
    * source's scheme (its idempotency key is the explicit header or else its own delivery id, so
    * its retries of one delivery are stored once; headers that say what the event is are kept), or
    * an RPC's fields checked. */
-  async #receive(target: Resolved, item: IngestItem, held: { bytes: number }): Promise<Received> {
+  async #receive(target: Resolved, item: IngestItem, hold: (bytes: number) => void): Promise<Received> {
     const { endpoint, source } = target;
     if (!isInbound(item.body)) {
       if (item.eventType !== "") checkEventType(item.eventType);
@@ -299,10 +305,7 @@ export class Ingestor {
     const unusable = cannotCheck(verification);
     if (unusable !== undefined) throw new KapselError("E1002", unusable);
     const payload = await this.#read(inbound);
-    if (inbound.declaredBytes === undefined) {
-      held.bytes += payload.length;
-      this.#inFlightBytes += payload.length;
-    }
+    if (inbound.declaredBytes === undefined) hold(payload.length);
     const failure = verifySource(verification, inbound.headers, payload);
     if (failure !== undefined) {
       this.#deps.failures.failed(inbound.clientAddress, targetId);
